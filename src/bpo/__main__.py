@@ -1,0 +1,3 @@
+from bpo.cli import main
+
+main()

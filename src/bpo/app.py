@@ -1,0 +1,106 @@
+"""The Litestar application. `create_app(settings)` builds it; importing does nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Contact
+from litestar.types import ControllerRouterHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo import __version__
+from bpo.core import health
+from bpo.core.db import Database, DatabaseOptions, session_scope
+from bpo.core.errors import exception_handlers
+from bpo.core.logging import configure_logging
+from bpo.core.observability import Metrics, RequestContextMiddleware
+from bpo.jobs.broker import BrokerProbe
+from bpo.settings import Settings
+
+
+
+def create_app(
+    settings: Settings,
+    *,
+    extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """Build the API for `settings`. Connections open lazily, inside the server's loop."""
+    if settings.database_url is None or settings.broker_url is None:
+        raise ValueError("create_app needs BPO_DATABASE_URL and BPO_BROKER_URL (bpo up sets them)")
+    configure_logging(settings.log_level, settings.log_json)
+    metrics = Metrics()
+    database_url, broker_url = settings.database_url, settings.broker_url
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        db = Database(
+            database_url,
+            DatabaseOptions(
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                connect_timeout=settings.db_connect_timeout,
+                statement_timeout_ms=settings.api_statement_timeout_ms,
+                application_name="bpo-api",
+            ),
+        )
+        probe = BrokerProbe(broker_url)
+        metrics.watch_pool(db.engine.sync_engine.pool)
+        app.state.db = db
+        app.state.broker_probe = probe
+        try:
+            yield
+        finally:
+            await probe.close()
+            await db.dispose()
+
+    app = Litestar(
+        route_handlers=[*health.route_handlers, *extra_route_handlers],
+        lifespan=[lifespan],
+        dependencies={"db_session": Provide(_db_session)},
+        exception_handlers=exception_handlers(),
+        openapi_config=_openapi_config() if settings.docs_enabled else None,
+        request_max_body_size=settings.max_body_bytes,
+        state=_initial_state(settings, metrics),
+        logging_config=None,
+        debug=False,
+    )
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for ASGI servers (`uvicorn --factory bpo.app:app_from_env`)."""
+    return create_app(Settings.from_env())
+
+
+async def _db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """One session per request: committed when the handler returns, rolled back if it raises."""
+    async for session in session_scope(state.db):
+        yield session
+
+
+def _initial_state(settings: Settings, metrics: Metrics) -> State:
+    return State({"settings": settings, "metrics": metrics})
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="bpo API",
+        version=__version__,
+        description=(
+            "Outsourced back office for client firms: accounting, settlements, records, "
+            "compliance and work queues. Errors are RFC 9457 problem details."
+        ),
+        contact=Contact(name="bpo", email="support@example.com"),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(),
+        use_handler_docstrings=True,
+    )

@@ -1,0 +1,218 @@
+"""The `bpo` command: up, serve, worker, migrate, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from bpo.settings import Settings, SettingsError
+
+cli = typer.Typer(
+    name="bpo",
+    help="Back-office outsourcing API: run the stack, the API, workers and migrations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def main() -> None:
+    cli()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One clear line on stderr, then exit non-zero."""
+    typer.echo(f"bpo: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: str | int | None) -> Settings:
+    env = dict(os.environ)
+    for name, value in overrides.items():
+        if value is not None:
+            env[f"BPO_{name.upper()}"] = str(value)
+    try:
+        return Settings.from_env(env)
+    except SettingsError as exc:
+        fail(str(exc), code=2)
+
+
+def require_services(settings: Settings) -> tuple[str, str]:
+    if settings.database_url is None:
+        fail("BPO_DATABASE_URL is not set (use `bpo up` for a local stack)", code=2)
+    if settings.broker_url is None:
+        fail("BPO_BROKER_URL is not set (use `bpo up` for a local stack)", code=2)
+    return settings.database_url, settings.broker_url
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            fail(f"cannot listen on {host}:{port}: {why} (set BPO_PORT to use another port)")
+
+
+def check_database(url: str, timeout: float) -> None:
+    from bpo.core.db import can_connect, redact_url
+
+    reason = asyncio.run(can_connect(url, timeout))
+    if reason is not None:
+        fail(f"cannot reach the database at {redact_url(url)}: {reason}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [BPO_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [BPO_PORT]")] = None,
+) -> None:
+    """Run the API (one process; scale with replicas)."""
+    import uvicorn
+
+    from bpo.app import create_app
+
+    settings = load_settings(host=host, port=port)
+    database_url, _ = require_services(settings)
+    check_port_free(settings.host, settings.port)
+    check_database(database_url, settings.db_connect_timeout)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        fail(f"the API could not start on {settings.host}:{settings.port}")
+
+
+@cli.command()
+def worker() -> None:
+    """Run a Dramatiq worker for every queue (threads: BPO_WORKER_THREADS)."""
+    from bpo.jobs.worker import run_worker
+
+    settings = load_settings()
+    database_url, _ = require_services(settings)
+    check_database(database_url, settings.db_connect_timeout)
+    run_worker(settings)
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the platform schema, then every tenant schema, to the latest revision."""
+    from bpo.embedded import EmbeddedPostgres
+
+    settings = load_settings()
+    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
+    url = embedded.start() if embedded else settings.database_url
+    assert url is not None
+    try:
+        check_database(url, settings.db_connect_timeout)
+        schemas = asyncio.run(_migrate(url))
+    finally:
+        if embedded:
+            embedded.stop()
+    typer.echo(f"platform and {len(schemas)} tenant schema(s) at head")
+
+
+@cli.command()
+def demo() -> None:
+    """Seed the demo provider admin, tenant and client; print their credentials."""
+    settings = load_settings()
+    database_url, _ = require_services(settings)
+    secret_key = ensure_secret_key(settings)
+    creds = asyncio.run(_prepare_database(database_url, secret_key, settings.data_dir))
+    typer.echo(creds.decode())
+
+
+@cli.command()
+def up() -> None:
+    """Start everything locally: embedded PostgreSQL and Redis, migrations, demo, API, worker."""
+    from bpo.stack import run_stack
+
+    settings = load_settings()
+    check_port_free(settings.host, settings.port)
+    raise typer.Exit(run_stack(settings))
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """BPO_SECRET_KEY, or (outside production) a key kept in the data dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key
+    path = settings.data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+async def _migrate(url: str) -> list[str]:
+    from bpo.core.db import Database
+    from bpo.core.migrations import migrate_all
+
+    db = Database(url)
+    try:
+        return await migrate_all(db.engine)
+    finally:
+        await db.dispose()
+
+
+async def _prepare_database(url: str, secret_key: str, data_dir: Path) -> bytes:
+    """Migrate, seed the demo, migrate its tenant schema; returns the credentials JSON."""
+    import msgspec
+
+    from bpo.core.db import Database
+    from bpo.core.migrations import upgrade_platform, upgrade_tenant
+    from bpo.platform.service import DemoCredentials, seed_demo
+
+    path = data_dir / "demo-credentials.json"
+    known = None
+    if path.exists():
+        try:
+            known = msgspec.json.decode(path.read_bytes(), type=DemoCredentials)
+        except msgspec.DecodeError:
+            known = None
+    db = Database(url)
+    try:
+        await upgrade_platform(db.engine)
+        async with db.sessionmaker.begin() as session:
+            result = await seed_demo(session, secret_key, known)
+        await upgrade_tenant(db.engine, result.tenant.schema_name)
+    finally:
+        await db.dispose()
+    payload = msgspec.json.format(msgspec.json.encode(result.credentials), indent=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(payload + b"\n")
+    return payload
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

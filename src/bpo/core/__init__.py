@@ -1,0 +1,1 @@
+"""What every domain uses: database and tenancy routing, errors, ids, observability."""

@@ -1,0 +1,157 @@
+"""The async engine, a session per request, and how a lost database is recognised."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+_CONNECTION_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENOENT,  # a unix socket that is gone
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+}
+_ASYNCPG_CONNECTION_ERRORS = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def async_url(url: str) -> str:
+    """`postgresql://…` as SQLAlchemy's asyncpg dialect wants it."""
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        scheme = "postgresql+asyncpg"
+    return f"{scheme}://{rest}"
+
+
+def asyncpg_dsn(url: str) -> str:
+    """`postgresql+asyncpg://…` as asyncpg itself wants it."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgres") else url
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseOptions:
+    pool_size: int = 10
+    max_overflow: int = 10
+    connect_timeout: float = 5.0
+    statement_timeout_ms: int = 15_000
+    application_name: str = "bpo"
+
+
+class Database:
+    """One engine and session factory per process (API or worker)."""
+
+    def __init__(self, url: str, options: DatabaseOptions | None = None) -> None:
+        opts = options or DatabaseOptions()
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(url),
+            pool_size=opts.pool_size,
+            max_overflow=opts.max_overflow,
+            # A connection killed by a database restart is noticed and replaced on checkout,
+            # which is what lets requests recover by themselves after an outage.
+            pool_pre_ping=True,
+            pool_timeout=opts.connect_timeout,
+            connect_args={
+                "timeout": opts.connect_timeout,
+                "server_settings": {
+                    "application_name": opts.application_name,
+                    "statement_timeout": str(opts.statement_timeout_ms),
+                },
+            },
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise unless a `SELECT 1` round trip succeeds within `timeout` seconds."""
+        async with asyncio.timeout(timeout):
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def session_scope(db: Database) -> AsyncGenerator[AsyncSession, None]:
+    """A session whose transaction commits if the caller finishes and rolls back if it raises."""
+    async with db.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) means the database cannot be reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _is_connection_failure(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted: nothing to give the request
+        return True
+    if isinstance(exc, _ASYNCPG_CONNECTION_ERRORS | ConnectionError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _CONNECTION_ERRNOS
+
+
+async def can_connect(url: str, timeout: float = 5.0) -> str | None:
+    """None if a connection opens; otherwise a one-line reason."""
+    try:
+        conn: Any = await asyncio.wait_for(asyncpg.connect(asyncpg_dsn(url)), timeout)
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    await conn.close()
+    return None

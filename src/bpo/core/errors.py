@@ -1,0 +1,259 @@
+"""RFC 9457 problem details for every error the API returns.
+
+Each problem has a stable `type` URI (an identifier: clients branch on it), a short `title`
+that never varies for a type, a `detail` for this occurrence, the `instance` path and the
+`request_id` to quote to support. Validation problems add `errors`, each with a JSON
+Pointer (`pointer`) into the body or the name of the query/path/header `parameter`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotFoundException,
+    SerializationException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from bpo.core.db import is_database_unavailable
+
+PROBLEM_BASE = "https://bpo.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = structlog.get_logger("bpo.errors")
+
+# slug -> title; the title of a type never changes (RFC 9457 §3.1.3).
+PROBLEM_TITLES: dict[str, str] = {
+    "malformed-request": "The request could not be read",
+    "validation-error": "The request is not valid",
+    "unauthorized": "Authentication is required",
+    "forbidden": "Not allowed",
+    "not-found": "Not found",
+    "method-not-allowed": "Method not allowed",
+    "not-acceptable": "Not acceptable",
+    "conflict": "Conflict",
+    "payload-too-large": "Request body too large",
+    "unsupported-media-type": "Unsupported media type",
+    "rate-limited": "Too many requests",
+    "service-unavailable": "A dependency is unavailable",
+    "database-unavailable": "The database is unavailable",
+    "internal-error": "Internal server error",
+}
+
+_STATUS_SLUGS = {
+    400: "malformed-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "rate-limited",
+    503: "service-unavailable",
+}
+
+
+class ProblemDocument(msgspec.Struct, omit_defaults=True):
+    """The body of every error response (documented in the OpenAPI schema)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class Problem(Exception):
+    """Raise from a service or route to answer with a problem response."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or slug)
+        self.status = status
+        self.slug = slug
+        self.title = title or PROBLEM_TITLES.get(slug, slug.replace("-", " ").capitalize())
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+def problem_response(
+    request: Request[Any, Any, Any] | None,
+    status: int,
+    slug: str,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title or PROBLEM_TITLES.get(slug, slug),
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            body["request_id"] = request_id
+    if extensions:
+        body.update(extensions)
+    return Response(
+        content=body,
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    return problem_response(
+        request,
+        exc.status,
+        exc.slug,
+        exc.detail,
+        title=exc.title,
+        headers=exc.headers,
+        extensions=exc.extensions,
+    )
+
+
+def _on_validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    errors = [_field_error(item) for item in _as_list(exc.extra)]
+    if not errors:
+        errors = [{"detail": exc.detail}]
+    count = "1 field" if len(errors) == 1 else f"{len(errors)} fields"
+    detail = f"{count} failed validation: " + "; ".join(_describe(e) for e in errors)
+    return problem_response(request, 422, "validation-error", detail, extensions={"errors": errors})
+
+
+def _on_http_exception(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    if isinstance(exc.__cause__, SerializationException) or _is_decode_error(exc):
+        cause = str(exc.__cause__ or exc.detail)
+        detail = f"The request body is not valid JSON: {_clean_decode_message(cause)}"
+        return problem_response(request, 400, "malformed-request", detail, headers=headers)
+    if isinstance(exc, NotFoundException) and exc.detail in ("", "Not Found"):
+        detail = f"No resource at {request.url.path}."
+    elif status == 405:
+        allowed = headers.get("allow") or headers.get("Allow") or ""
+        detail = f"{request.method} is not allowed here; allowed: {allowed or 'none'}."
+    elif status == 413:
+        limit = request.app.request_max_body_size
+        detail = f"The request body exceeds the limit of {limit} bytes."
+    else:
+        detail = exc.detail
+    slug = _STATUS_SLUGS.get(status, "internal-error" if status >= 500 else "malformed-request")
+    return problem_response(request, status, slug, detail, headers=headers)
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if is_database_unavailable(exc):
+        log.warning("database_unavailable", error=_one_line(exc))
+        return problem_response(
+            request,
+            503,
+            "database-unavailable",
+            "The database cannot be reached right now; retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    log.exception("unhandled_error", exc_info=exc)
+    return problem_response(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal-error",
+        "An unexpected error occurred; quote the request_id to support.",
+    )
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {
+        Problem: _on_problem,
+        ValidationException: _on_validation,
+        HTTPException: _on_http_exception,
+        Exception: _on_unexpected,
+    }
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def _as_list(extra: Any) -> Sequence[Mapping[str, Any]]:
+    if isinstance(extra, list):
+        return [item for item in extra if isinstance(item, Mapping)]
+    if isinstance(extra, Mapping):
+        return [extra]
+    return []
+
+
+def _field_error(item: Mapping[str, Any]) -> dict[str, str]:
+    message = str(item.get("message", "invalid value"))
+    key = str(item.get("key", "") or "")
+    source = str(item.get("source", "") or "")
+    error: dict[str, str] = {"detail": message}
+    if source == "body" or key in ("data", ""):
+        path = "" if key in ("data", "") else key
+        error["pointer"] = _json_pointer(path)
+    else:
+        error["parameter"] = key
+        error["location"] = source or "query"
+    return error
+
+
+def _json_pointer(dotted: str) -> str:
+    """`lines[0].amount` -> `#/lines/0/amount` (RFC 6901, as RFC 9457's example)."""
+    if not dotted:
+        return "#"
+    dotted = _INDEX.sub(r".\1", dotted)
+    parts = [p.replace("~", "~0").replace("/", "~1") for p in dotted.split(".") if p]
+    return "#/" + "/".join(parts)
+
+
+def _describe(error: Mapping[str, str]) -> str:
+    where = error.get("pointer") or error.get("parameter") or "body"
+    return f"{where}: {error['detail']}"
+
+
+def _is_decode_error(exc: HTTPException) -> bool:
+    return exc.status_code == 400 and isinstance(exc.__cause__, msgspec.DecodeError)
+
+
+def _clean_decode_message(message: str) -> str:
+    return message.removeprefix("Malformed JSON: ").removeprefix("JSON is malformed: ")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,84 @@
+"""Running the two Alembic tracks: `platform` once, `tenant` once per tenant schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bpo.core.models import PLATFORM_SCHEMA
+
+TRACKS = ("platform", "tenant")
+
+
+def migrations_root() -> Path:
+    """The Alembic tracks: inside the wheel when installed, else the source tree's."""
+    packaged = Path(__file__).resolve().parents[1] / "migrations"
+    if (packaged / "platform").is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "migrations"
+
+
+def alembic_config(track: str, **attributes: Any) -> Config:
+    if track not in TRACKS:
+        raise ValueError(f"unknown migration track {track!r}")
+    config = Config()
+    config.set_main_option("script_location", str(migrations_root() / track))
+    config.attributes.update(attributes)
+    return config
+
+
+def head_revision(track: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(track)).get_current_head()
+
+
+async def upgrade_platform(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade, "platform", {})
+
+
+async def upgrade_tenant(engine: AsyncEngine, schema: str) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade, "tenant", {"tenant_schema": schema})
+
+
+async def tenant_schemas(engine: AsyncEngine) -> Sequence[str]:
+    from bpo.platform.models import Tenant, tenant_schema_name
+
+    async with engine.connect() as conn:
+        ids = (await conn.execute(select(Tenant.id).order_by(Tenant.id))).scalars().all()
+    return [tenant_schema_name(i) for i in ids]
+
+
+async def migrate_all(engine: AsyncEngine) -> list[str]:
+    """Upgrade `platform`, then every tenant schema (one by one for now). Returns schemas."""
+    await upgrade_platform(engine)
+    schemas = await tenant_schemas(engine)
+    for schema in schemas:
+        await upgrade_tenant(engine, schema)
+    return list(schemas)
+
+
+async def current_revision(engine: AsyncEngine, schema: str = PLATFORM_SCHEMA) -> str | None:
+    async with engine.connect() as conn:
+        exists = await conn.scalar(
+            text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{schema}.alembic_version"}
+        )
+        if not exists:
+            return None
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(
+                sync, opts={"version_table_schema": schema}
+            ).get_current_revision()
+        )
+
+
+def _upgrade(conn: Connection, track: str, attributes: dict[str, Any]) -> None:
+    command.upgrade(alembic_config(track, connection=conn, **attributes), "head")

@@ -1,0 +1,127 @@
+"""Request id, access log and Prometheus metrics for every HTTP exchange.
+
+This wraps Litestar's whole ASGI handler (not a route middleware), so 404s, 405s and
+errors raised before routing get a request id, a log line and a metric too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy.pool import QueuePool
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from bpo.core.ids import uuid7
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_QUIET_PATHS = frozenset({"/health/live", "/metrics"})
+
+access_log = structlog.get_logger("bpo.access")
+
+
+class Metrics:
+    """The process's metrics, in a registry of its own (one per app, so tests can build many)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "bpo_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "bpo_http_request_duration_seconds",
+            "Time from request start to the last byte of the response.",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "bpo_http_requests_in_progress", "Requests being served now.", registry=self.registry
+        )
+        ProcessCollector(registry=self.registry)
+
+    def watch_pool(self, pool: object) -> None:
+        """Export the SQLAlchemy connection pool's occupancy."""
+        if isinstance(pool, QueuePool):
+            self.registry.register(_PoolCollector(pool))
+
+
+class _PoolCollector(Collector):
+    def __init__(self, pool: QueuePool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "bpo_db_pool_checked_out", "Connections in use.", value=self._pool.checkedout()
+        )
+        yield GaugeMetricFamily(
+            "bpo_db_pool_size", "Connections held by the pool.", value=self._pool.size()
+        )
+
+
+class RequestContextMiddleware:
+    """Outermost ASGI layer: request id in, header out, one access-log line, metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or str(uuid7())
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        self.metrics.in_progress.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_progress.dec()
+            elapsed = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = scope.get("path_template") or "unmatched"
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.duration.labels(method, route).observe(elapsed)
+            if scope["path"] not in _QUIET_PATHS or status >= 400:
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+            structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    """Honour a caller's X-Request-ID when it is a sane token; otherwise make our own."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _VALID_REQUEST_ID.match(candidate) else None
+    return None

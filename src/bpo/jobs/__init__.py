@@ -1,0 +1,1 @@
+"""Background work: the Dramatiq broker, the worker, and the actors it runs."""

@@ -1,0 +1,62 @@
+"""Jobs are declared without a broker and bound to one when a process starts.
+
+Dramatiq's `@actor` needs a broker at import time; declaring specs here keeps imports free of
+side effects (create_app and the worker choose the broker from settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+import dramatiq
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    fn: Callable[..., Any]
+    name: str
+    queue: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+JOBS: dict[str, JobSpec] = {}
+
+
+def job(
+    *, queue: str = "default", name: str | None = None, **options: Any
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare a function as a job (options as Dramatiq's: max_retries, time_limit, ...)."""
+
+    def register(fn: Callable[P, R]) -> Callable[P, R]:
+        spec = JobSpec(fn=fn, name=name or fn.__name__, queue=queue, options=options)
+        if spec.name in JOBS and JOBS[spec.name].fn is not fn:
+            raise ValueError(f"job {spec.name!r} is declared twice")
+        JOBS[spec.name] = spec
+        return fn
+
+    return register
+
+
+def bind_jobs(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every known job on `broker`; returns the actors by name."""
+    import bpo.jobs.jobs  # noqa: F401  (the jobs register themselves on import)
+
+    actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+    for spec in JOBS.values():
+        if spec.name in broker.actors:
+            actors[spec.name] = broker.get_actor(spec.name)
+            continue
+        actors[spec.name] = dramatiq.Actor(
+            spec.fn,
+            broker=broker,
+            actor_name=spec.name,
+            queue_name=spec.queue,
+            priority=0,
+            options=spec.options,
+        )
+    return actors

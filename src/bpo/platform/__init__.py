@@ -1,0 +1,1 @@
+"""Provider-level data in the shared `platform` schema: tenants, identity, clients, billing."""

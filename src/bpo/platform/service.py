@@ -1,0 +1,99 @@
+"""Provider-level rules. For now: seeding the demo that `bpo up` prints."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo.core.security import (
+    hash_password,
+    new_client_secret,
+    secret_digest,
+    secret_matches,
+    verify_password,
+)
+from bpo.platform.models import ApiClient, Tenant, User
+
+DEMO_ADMIN_EMAIL = "admin@example.com"
+DEMO_TENANT_SLUG = "demo"
+DEMO_CLIENT_ID = "demo-client"
+
+
+class DemoAdmin(msgspec.Struct):
+    email: str
+    password: str
+
+
+class DemoTenant(msgspec.Struct):
+    slug: str
+
+
+class DemoClient(msgspec.Struct):
+    client_id: str
+    client_secret: str
+
+
+class DemoCredentials(msgspec.Struct):
+    """The shape of `<data dir>/demo-credentials.json`."""
+
+    provider_admin: DemoAdmin
+    tenant: DemoTenant
+    client: DemoClient
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    credentials: DemoCredentials
+    tenant: Tenant
+    changed: bool
+
+
+async def seed_demo(
+    session: AsyncSession, secret_key: str, known: DemoCredentials | None = None
+) -> SeedResult:
+    """Make sure the demo admin, tenant and client exist and that `known` still opens them.
+
+    Secrets are stored only as hashes, so credentials from an earlier run are reused when
+    they still verify; otherwise a fresh password or client secret replaces them.
+    """
+    changed = False
+    admin = await session.scalar(select(User).where(User.email == DEMO_ADMIN_EMAIL))
+    password = known.provider_admin.password if known else ""
+    if admin is None or not verify_password(admin.password_hash, password):
+        password = secrets.token_urlsafe(12)
+        if admin is None:
+            admin = User(email=DEMO_ADMIN_EMAIL, staff_role="staff_admin", password_hash="")
+            session.add(admin)
+        admin.password_hash = hash_password(password)
+        changed = True
+
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_TENANT_SLUG))
+    if tenant is None:
+        tenant = Tenant(slug=DEMO_TENANT_SLUG, name="Demo Client Firm")
+        session.add(tenant)
+        await session.flush()
+        changed = True
+
+    client = await session.scalar(select(ApiClient).where(ApiClient.client_id == DEMO_CLIENT_ID))
+    secret = known.client.client_secret if known else ""
+    if client is None or not secret_matches(secret_key, secret, client.secret_digest):
+        secret = new_client_secret()
+        if client is None:
+            client = ApiClient(
+                tenant_id=tenant.id, client_id=DEMO_CLIENT_ID, name="Demo integration"
+            )
+            session.add(client)
+        client.secret_digest = secret_digest(secret_key, secret)
+        changed = True
+    await session.flush()
+
+    credentials = DemoCredentials(
+        provider_admin=DemoAdmin(email=DEMO_ADMIN_EMAIL, password=password),
+        tenant=DemoTenant(slug=tenant.slug),
+        client=DemoClient(client_id=DEMO_CLIENT_ID, client_secret=secret),
+    )
+    return SeedResult(credentials=credentials, tenant=tenant, changed=changed)

@@ -1,0 +1,202 @@
+"""One immutable Settings object, read from BPO_* environment variables.
+
+Every problem with a setting is reported as a `SettingsError` that names the variable, so
+a process that cannot start says exactly which knob is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+BROKER_SCHEMES = ("redis", "rediss", "unix", "amqp", "amqps")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A BPO_* variable is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process configuration. Build with `Settings.from_env()`; never mutate."""
+
+    # None means "not configured": `bpo up` starts embedded services, `bpo serve` refuses.
+    database_url: str | None = None
+    broker_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".bpo"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+    secret_key: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_connect_timeout: float = 5.0
+    # Per-statement budget for API transactions (ms); workers get their own later.
+    api_statement_timeout_ms: int = 15_000
+    max_body_bytes: int = 1_048_576
+    worker_threads: int = 8
+    # How long an idle Redis consumer blocks before polling again (ms): §8 of DESIGN.md.
+    worker_timeout_ms: int = 100
+    docs_enabled: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        settings = cls(
+            database_url=reader.get("BPO_DATABASE_URL", _database_url, None),
+            broker_url=reader.get("BPO_BROKER_URL", _broker_url, None),
+            data_dir=reader.get("BPO_DATA_DIR", Path, Path(".bpo")),
+            host=reader.get("BPO_HOST", _non_empty, "127.0.0.1"),
+            port=reader.get("BPO_PORT", _int_between(1, 65535), 8000),
+            environment=reader.get("BPO_ENV", _environment, "development"),
+            log_level=reader.get("BPO_LOG_LEVEL", _log_level, "INFO"),
+            log_json=reader.get("BPO_LOG_JSON", _bool, True),
+            secret_key=reader.get("BPO_SECRET_KEY", _secret_key, None),
+            db_pool_size=reader.get("BPO_DB_POOL_SIZE", _int_between(1, 500), 10),
+            db_max_overflow=reader.get("BPO_DB_MAX_OVERFLOW", _int_between(0, 500), 10),
+            db_connect_timeout=reader.get("BPO_DB_CONNECT_TIMEOUT", _positive_float, 5.0),
+            api_statement_timeout_ms=reader.get(
+                "BPO_API_STATEMENT_TIMEOUT_MS", _int_between(100, 600_000), 15_000
+            ),
+            max_body_bytes=reader.get("BPO_MAX_BODY_BYTES", _int_between(1024, 1 << 30), 1_048_576),
+            worker_threads=reader.get("BPO_WORKER_THREADS", _int_between(1, 256), 8),
+            worker_timeout_ms=reader.get("BPO_WORKER_TIMEOUT_MS", _int_between(10, 60_000), 100),
+            docs_enabled=reader.get("BPO_DOCS_ENABLED", _bool, True),
+        )
+        if settings.environment == "production":
+            for name, value in (
+                ("BPO_DATABASE_URL", settings.database_url),
+                ("BPO_BROKER_URL", settings.broker_url),
+                ("BPO_SECRET_KEY", settings.secret_key),
+            ):
+                if value is None:
+                    raise SettingsError(name, "is required when BPO_ENV=production")
+        return settings
+
+    def with_services(self, database_url: str, broker_url: str) -> Settings:
+        """A copy pointing at concrete services (used once embedded ones are running)."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            database_url=_database_url(database_url),
+            broker_url=_broker_url(broker_url),
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external database is configured: `bpo up` runs its own."""
+        return self.database_url is None
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except SettingsError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(name, f"{exc} (got {raw!r})") from exc
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than zero")
+    return number
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be one of true/false, 1/0, yes/no, on/off")
+
+
+def _environment(value: str) -> Literal["development", "test", "production"]:
+    if value == "development":
+        return "development"
+    if value == "test":
+        return "test"
+    if value == "production":
+        return "production"
+    raise ValueError("must be development, test or production")
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+def _secret_key(value: str) -> str:
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters")
+    return value
+
+
+def _database_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in DATABASE_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(DATABASE_SCHEMES)}")
+    if not parts.path.strip("/"):
+        raise ValueError("must name a database (postgresql://user@host:5432/dbname)")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("must name a host (or a socket directory with ?host=/path)")
+    return value
+
+
+def _broker_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in BROKER_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(BROKER_SCHEMES)}")
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError("a unix:// URL must give the socket path")
+    return value

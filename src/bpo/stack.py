@@ -1,0 +1,138 @@
+"""`bpo up`: the whole stack in one command, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import typer
+
+from bpo.cli import _prepare_database, ensure_secret_key, install_stop_handlers
+from bpo.core.db import redact_url
+from bpo.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
+from bpo.settings import Settings
+
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 15.0
+
+
+def run_stack(settings: Settings) -> int:
+    """Start services, migrate and seed, run the API and a worker until stopped. Exit code."""
+    started = time.monotonic()
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    postgres = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
+    redis = EmbeddedRedis(settings.data_dir) if settings.broker_url is None else None
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        database_url = postgres.start() if postgres else settings.database_url
+        broker_url = redis.start() if redis else settings.broker_url
+        assert database_url is not None and broker_url is not None
+        secret_key = ensure_secret_key(settings)
+        asyncio.run(_prepare_database(database_url, secret_key, settings.data_dir))
+        env = {
+            **os.environ,
+            "BPO_DATABASE_URL": database_url,
+            "BPO_BROKER_URL": broker_url,
+            "BPO_SECRET_KEY": secret_key,
+            "BPO_HOST": settings.host,
+            "BPO_PORT": str(settings.port),
+        }
+        for name, command in (("API", "serve"), ("worker", "worker")):
+            children.append((name, subprocess.Popen([sys.executable, "-m", "bpo", command], env=env)))
+        if not _wait_ready(settings.public_url, children, stop):
+            return 0 if stop.is_set() else 1
+        _print_banner(settings, database_url, broker_url, time.monotonic() - started)
+        while not stop.wait(0.5):
+            for name, child in children:
+                if child.poll() is not None:
+                    _say(f"the {name} exited with code {child.returncode}; stopping")
+                    return 1
+        return 0
+    except EmbeddedError as exc:
+        _say(str(exc))
+        return 1
+    finally:
+        _stop_children(children)
+        if redis:
+            redis.stop()
+        if postgres:
+            postgres.stop()
+        if stop.is_set():
+            _say("stopped")
+
+
+def _wait_ready(
+    base_url: str, children: list[tuple[str, subprocess.Popen[bytes]]], stop: threading.Event
+) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        for name, child in children:
+            if child.poll() is not None:
+                _say(f"the {name} exited with code {child.returncode} while starting")
+                return False
+        try:
+            with urllib.request.urlopen(f"{base_url}/health/ready", timeout=2) as response:  # noqa: S310  (our own loopback URL)
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        stop.wait(0.1)
+    if not stop.is_set():
+        _say(f"the API was not ready within {READY_TIMEOUT_S:g} s")
+    return False
+
+
+def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _, child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for _, child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _print_banner(settings: Settings, database_url: str, broker_url: str, seconds: float) -> None:
+    url = settings.public_url
+    creds = settings.data_dir / "demo-credentials.json"
+    typer.echo(
+        f"""
+bpo is ready in {seconds:.1f} s
+
+  API            {url}
+  API docs       {url}/schema  (Swagger UI: {url}/schema/swagger)
+  OpenAPI        {url}/schema/openapi.json
+  Health         {url}/health/ready
+  Metrics        {url}/metrics
+
+  Database       {redact_url(database_url)}
+  Broker         {broker_url}
+  Data           {settings.data_dir.resolve()}
+
+  Demo credentials (also in {creds}):
+{_indent(creds.read_text())}
+Press Ctrl-C to stop.
+""",
+        err=False,
+    )
+    sys.stdout.flush()
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.strip().splitlines())
+
+
+def _say(message: str) -> None:
+    typer.echo(f"bpo: {message}", err=True)
