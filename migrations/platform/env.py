@@ -7,6 +7,7 @@ Run through `bpo migrate`, which hands over an open connection in
 from alembic import context
 from sqlalchemy import text
 
+from bpo.core.migrations import include_platform_name
 from bpo.core.models import PLATFORM_SCHEMA, PlatformBase, load_all_models
 
 load_all_models()
@@ -14,19 +15,12 @@ connection = context.config.attributes["connection"]
 connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {PLATFORM_SCHEMA}"))
 
 
-def include_name(name, type_, parent_names):
-    # Only the platform schema belongs to this track.
-    if type_ == "schema":
-        return name == PLATFORM_SCHEMA
-    return True
-
-
 context.configure(
     connection=connection,
     target_metadata=PlatformBase.metadata,
     version_table_schema=PLATFORM_SCHEMA,
     include_schemas=True,
-    include_name=include_name,
+    include_name=include_platform_name,
     compare_type=True,
 )
 with context.begin_transaction():

@@ -140,7 +140,7 @@ def _is_connection_failure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted: nothing to give the request
         return True
-    if isinstance(exc, _ASYNCPG_CONNECTION_ERRORS | ConnectionError):
+    if isinstance(exc, (*_ASYNCPG_CONNECTION_ERRORS, ConnectionError)):
         return True
     return isinstance(exc, OSError) and exc.errno in _CONNECTION_ERRNOS
 

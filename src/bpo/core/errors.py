@@ -23,6 +23,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import IntegrityError
 
 from bpo.core.db import is_database_unavailable
 
@@ -177,6 +178,16 @@ def _on_http_exception(
     return problem_response(request, status, slug, detail, headers=headers)
 
 
+def _on_integrity(
+    request: Request[Any, Any, Any], exc: IntegrityError
+) -> Response[dict[str, Any]]:
+    """A constraint refused the write: the request conflicts with stored data; nothing changed."""
+    constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    detail = "The request conflicts with existing data"
+    detail += f" (constraint {constraint})." if constraint else "."
+    return problem_response(request, 409, "conflict", detail)
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if is_database_unavailable(exc):
         log.warning("database_unavailable", error=_one_line(exc))
@@ -201,6 +212,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         Problem: _on_problem,
         ValidationException: _on_validation,
         HTTPException: _on_http_exception,
+        IntegrityError: _on_integrity,
         Exception: _on_unexpected,
     }
 
@@ -221,7 +233,8 @@ def _as_list(extra: Any) -> Sequence[Mapping[str, Any]]:
 def _field_error(item: Mapping[str, Any]) -> dict[str, str]:
     message = str(item.get("message", "invalid value"))
     key = str(item.get("key", "") or "")
-    source = str(item.get("source", "") or "")
+    raw_source = item.get("source", "") or ""
+    source = str(getattr(raw_source, "value", raw_source))  # Litestar gives a ParamType enum
     error: dict[str, str] = {"detail": message}
     if source == "body" or key in ("data", ""):
         path = "" if key in ("data", "") else key

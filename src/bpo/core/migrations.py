@@ -80,5 +80,36 @@ async def current_revision(engine: AsyncEngine, schema: str = PLATFORM_SCHEMA) -
         )
 
 
+def include_platform_name(name: str | None, kind: str, parents: Any) -> bool:
+    """What the platform track owns: the `platform` schema, minus Alembic's own table."""
+    if kind == "schema":
+        return name == PLATFORM_SCHEMA
+    return not (kind == "table" and name == "alembic_version")
+
+
+def platform_drift_on(sync_conn: Connection) -> list[Any]:
+    """Differences between the models and `platform` as this connection sees it."""
+    from alembic.autogenerate import compare_metadata
+
+    from bpo.core.models import PlatformBase, load_all_models
+
+    load_all_models()
+    context = MigrationContext.configure(
+        sync_conn,
+        opts={
+            "include_schemas": True,
+            "include_name": include_platform_name,
+            "compare_type": True,
+        },
+    )
+    return list(compare_metadata(context, PlatformBase.metadata))
+
+
+async def platform_drift(engine: AsyncEngine) -> list[Any]:
+    """Differences between the models and the migrated `platform` schema (empty: none)."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(platform_drift_on)
+
+
 def _upgrade(conn: Connection, track: str, attributes: dict[str, Any]) -> None:
     command.upgrade(alembic_config(track, connection=conn, **attributes), "head")

@@ -1,0 +1,150 @@
+"""Test session: a real PostgreSQL and a real broker, external or embedded.
+
+- `BPO_TEST_DATABASE_URL` names a server (any database on it); the session creates a fresh
+  database there, migrates it, and drops it at the end. Unset: an embedded PostgreSQL is
+  started in a temporary folder.
+- `BPO_TEST_BROKER_URL` names a Redis or RabbitMQ broker. Unset: an embedded Redis.
+- `BPO_TEST_AMQP_URL` additionally enables the RabbitMQ variant of the job tests.
+
+Clean state between tests: every platform table is truncated after a test that used the
+database (measured in benchmarks/db_fixture.py against rollback and schema reset).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from bpo.app import create_app
+from bpo.core.db import Database, asyncpg_dsn, with_database
+from bpo.core.migrations import upgrade_platform
+from bpo.embedded import EmbeddedPostgres, EmbeddedRedis
+from bpo.settings import Settings
+from tests.support.probe import probe_routes
+
+TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
+
+
+@dataclass(frozen=True)
+class Services:
+    database_url: str  # the session's own database
+    server_url: str  # the maintenance database on the same server
+    broker_url: str
+    embedded: bool
+    namespace: str  # broker key prefix, so parallel runs on one Redis do not meet
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    data_dir = Path(tmp_path_factory.mktemp("embedded"))
+    server_url = os.environ.get("BPO_TEST_DATABASE_URL") or ""
+    broker_url = os.environ.get("BPO_TEST_BROKER_URL") or ""
+    postgres = EmbeddedPostgres(data_dir) if not server_url else None
+    redis = EmbeddedRedis(data_dir) if not broker_url else None
+    try:
+        if postgres:
+            server_url = postgres.start(database="postgres")
+        if redis:
+            broker_url = redis.start()
+        name = f"bpo_test_{uuid.uuid4().hex[:12]}"
+        _run(_create_database(server_url, name))
+        database_url = with_database(server_url, name)
+        _run(_migrate(database_url))
+        yield Services(
+            database_url=database_url,
+            server_url=server_url,
+            broker_url=broker_url,
+            embedded=postgres is not None,
+            namespace=f"bpo-test-{name[-12:]}",
+        )
+        _run(_drop_database(server_url, name))
+    finally:
+        if redis:
+            redis.stop()
+        if postgres:
+            postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(services: Services) -> Settings:
+    return Settings(
+        database_url=services.database_url,
+        broker_url=services.broker_url,
+        environment="test",
+        secret_key=TEST_SECRET_KEY,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+async def db(services: Services) -> AsyncIterator[Database]:
+    """The test database, wiped after the test (truncate: see module docstring)."""
+    database = Database(services.database_url)
+    try:
+        yield database
+        await truncate_platform(database)
+    finally:
+        await database.dispose()
+
+
+async def truncate_platform(database: Database) -> None:
+    async with database.engine.begin() as conn:
+        tables = (
+            await conn.execute(
+                text(
+                    "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                    "WHERE schemaname = 'platform' AND tablename <> 'alembic_version'"
+                )
+            )
+        ).scalars().all()
+        if tables:
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+
+
+def build_app(settings: Settings) -> Litestar:
+    return create_app(settings, extra_route_handlers=probe_routes)
+
+
+@pytest.fixture
+async def client(settings: Settings, db: Database) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=build_app(settings)) as test_client:
+        yield test_client
+
+
+def _run(coro: object) -> None:
+    import asyncio
+
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _create_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _migrate(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await upgrade_platform(database.engine)
+    finally:
+        await database.dispose()
