@@ -1,0 +1,111 @@
+"""The `bpo` command as a user runs it: help, bad settings, unreachable database, busy port."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import urllib.error
+import urllib.request
+
+from bpo.settings import Settings
+from tests.support.processes import bpo, bpo_env, free_port, spawn, wait_http
+
+
+def test_help_lists_the_commands() -> None:
+    result = bpo("--help", env=bpo_env())
+    assert result.returncode == 0
+    for command in ("up", "serve", "worker", "migrate", "demo"):
+        assert command in result.stdout
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
+    result = bpo("serve", env=bpo_env(BPO_PORT="eighty"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "bpo: BPO_PORT: must be a whole number (got 'eighty')"
+    ]
+
+
+def test_serve_without_a_database_url_says_so() -> None:
+    result = bpo("serve", env=bpo_env())
+    assert result.returncode == 2
+    assert "BPO_DATABASE_URL is not set" in result.stderr
+
+
+def test_database_down_at_startup_is_one_line_and_non_zero(settings: Settings) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/bpo"
+    assert settings.broker_url is not None
+    for command in ("serve", "worker"):
+        result = bpo(
+            command,
+            env=bpo_env(
+                BPO_DATABASE_URL=dead, BPO_BROKER_URL=settings.broker_url, BPO_PORT=str(free_port())
+            ),
+        )
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"bpo: cannot reach the database at {dead}: ")
+
+
+def test_up_on_a_busy_port_is_one_line_and_starts_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        data_dir = tmp_path / "data"
+        result = bpo("up", env=bpo_env(BPO_PORT=str(port), BPO_DATA_DIR=str(data_dir)))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"bpo: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(set BPO_PORT to use another port)"
+    ]
+    assert not data_dir.exists()  # nothing was started, nothing was written
+
+
+def test_serve_logs_json_lines_with_the_request_id(settings: Settings) -> None:
+    assert settings.database_url and settings.broker_url
+    port = free_port()
+    process = spawn(
+        "serve",
+        env=bpo_env(
+            BPO_DATABASE_URL=settings.database_url,
+            BPO_BROKER_URL=settings.broker_url,
+            BPO_PORT=str(port),
+        ),
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health/ready", 30, process)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/nowhere", headers={"X-Request-ID": "log-trace-1"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5)  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert all({"event", "level", "timestamp"} <= record.keys() for record in records)
+    access = [r for r in records if r.get("logger") == "bpo.access" and r["path"] == "/nowhere"]
+    assert access == [
+        {
+            **access[0],
+            "request_id": "log-trace-1",
+            "status": 404,
+            "method": "GET",
+            "route": "unmatched",
+        }
+    ]
+
+
+def test_migrate_reports_the_schemas(settings: Settings) -> None:
+    assert settings.database_url
+    result = bpo("migrate", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
+    assert result.returncode == 0, result.stderr
+    assert "platform and 0 tenant schema(s) at head" in result.stdout
