@@ -6,8 +6,11 @@
 - `BPO_TEST_BROKER_URL` names a Redis or RabbitMQ broker. Unset: an embedded Redis.
 - `BPO_TEST_AMQP_URL` additionally enables the RabbitMQ variant of the job tests.
 
-Clean state between tests: every platform table is truncated after a test that used the
-database (measured in benchmarks/db_fixture.py against rollback and schema reset).
+Clean state between tests: after a test that used the database, every platform table is
+emptied with DELETE, children first. Tests drive the app, a worker and subprocesses over
+separate connections, so an outer rollback cannot hold their writes; among the strategies
+that can, DELETE was the fastest (benchmarks/db_fixture.py: delete vs truncate vs schema
+reset, with rollback as the baseline).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 
 from bpo.app import create_app
 from bpo.core.db import Database, asyncpg_dsn, with_database
@@ -87,27 +89,23 @@ def settings(services: Services) -> Settings:
 
 @pytest.fixture
 async def db(services: Services) -> AsyncIterator[Database]:
-    """The test database, wiped after the test (truncate: see module docstring)."""
+    """The test database, emptied after the test (see the module docstring)."""
     database = Database(services.database_url)
     try:
         yield database
-        await truncate_platform(database)
+        await delete_platform_rows(database)
     finally:
         await database.dispose()
 
 
-async def truncate_platform(database: Database) -> None:
+async def delete_platform_rows(database: Database) -> None:
+    """Empty every platform table (but Alembic's), children before parents."""
+    from bpo.core.models import PlatformBase, load_all_models
+
+    load_all_models()
     async with database.engine.begin() as conn:
-        tables = (
-            await conn.execute(
-                text(
-                    "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                    "WHERE schemaname = 'platform' AND tablename <> 'alembic_version'"
-                )
-            )
-        ).scalars().all()
-        if tables:
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        for table in reversed(PlatformBase.metadata.sorted_tables):
+            await conn.execute(table.delete())
 
 
 def build_app(settings: Settings) -> Litestar:

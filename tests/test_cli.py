@@ -8,6 +8,8 @@ import socket
 import urllib.error
 import urllib.request
 
+import pytest
+
 from bpo.settings import Settings
 from tests.support.processes import bpo, bpo_env, free_port, spawn, wait_http
 
@@ -80,10 +82,9 @@ def test_serve_logs_json_lines_with_the_request_id(settings: Settings) -> None:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/nowhere", headers={"X-Request-ID": "log-trace-1"}
         )
-        try:
-            urllib.request.urlopen(request, timeout=5)  # noqa: S310
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 404
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        assert caught.value.code == 404
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)

@@ -76,7 +76,7 @@ def test_up_runs_the_stack_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> 
     output = OutputWatcher(first)
     try:
         output.wait_for("Press Ctrl-C to stop.", UP_TIMEOUT_S)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready") as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready") as response:
             assert json.load(response)["checks"] == {"database": "ok", "broker": "ok"}
         running = processes_using(data_dir)
         assert any("postgres" in p for p in running) and any("redis" in p for p in running)

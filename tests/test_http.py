@@ -152,7 +152,9 @@ async def test_every_response_carries_a_request_id(client: Client) -> None:
     for path in ("/health/live", "/nowhere", "/schema/openapi.json"):
         response = await client.get(path)
         request_id = response.headers["x-request-id"]
-        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", request_id)
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", request_id
+        )
         ids.add(request_id)
     assert len(ids) == 3
 

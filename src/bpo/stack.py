@@ -47,7 +47,9 @@ def run_stack(settings: Settings) -> int:
             "BPO_PORT": str(settings.port),
         }
         for name, command in (("API", "serve"), ("worker", "worker")):
-            children.append((name, subprocess.Popen([sys.executable, "-m", "bpo", command], env=env)))
+            children.append(
+                (name, subprocess.Popen([sys.executable, "-m", "bpo", command], env=env))
+            )
         if not _wait_ready(settings.public_url, children, stop):
             return 0 if stop.is_set() else 1
         _print_banner(settings, database_url, broker_url, time.monotonic() - started)

@@ -35,21 +35,27 @@ class HeartbeatOut(msgspec.Struct):
 
 
 @post("/_probe/heartbeats", status_code=201)
-async def create_heartbeat(data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]) -> HeartbeatOut:
+async def create_heartbeat(
+    data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]
+) -> HeartbeatOut:
     db_session.add(JobHeartbeat(token=data.token, worker_pid=data.worker_pid))
     await db_session.flush()
     return HeartbeatOut(token=data.token, worker_pid=data.worker_pid)
 
 
 @post("/_probe/heartbeats/then-fail", status_code=201)
-async def create_then_fail(data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]) -> None:
+async def create_then_fail(
+    data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]
+) -> None:
     db_session.add(JobHeartbeat(token=data.token, worker_pid=data.worker_pid))
     await db_session.flush()
     raise Problem(409, "conflict", "the handler failed after writing")
 
 
 @post("/_probe/heartbeats/then-crash", status_code=201)
-async def create_then_crash(data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]) -> None:
+async def create_then_crash(
+    data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]
+) -> None:
     db_session.add(JobHeartbeat(token=data.token, worker_pid=data.worker_pid))
     await db_session.flush()
     raise RuntimeError("a bug")
@@ -60,7 +66,9 @@ async def list_heartbeats(
     db_session: NamedDependency[AsyncSession],
     limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
 ) -> list[str]:
-    rows = await db_session.scalars(select(JobHeartbeat.token).order_by(JobHeartbeat.id).limit(limit))
+    rows = await db_session.scalars(
+        select(JobHeartbeat.token).order_by(JobHeartbeat.id).limit(limit)
+    )
     return list(rows)
 
 

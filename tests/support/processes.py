@@ -23,7 +23,9 @@ def bpo_env(**variables: str) -> dict[str, str]:
     return env
 
 
-def bpo(*args: str, env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def bpo(
+    *args: str, env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bpo", *args],
         env=dict(env),
@@ -56,7 +58,8 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[str] | None = 
     status = 0
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"process exited with {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+            stderr = process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"process exited with {process.returncode}: {stderr}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 status = response.status

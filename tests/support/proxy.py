@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Coroutine
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 

@@ -101,11 +101,10 @@ class Database:
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    async def ping(self, timeout: float = 2.0) -> None:
-        """Raise unless a `SELECT 1` round trip succeeds within `timeout` seconds."""
-        async with asyncio.timeout(timeout):
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+    async def ping(self) -> None:
+        """Raise unless a pooled connection answers `SELECT 1` (callers set the time limit)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -178,9 +178,7 @@ def _on_http_exception(
     return problem_response(request, status, slug, detail, headers=headers)
 
 
-def _on_integrity(
-    request: Request[Any, Any, Any], exc: IntegrityError
-) -> Response[dict[str, Any]]:
+def _on_integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
     """A constraint refused the write: the request conflicts with stored data; nothing changed."""
     constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
     detail = "The request conflicts with existing data"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -43,11 +44,7 @@ def live() -> Liveness:
     },
 )
 async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    db_error, broker_error = await asyncio.gather(
-        _check(state.db.ping(CHECK_TIMEOUT_S)),
-        _check(state.broker_probe.check(CHECK_TIMEOUT_S)),
-    )
-    checks = {"database": db_error or "ok", "broker": broker_error or "ok"}
+    checks = await state.readiness()
     down = [name for name, result in checks.items() if result != "ok"]
     if not down:
         return Response(Readiness(status="ready", checks=checks))
@@ -73,9 +70,35 @@ def metrics(state: State) -> Response[bytes]:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _check(probe: Any) -> str | None:
+class ReadinessProbe:
+    """Checks the database and the broker; concurrent callers share the check in flight.
+
+    A probe storm (many replicas' orchestrators, a load balancer, a benchmark) then costs the
+    database one `SELECT 1` at a time instead of one per request; every answer still comes
+    from a check that was running when the request arrived.
+    """
+
+    def __init__(self, checks: dict[str, Callable[[], Awaitable[None]]]) -> None:
+        self._checks = checks
+        self._in_flight: asyncio.Future[dict[str, str]] | None = None
+
+    async def __call__(self) -> dict[str, str]:
+        if self._in_flight is None or self._in_flight.done():
+            self._in_flight = asyncio.ensure_future(self._run())
+        return await asyncio.shield(self._in_flight)
+
+    async def _run(self) -> dict[str, str]:
+        results = await asyncio.gather(*(_reason(check) for check in self._checks.values()))
+        return {name: result or "ok" for name, result in zip(self._checks, results, strict=True)}
+
+
+async def _reason(check: Callable[[], Awaitable[None]]) -> str | None:
+    """None when the check passes; otherwise the first line of why it failed."""
     try:
-        await probe
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await check()
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT_S:g} s"
     except Exception as exc:  # any failure means "not ready"; the reason goes to the caller
         text = str(exc).strip().splitlines()
         return text[0][:200] if text else type(exc).__name__

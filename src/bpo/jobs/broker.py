@@ -28,7 +28,7 @@ def build_broker(url: str, *, namespace: str = "bpo") -> dramatiq.Broker:
     scheme = urlsplit(url).scheme
     broker: dramatiq.Broker
     if scheme in REDIS_SCHEMES:
-        broker = RedisBroker(url=url, namespace=namespace)
+        broker = RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
     elif scheme in AMQP_SCHEMES:
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     else:
@@ -46,6 +46,7 @@ class BrokerProbe:
         self._redis: aioredis.Redis | None = None
 
     async def check(self, timeout: float = 2.0) -> None:
+        """Raise BrokerUnavailable unless the broker answers within `timeout` seconds."""
         try:
             async with asyncio.timeout(timeout):
                 if self._parts.scheme in REDIS_SCHEMES:
@@ -66,9 +67,15 @@ class BrokerProbe:
 
     async def _check_redis(self, timeout: float) -> None:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=timeout, socket_timeout=timeout
+            # A small blocking pool: callers wait for a connection instead of failing.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=4,
+                timeout=timeout,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
             )
+            self._redis = aioredis.Redis(connection_pool=pool)
         await self._redis.ping()
 
     async def _check_amqp(self) -> None:

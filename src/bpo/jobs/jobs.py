@@ -11,7 +11,6 @@ from bpo.jobs.models import JobHeartbeat
 from bpo.jobs.registry import job
 
 
-
 @job(queue="default", max_retries=3)
 async def ping(token: str) -> None:
     """Record that a worker processed `token`; a redelivered message changes nothing."""

@@ -28,9 +28,7 @@ class Tenant(PlatformBase):
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     @property
     def schema_name(self) -> str:
@@ -55,9 +53,7 @@ class User(PlatformBase):
     password_hash: Mapped[str] = mapped_column(String(200))
     staff_role: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ApiClient(PlatformBase):
@@ -73,6 +69,4 @@ class ApiClient(PlatformBase):
     name: Mapped[str] = mapped_column(String(200))
     # HMAC-SHA256 of the 256-bit random secret, keyed with BPO_SECRET_KEY (DESIGN §8).
     secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
