@@ -69,6 +69,41 @@ async def test_malformed_json_is_a_400_problem_and_writes_nothing(
     assert await count_heartbeats(db) == 0
 
 
+async def test_json_nested_too_deeply_is_a_400_problem(client: Client, db: Database) -> None:
+    response = await client.post(
+        "/_probe/heartbeats",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={"content-type": "application/json"},
+    )
+    body = assert_problem(response, 400, "malformed-request")
+    assert "nested too deeply" in body["detail"]
+    assert await count_heartbeats(db) == 0
+
+
+async def test_missing_body_is_a_422_saying_a_body_is_required(client: Client) -> None:
+    response = await client.post(
+        "/_probe/heartbeats", content=b"", headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 422, "validation-error")
+    assert body["errors"] == [{"detail": "a JSON request body is required", "pointer": "#"}]
+
+
+async def test_a_value_the_database_cannot_store_is_a_422(client: Client, db: Database) -> None:
+    response = await client.post("/_probe/heartbeats", json={"token": "nul\u0000byte"})
+    body = assert_problem(response, 422, "validation-error")
+    assert "0x00" in body["detail"]
+    assert await count_heartbeats(db) == 0
+
+
+async def test_head_is_get_without_a_body(client: Client) -> None:
+    got = await client.get("/health/live")
+    head = await client.head("/health/live")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["x-request-id"]
+
+
 async def test_wrong_type_is_a_422_with_a_pointer(client: Client, db: Database) -> None:
     response = await client.post("/_probe/heartbeats", json={"token": "t", "worker_pid": "x"})
     body = assert_problem(response, 422, "validation-error")

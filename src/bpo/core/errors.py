@@ -23,7 +23,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bpo.core.db import is_database_unavailable
 
@@ -187,6 +187,15 @@ def _on_integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Respo
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, RecursionError) and "deserializ" in str(exc):
+        detail = "The request body is not valid JSON: it is nested too deeply."
+        return problem_response(request, 400, "malformed-request", detail)
+    if isinstance(exc, DBAPIError) and (_sqlstate(exc) or "").startswith("22"):
+        # SQLSTATE class 22 is "data exception": a value the database cannot store as given.
+        reason = str(getattr(exc.orig, "args", [""])[0] or exc.orig).splitlines()[0]
+        reason = reason.split(": ", 1)[-1] if reason.startswith("<class") else reason
+        detail = f"A value in the request cannot be stored: {reason}"
+        return problem_response(request, 422, "validation-error", detail)
     if is_database_unavailable(exc):
         log.warning("database_unavailable", error=_one_line(exc))
         return problem_response(
@@ -233,6 +242,8 @@ def _field_error(item: Mapping[str, Any]) -> dict[str, str]:
     key = str(item.get("key", "") or "")
     raw_source = item.get("source", "") or ""
     source = str(getattr(raw_source, "value", raw_source))  # Litestar gives a ParamType enum
+    if key in ("data", "") and message == "'data'":  # Litestar's KeyError for a missing body
+        message = "a JSON request body is required"
     error: dict[str, str] = {"detail": message}
     if source == "body" or key in ("data", ""):
         path = "" if key in ("data", "") else key
@@ -263,6 +274,17 @@ def _is_decode_error(exc: HTTPException) -> bool:
 
 def _clean_decode_message(message: str) -> str:
     return message.removeprefix("Malformed JSON: ").removeprefix("JSON is malformed: ")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a SQLAlchemy error, if the driver reported one."""
+    current: BaseException | None = exc
+    while current is not None:
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -82,6 +82,10 @@ class RequestContextMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
+        if method == "HEAD":
+            # RFC 9110 §9.3.2: HEAD is GET without the body, for every GET route.
+            scope = {**scope, "method": "GET"}
         request_id = _incoming_request_id(scope) or str(uuid7())
         scope.setdefault("state", {})["request_id"] = request_id
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -94,6 +98,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         self.metrics.in_progress.inc()
@@ -102,14 +110,14 @@ class RequestContextMiddleware:
         finally:
             self.metrics.in_progress.dec()
             elapsed = time.perf_counter() - started
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            label = method if method in _METHODS else "OTHER"
             route = scope.get("path_template") or "unmatched"
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.duration.labels(method, route).observe(elapsed)
+            self.metrics.requests.labels(label, route, str(status)).inc()
+            self.metrics.duration.labels(label, route).observe(elapsed)
             if scope["path"] not in _QUIET_PATHS or status >= 400:
                 access_log.info(
                     "request",
-                    method=scope["method"],
+                    method=method,
                     path=scope["path"],
                     route=route,
                     status=status,
