@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
-from bpo.core.db import Database, asyncpg_dsn, with_database
-from bpo.core.migrations import upgrade_platform
+from bpo.core.db import create_database, drop_database, with_database
+from bpo.core.migrations import migrate_database
 from bpo.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
@@ -40,31 +38,15 @@ def services() -> Iterator[BenchServices]:
             server_url = postgres.start("postgres") if postgres else server_url
             broker_url = redis.start() if redis else broker_url
             name = f"bpo_bench_{uuid.uuid4().hex[:10]}"
-            asyncio.run(_execute(server_url, f'CREATE DATABASE "{name}"'))
+            asyncio.run(create_database(server_url, name))
             url = with_database(server_url, name)
-            asyncio.run(_migrate(url))
+            asyncio.run(migrate_database(url))
             try:
                 yield BenchServices(url, broker_url, postgres is not None)
             finally:
-                asyncio.run(_execute(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+                asyncio.run(drop_database(server_url, name))
         finally:
             if redis:
                 redis.stop()
             if postgres:
                 postgres.stop()
-
-
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _migrate(url: str) -> None:
-    db = Database(url)
-    try:
-        await upgrade_platform(db.engine)
-    finally:
-        await db.dispose()

@@ -15,20 +15,21 @@ reset, with rollback as the baseline).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from bpo.app import create_app
-from bpo.core.db import Database, asyncpg_dsn, with_database
-from bpo.core.migrations import upgrade_platform
+from bpo.core.db import Database, create_database, drop_database, with_database
+from bpo.core.migrations import migrate_database
 from bpo.embedded import EmbeddedPostgres, EmbeddedRedis
 from bpo.settings import Settings
 from tests.support.probe import probe_routes
@@ -58,9 +59,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         if redis:
             broker_url = redis.start()
         name = f"bpo_test_{uuid.uuid4().hex[:12]}"
-        _run(_create_database(server_url, name))
+        _run(create_database(server_url, name))
         database_url = with_database(server_url, name)
-        _run(_migrate(database_url))
+        _run(migrate_database(database_url))
         yield Services(
             database_url=database_url,
             server_url=server_url,
@@ -68,7 +69,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             embedded=postgres is not None,
             namespace=f"bpo-test-{name[-12:]}",
         )
-        _run(_drop_database(server_url, name))
+        _run(drop_database(server_url, name))
     finally:
         if redis:
             redis.stop()
@@ -118,31 +119,5 @@ async def client(settings: Settings, db: Database) -> AsyncIterator[AsyncTestCli
         yield test_client
 
 
-def _run(coro: object) -> None:
-    import asyncio
-
-    asyncio.run(coro)  # type: ignore[arg-type]
-
-
-async def _create_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def _migrate(database_url: str) -> None:
-    database = Database(database_url)
-    try:
-        await upgrade_platform(database.engine)
-    finally:
-        await database.dispose()
+def _run(coro: Coroutine[Any, Any, Any]) -> None:
+    asyncio.run(coro)

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from bpo.settings import Settings
-from tests.support.processes import bpo, bpo_env, free_port, spawn, wait_http
+from tests.support.processes import bpo, bpo_env, free_port, spawn_serve
 
 
 def test_help_lists_the_commands() -> None:
@@ -67,21 +67,9 @@ def test_up_on_a_busy_port_is_one_line_and_starts_nothing(tmp_path) -> None:  # 
 
 
 def test_serve_logs_json_lines_with_the_request_id(settings: Settings) -> None:
-    assert settings.database_url and settings.broker_url
-    port = free_port()
-    process = spawn(
-        "serve",
-        env=bpo_env(
-            BPO_DATABASE_URL=settings.database_url,
-            BPO_BROKER_URL=settings.broker_url,
-            BPO_PORT=str(port),
-        ),
-    )
+    process, base = spawn_serve(settings.database_url, settings.broker_url)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health/ready", 30, process)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/nowhere", headers={"X-Request-ID": "log-trace-1"}
-        )
+        request = urllib.request.Request(f"{base}/nowhere", headers={"X-Request-ID": "log-trace-1"})
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(request, timeout=5)
         assert caught.value.code == 404

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bpo.settings import Settings
-from tests.support.processes import bpo_env, free_port, spawn, wait_http
+from tests.support.processes import spawn_serve
 
 EXAMPLES = os.environ.get("BPO_FUZZ_EXAMPLES", "100")
 
@@ -26,20 +26,8 @@ EXAMPLES = os.environ.get("BPO_FUZZ_EXAMPLES", "100")
 def test_schemathesis_finds_no_server_error_or_schema_violation(
     settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.database_url and settings.broker_url
-    port = free_port()
-    server = spawn(
-        "serve",
-        env=bpo_env(
-            BPO_DATABASE_URL=settings.database_url,
-            BPO_BROKER_URL=settings.broker_url,
-            BPO_PORT=str(port),
-            BPO_LOG_LEVEL="WARNING",
-        ),
-    )
+    server, base = spawn_serve(settings.database_url, settings.broker_url, BPO_LOG_LEVEL="WARNING")
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/health/ready", 30, server)
         executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
         assert executable, "schemathesis is part of the dev extra"
         result = subprocess.run(

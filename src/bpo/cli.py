@@ -115,6 +115,7 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Upgrade the platform schema, then every tenant schema, to the latest revision."""
+    from bpo.core.migrations import migrate_database
     from bpo.embedded import EmbeddedPostgres
 
     settings = load_settings()
@@ -123,7 +124,7 @@ def migrate() -> None:
     assert url is not None
     try:
         check_database(url, settings.db_connect_timeout)
-        schemas = asyncio.run(_migrate(url))
+        schemas = asyncio.run(migrate_database(url))
     finally:
         if embedded:
             embedded.stop()
@@ -162,17 +163,6 @@ def ensure_secret_key(settings: Settings) -> str:
     path.touch(mode=0o600)
     path.write_text(key)
     return key
-
-
-async def _migrate(url: str) -> list[str]:
-    from bpo.core.db import Database
-    from bpo.core.migrations import migrate_all
-
-    db = Database(url)
-    try:
-        return await migrate_all(db.engine)
-    finally:
-        await db.dispose()
 
 
 async def _prepare_database(url: str, secret_key: str, data_dir: Path) -> bytes:

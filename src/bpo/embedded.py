@@ -18,9 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
-import asyncpg
-
-from bpo.core.db import asyncpg_dsn
+from bpo.core.db import create_database
 
 DATABASE_NAME = "bpo"
 
@@ -59,7 +57,7 @@ class EmbeddedPostgres:
         self._server = server
         admin_url: str = server.get_uri()
         url: str = server.get_uri(database=database)
-        asyncio.run(_create_database(admin_url, database))
+        asyncio.run(create_database(admin_url, database, if_missing=True))
         return url
 
     def stop(self) -> None:
@@ -148,13 +146,3 @@ class EmbeddedRedis:
                     time.sleep(0.05)
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
-
-
-async def _create_database(admin_url: str, database: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()

@@ -46,6 +46,21 @@ def spawn(*args: str, env: Mapping[str, str]) -> subprocess.Popen[str]:
     )
 
 
+def spawn_serve(
+    database_url: str | None, broker_url: str | None, **extra: str
+) -> tuple[subprocess.Popen[str], str]:
+    """`bpo serve` on a free port against the given services; returns it and its base URL."""
+    assert database_url and broker_url
+    port = free_port()
+    env = bpo_env(
+        BPO_DATABASE_URL=database_url, BPO_BROKER_URL=broker_url, BPO_PORT=str(port), **extra
+    )
+    base = f"http://127.0.0.1:{port}"
+    process = spawn("serve", env=env)
+    wait_http(f"{base}/health/ready", 30, process)
+    return process, base
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

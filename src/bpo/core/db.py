@@ -154,3 +154,23 @@ async def can_connect(url: str, timeout: float = 5.0) -> str | None:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     await conn.close()
     return None
+
+
+async def create_database(server_url: str, name: str, *, if_missing: bool = False) -> None:
+    """CREATE DATABASE `name` on the server of `server_url` (any database on it)."""
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        if if_missing and await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """DROP DATABASE `name`, disconnecting whoever is still in it."""
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

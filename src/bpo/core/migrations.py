@@ -66,6 +66,17 @@ async def migrate_all(engine: AsyncEngine) -> list[str]:
     return list(schemas)
 
 
+async def migrate_database(url: str) -> list[str]:
+    """`migrate_all` on a short-lived engine for `url` (CLI, test and benchmark set-up)."""
+    from bpo.core.db import Database
+
+    db = Database(url)
+    try:
+        return await migrate_all(db.engine)
+    finally:
+        await db.dispose()
+
+
 async def current_revision(engine: AsyncEngine, schema: str = PLATFORM_SCHEMA) -> str | None:
     async with engine.connect() as conn:
         exists = await conn.scalar(
