@@ -7,6 +7,7 @@ import signal
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -35,14 +36,19 @@ def test_serve_without_a_database_url_says_so() -> None:
     assert "BPO_DATABASE_URL is not set" in result.stderr
 
 
-def test_database_down_at_startup_is_one_line_and_non_zero(settings: Settings) -> None:
+def test_database_down_at_startup_is_one_line_and_non_zero(
+    settings: Settings, tmp_path: Path
+) -> None:
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/bpo"
     assert settings.broker_url is not None
-    for command in ("serve", "worker"):
+    for command in ("serve", "worker", "up"):
         result = bpo(
             command,
             env=bpo_env(
-                BPO_DATABASE_URL=dead, BPO_BROKER_URL=settings.broker_url, BPO_PORT=str(free_port())
+                BPO_DATABASE_URL=dead,
+                BPO_BROKER_URL=settings.broker_url,
+                BPO_PORT=str(free_port()),
+                BPO_DATA_DIR=str(tmp_path),
             ),
         )
         assert result.returncode == 1, result.stderr

@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import secrets
-import signal
 import socket
-import threading
-from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -134,10 +130,12 @@ def migrate() -> None:
 @cli.command()
 def demo() -> None:
     """Seed the demo provider admin, tenant and client; print their credentials."""
+    from bpo.stack import ensure_secret_key, prepare_demo
+
     settings = load_settings()
     database_url, _ = require_services(settings)
     secret_key = ensure_secret_key(settings)
-    creds = asyncio.run(_prepare_database(database_url, secret_key, settings.data_dir))
+    creds = asyncio.run(prepare_demo(database_url, secret_key, settings.data_dir))
     typer.echo(creds.decode())
 
 
@@ -149,58 +147,6 @@ def up() -> None:
     settings = load_settings()
     check_port_free(settings.host, settings.port)
     raise typer.Exit(run_stack(settings))
-
-
-def ensure_secret_key(settings: Settings) -> str:
-    """BPO_SECRET_KEY, or (outside production) a key kept in the data dir."""
-    if settings.secret_key is not None:
-        return settings.secret_key
-    path = settings.data_dir / "secret.key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(key)
-    return key
-
-
-async def _prepare_database(url: str, secret_key: str, data_dir: Path) -> bytes:
-    """Migrate, seed the demo, migrate its tenant schema; returns the credentials JSON."""
-    import msgspec
-
-    from bpo.core.db import Database
-    from bpo.core.migrations import upgrade_platform, upgrade_tenant
-    from bpo.platform.service import DemoCredentials, seed_demo
-
-    path = data_dir / "demo-credentials.json"
-    known = None
-    if path.exists():
-        try:
-            known = msgspec.json.decode(path.read_bytes(), type=DemoCredentials)
-        except msgspec.DecodeError:
-            known = None
-    db = Database(url)
-    try:
-        await upgrade_platform(db.engine)
-        async with db.sessionmaker.begin() as session:
-            result = await seed_demo(session, secret_key, known)
-        await upgrade_tenant(db.engine, result.tenant.schema_name)
-    finally:
-        await db.dispose()
-    payload = msgspec.json.format(msgspec.json.encode(result.credentials), indent=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(payload + b"\n")
-    return payload
-
-
-def install_stop_handlers(stop: threading.Event) -> None:
-    def handle(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,11 +12,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import typer
 
-from bpo.cli import _prepare_database, ensure_secret_key, install_stop_handlers
-from bpo.core.db import redact_url
+from bpo.core.db import can_connect, redact_url
+from bpo.core.process import install_stop_handlers
 from bpo.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
 from bpo.settings import Settings
 
@@ -36,8 +38,12 @@ def run_stack(settings: Settings) -> int:
         database_url = postgres.start() if postgres else settings.database_url
         broker_url = redis.start() if redis else settings.broker_url
         assert database_url is not None and broker_url is not None
+        reason = asyncio.run(can_connect(database_url, settings.db_connect_timeout))
+        if reason is not None:
+            _say(f"cannot reach the database at {redact_url(database_url)}: {reason}")
+            return 1
         secret_key = ensure_secret_key(settings)
-        asyncio.run(_prepare_database(database_url, secret_key, settings.data_dir))
+        asyncio.run(prepare_demo(database_url, secret_key, settings.data_dir))
         env = {
             **os.environ,
             "BPO_DATABASE_URL": database_url,
@@ -70,6 +76,50 @@ def run_stack(settings: Settings) -> int:
             postgres.stop()
         if stop.is_set():
             _say("stopped")
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """BPO_SECRET_KEY, or (outside production) a key kept in the data dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key
+    path = settings.data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:
+    """Migrate everything, seed the demo (with its tenant schema); returns the credentials JSON."""
+    import msgspec
+
+    from bpo.core.db import Database
+    from bpo.core.migrations import migrate_all, upgrade_platform
+    from bpo.platform.service import DemoCredentials, seed_demo
+
+    path = data_dir / "demo-credentials.json"
+    known = None
+    if path.exists():
+        try:
+            known = msgspec.json.decode(path.read_bytes(), type=DemoCredentials)
+        except msgspec.DecodeError:
+            known = None
+    db = Database(url)
+    try:
+        await upgrade_platform(db.engine)
+        async with db.sessionmaker.begin() as session:
+            result = await seed_demo(session, secret_key, known)
+        await migrate_all(db.engine)  # every tenant schema, the demo's included
+    finally:
+        await db.dispose()
+    payload = msgspec.json.format(msgspec.json.encode(result.credentials), indent=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(payload + b"\n")
+    return payload
 
 
 def _wait_ready(

@@ -8,6 +8,7 @@ import dramatiq
 import structlog
 
 from bpo.core.logging import configure_logging
+from bpo.core.process import install_stop_handlers
 from bpo.jobs.broker import build_broker
 from bpo.jobs.context import WorkerContext
 from bpo.jobs.registry import bind_jobs
@@ -38,8 +39,6 @@ def stop_worker(worker: dramatiq.Worker, timeout_ms: int = 30_000) -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    from bpo.cli import install_stop_handlers
-
     configure_logging(settings.log_level, settings.log_json)
     stop = threading.Event()
     install_stop_handlers(stop)
