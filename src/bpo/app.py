@@ -21,7 +21,9 @@ from bpo.core.errors import exception_handlers
 from bpo.core.health import ReadinessProbe
 from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
+from bpo.core.tenancy import recycle_after_tenants
 from bpo.jobs.broker import BrokerProbe
+from bpo.jobs.sender import JobSender
 from bpo.settings import Settings
 
 
@@ -50,17 +52,22 @@ def create_app(
             ),
         )
         probe = BrokerProbe(broker_url)
+        jobs = JobSender(broker_url, namespace=settings.broker_namespace)
         metrics.watch_pool(db.engine.sync_engine.pool)
+        recycle_after_tenants(db.engine, settings.tenants_per_connection)
         app.state.db = db
+        app.state.jobs = jobs
+        app.state.background_tasks = set()
         app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
         try:
             yield
         finally:
+            jobs.close()
             await probe.close()
             await db.dispose()
 
     app = Litestar(
-        route_handlers=[*health.route_handlers, *extra_route_handlers],
+        route_handlers=[*health.route_handlers, *_optional_routes(settings), *extra_route_handlers],
         lifespan=[lifespan],
         dependencies={"db_session": Provide(_db_session)},
         exception_handlers=exception_handlers(),
@@ -72,6 +79,14 @@ def create_app(
     )
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     return app
+
+
+def _optional_routes(settings: Settings) -> list[ControllerRouterHandler]:
+    if not settings.tenant_admin_api:
+        return []
+    from bpo.platform.tenants.routes import TenantAdminController
+
+    return [TenantAdminController]
 
 
 def app_from_env() -> Litestar:

@@ -6,6 +6,8 @@ import asyncio
 import errno
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, NoReturn
 
 import typer
@@ -22,6 +24,9 @@ cli = typer.Typer(
 
 
 def main() -> None:
+    from bpo.platform.tenants.commands import tenants
+
+    cli.add_typer(tenants, name="tenants")
     cli()
 
 
@@ -58,6 +63,25 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             fail(f"cannot listen on {host}:{port}: {why} (set BPO_PORT to use another port)")
+
+
+@contextmanager
+def database_url_or_embedded(settings: Settings) -> Iterator[str]:
+    """BPO_DATABASE_URL, or the embedded PostgreSQL of the data dir for the command's span."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    from bpo.embedded import EmbeddedError, EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        url = embedded.start()
+    except EmbeddedError as exc:
+        fail(str(exc))
+    try:
+        yield url
+    finally:
+        embedded.stop()
 
 
 def check_database(url: str, timeout: float) -> None:
@@ -109,22 +133,21 @@ def worker() -> None:
 
 
 @cli.command()
-def migrate() -> None:
-    """Upgrade the platform schema, then every tenant schema, to the latest revision."""
-    from bpo.core.migrations import migrate_database
-    from bpo.embedded import EmbeddedPostgres
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Report drift and what would run; change nothing")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Tenant schemas at once")] = 4,
+) -> None:
+    """Upgrade the platform schema, then every tenant schema in parallel, to head."""
+    from bpo.core.migration_report import print_drift, run_with_progress
 
     settings = load_settings()
-    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
-    url = embedded.start() if embedded else settings.database_url
-    assert url is not None
-    try:
+    with database_url_or_embedded(settings) as url:
         check_database(url, settings.db_connect_timeout)
-        schemas = asyncio.run(migrate_database(url))
-    finally:
-        if embedded:
-            embedded.stop()
-    typer.echo(f"platform and {len(schemas)} tenant schema(s) at head")
+        ok = print_drift(url) if check else run_with_progress(url, concurrency)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @cli.command()

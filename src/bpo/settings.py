@@ -53,6 +53,13 @@ class Settings:
     # How long an idle Redis consumer blocks before polling again (ms): §8 of DESIGN.md.
     worker_timeout_ms: int = 100
     docs_enabled: bool = True
+    # The provider-admin tenant API stays off until the OAuth issue guards it.
+    tenant_admin_api: bool = False
+    tenant_pool_size: int = 5
+    # Memory guard: a pooled connection that served this many tenants is closed on check-in.
+    tenants_per_connection: int = 200
+    # Broker key namespace (tests use their own so runs sharing a Redis never meet).
+    broker_namespace: str = "bpo"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +85,12 @@ class Settings:
             worker_threads=reader.get("BPO_WORKER_THREADS", _int_between(1, 256), 8),
             worker_timeout_ms=reader.get("BPO_WORKER_TIMEOUT_MS", _int_between(10, 60_000), 100),
             docs_enabled=reader.get("BPO_DOCS_ENABLED", _bool, True),
+            tenant_admin_api=reader.get("BPO_TENANT_ADMIN_API", _bool, False),
+            tenant_pool_size=reader.get("BPO_TENANT_POOL_SIZE", _int_between(0, 1000), 5),
+            tenants_per_connection=reader.get(
+                "BPO_TENANTS_PER_CONNECTION", _int_between(1, 100_000), 200
+            ),
+            broker_namespace=reader.get("BPO_BROKER_NAMESPACE", _non_empty, "bpo"),
         )
         if settings.environment == "production":
             for name, value in (

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bpo.core.models import PLATFORM_SCHEMA
+
+if TYPE_CHECKING:
+    from bpo.core.tenant_migrations import MigrationReport
 
 TRACKS = ("platform", "tenant")
 
@@ -44,29 +46,23 @@ async def upgrade_platform(engine: AsyncEngine) -> None:
         await conn.run_sync(_upgrade, "platform", {})
 
 
-async def upgrade_tenant(engine: AsyncEngine, schema: str) -> None:
+async def upgrade_tenant(engine: AsyncEngine, schema: str) -> str:
+    """Replay the tenant track on one schema (see core.tenant_migrations for many)."""
+    from bpo.core.tenant_migrations import upgrade_schema_sync
+
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, "tenant", {"tenant_schema": schema})
+        return await conn.run_sync(upgrade_schema_sync, schema)
 
 
-async def tenant_schemas(engine: AsyncEngine) -> Sequence[str]:
-    from bpo.platform.models import Tenant, tenant_schema_name
+async def migrate_all(engine: AsyncEngine) -> MigrationReport:
+    """Upgrade `platform`, then every tenant schema in parallel (failures are reported)."""
+    from bpo.core.tenant_migrations import upgrade_tenants
 
-    async with engine.connect() as conn:
-        ids = (await conn.execute(select(Tenant.id).order_by(Tenant.id))).scalars().all()
-    return [tenant_schema_name(i) for i in ids]
-
-
-async def migrate_all(engine: AsyncEngine) -> list[str]:
-    """Upgrade `platform`, then every tenant schema (one by one for now). Returns schemas."""
     await upgrade_platform(engine)
-    schemas = await tenant_schemas(engine)
-    for schema in schemas:
-        await upgrade_tenant(engine, schema)
-    return list(schemas)
+    return await upgrade_tenants(engine)
 
 
-async def migrate_database(url: str) -> list[str]:
+async def migrate_database(url: str) -> MigrationReport:
     """`migrate_all` on a short-lived engine for `url` (CLI, test and benchmark set-up)."""
     from bpo.core.db import Database
 

@@ -8,6 +8,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 
 from bpo.core.db import Database, DatabaseOptions
+from bpo.core.tenancy import recycle_after_tenants
 from bpo.settings import Settings
 
 _settings: Settings | None = None
@@ -32,6 +33,12 @@ class WorkerContext(dramatiq.Middleware):
         _database = None
 
 
+def worker_settings() -> Settings:
+    if _settings is None:
+        raise RuntimeError("no worker is running in this process")
+    return _settings
+
+
 def worker_database() -> Database:
     """The worker's engine, created on first use inside the worker's event loop."""
     global _database
@@ -48,4 +55,5 @@ def worker_database() -> Database:
                 application_name="bpo-worker",
             ),
         )
+        recycle_after_tenants(_database.engine, _settings.tenants_per_connection)
     return _database

@@ -6,6 +6,7 @@ side effects (create_app and the worker choose the broker from settings).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -25,6 +26,8 @@ class JobSpec:
 
 
 JOBS: dict[str, JobSpec] = {}
+# Modules whose jobs register themselves on import.
+JOB_MODULES = ("bpo.jobs.jobs", "bpo.platform.tenants.jobs")
 
 
 def job(
@@ -44,7 +47,8 @@ def job(
 
 def bind_jobs(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Declare every known job on `broker`; returns the actors by name."""
-    import bpo.jobs.jobs  # noqa: F401  (the jobs register themselves on import)
+    for module in JOB_MODULES:
+        importlib.import_module(module)
 
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
     for spec in JOBS.values():

@@ -17,10 +17,10 @@ from bpo.settings import Settings
 log = structlog.get_logger("bpo.worker")
 
 
-def start_worker(settings: Settings, *, namespace: str = "bpo") -> dramatiq.Worker:
+def start_worker(settings: Settings, *, namespace: str | None = None) -> dramatiq.Worker:
     """Build the broker from settings, bind every job and start consuming (non-blocking)."""
     assert settings.broker_url is not None
-    broker = build_broker(settings.broker_url, namespace=namespace)
+    broker = build_broker(settings.broker_url, namespace=namespace or settings.broker_namespace)
     broker.add_middleware(WorkerContext(settings))
     actors = bind_jobs(broker)
     worker = dramatiq.Worker(

@@ -1,0 +1,1 @@
+"""Tenants: the registry's rules, provisioning (warm pool), export, deletion and their API."""

@@ -1,0 +1,115 @@
+"""Provider-admin API over the tenant registry: `/v1/tenants` and `/v1/tenants/{slug}`.
+
+Mounted only with BPO_TENANT_ADMIN_API=true until the OAuth issue adds its guards.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from litestar import Controller, delete, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
+from litestar.response import File
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo.core.errors import Problem
+from bpo.platform.models import Tenant
+from bpo.platform.tenants import service
+from bpo.platform.tenants.export import export_tenant
+from bpo.platform.tenants.jobs import request_pool_refill
+from bpo.platform.tenants.schemas import TenantCreate, TenantOut, TenantPage
+
+Slug = Annotated[str, Parameter(min_length=3, max_length=40, description="The tenant's slug")]
+
+
+def tenant_out(tenant: Tenant, provisioned_from: str | None = None) -> TenantOut:
+    return TenantOut(
+        id=str(tenant.id),
+        slug=tenant.slug,
+        name=tenant.name,
+        status=tenant.status,
+        schema_name=tenant.schema_name,
+        created_at=tenant.created_at,
+        updated_at=tenant.updated_at,
+        last_export_at=tenant.last_export_at,
+        provisioned_from=provisioned_from,
+    )
+
+
+class TenantAdminController(Controller):
+    path = "/v1/tenants"
+    tags = ["tenants"]
+
+    @post("/", status_code=201, summary="Register a tenant (schema and role included)")
+    async def create(
+        self, data: JSONBody[TenantCreate], db_session: NamedDependency[AsyncSession], state: State
+    ) -> TenantOut:
+        created = await service.create_tenant(db_session, data.slug, data.name)
+        if created.from_pool:
+            request_pool_refill(state)
+        return tenant_out(created.tenant, "warm-pool" if created.from_pool else "cold")
+
+    @get("/", summary="List tenants")
+    async def list_(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
+        cursor: Annotated[str | None, Parameter(max_length=64)] = None,
+    ) -> TenantPage:
+        tenants, next_cursor = await service.list_tenants(db_session, limit=limit, cursor=cursor)
+        return TenantPage(items=[tenant_out(t) for t in tenants], next_cursor=next_cursor)
+
+    @get("/{slug:str}", summary="Show a tenant")
+    async def show(self, slug: Slug, db_session: NamedDependency[AsyncSession]) -> TenantOut:
+        return tenant_out(await service.get_tenant(db_session, slug))
+
+    @post("/{slug:str}/suspend", status_code=200, summary="Suspend: every tenant route answers 403")
+    async def suspend(self, slug: Slug, db_session: NamedDependency[AsyncSession]) -> TenantOut:
+        return tenant_out(await service.set_status(db_session, slug, "suspended"))
+
+    @post("/{slug:str}/resume", status_code=200, summary="Resume a suspended tenant")
+    async def resume(self, slug: Slug, db_session: NamedDependency[AsyncSession]) -> TenantOut:
+        return tenant_out(await service.set_status(db_session, slug, "active"))
+
+    @post(
+        "/{slug:str}/export",
+        status_code=200,
+        summary="Export the tenant's whole data as one archive",
+        media_type="application/gzip",
+    )
+    async def export(self, slug: Slug, state: State) -> File:
+        folder = Path(tempfile.mkdtemp(prefix="bpo-export-"))
+        result = await export_tenant(state.db.engine, slug, folder / f"{slug}.tar.gz")
+        return File(
+            path=result.path,
+            filename=result.path.name,
+            media_type="application/gzip",
+            headers={"Repr-Digest": _repr_digest(result.sha256), "X-Export-SHA256": result.sha256},
+            background=BackgroundTask(_remove, folder),
+        )
+
+    @delete(
+        "/{slug:str}",
+        status_code=204,
+        summary="Delete the tenant and all its data (needs a fresh export unless forced)",
+    )
+    async def delete_(self, slug: Slug, state: State, force: bool = False) -> None:
+        if not await service.delete_tenant(state.db.engine, slug, force=force):
+            raise Problem(404, "not-found", f"no tenant {slug!r}")
+
+
+def _repr_digest(sha256_hex: str) -> str:
+    """RFC 9530 `Repr-Digest` of the archive."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
+
+
+def _remove(folder: Path) -> None:
+    for item in folder.iterdir():
+        item.unlink()
+    folder.rmdir()
