@@ -26,11 +26,13 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from bpo.app import create_app
 from bpo.core.db import Database, create_database, drop_database, with_database
 from bpo.core.migrations import migrate_database
 from bpo.embedded import EmbeddedPostgres, EmbeddedRedis
+from bpo.platform.tenants.service import drop_schema_and_role
 from bpo.settings import Settings
 from tests.support.probe import probe_routes
 
@@ -69,6 +71,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             embedded=postgres is not None,
             namespace=f"bpo-test-{name[-12:]}",
         )
+        _run(_drop_everything(database_url))
         _run(drop_database(server_url, name))
     finally:
         if redis:
@@ -100,13 +103,27 @@ async def db(services: Services) -> AsyncIterator[Database]:
 
 
 async def delete_platform_rows(database: Database) -> None:
-    """Empty every platform table (but Alembic's), children before parents."""
+    """Drop every tenant's schema and role, then empty every platform table but Alembic's."""
     from bpo.core.models import PlatformBase, load_all_models
 
     load_all_models()
+    await drop_tenant_objects(database)
     async with database.engine.begin() as conn:
         for table in reversed(PlatformBase.metadata.sorted_tables):
             await conn.execute(table.delete())
+
+
+_REGISTERED_IDS = text(
+    "SELECT id FROM platform.tenants UNION ALL SELECT id FROM platform.tenant_schema_pool"
+)
+
+
+async def drop_tenant_objects(database: Database) -> None:
+    """Schemas and (cluster-wide) roles of every registered tenant and pooled schema."""
+    async with database.engine.connect() as conn:
+        ids = (await conn.execute(_REGISTERED_IDS)).scalars().all()
+    for tenant_id in ids:
+        await drop_schema_and_role(database.engine, tenant_id)
 
 
 def build_app(settings: Settings) -> Litestar:
@@ -117,6 +134,14 @@ def build_app(settings: Settings) -> Litestar:
 async def client(settings: Settings, db: Database) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=build_app(settings)) as test_client:
         yield test_client
+
+
+async def _drop_everything(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await drop_tenant_objects(database)
+    finally:
+        await database.dispose()
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> None:

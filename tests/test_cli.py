@@ -103,4 +103,8 @@ def test_migrate_reports_the_schemas(settings: Settings) -> None:
     assert settings.database_url
     result = bpo("migrate", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
     assert result.returncode == 0, result.stderr
-    assert "platform and 0 tenant schema(s) at head" in result.stdout
+    assert "platform at head; tenant schemas: 0 registered" in result.stdout
+
+    check = bpo("migrate", "--check", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip().splitlines()[-1] == "clean"

@@ -61,7 +61,11 @@ async def demo_rows(data_dir: Path) -> tuple[str, bytes, str]:
         digest = await conn.fetchval(
             "SELECT secret_digest FROM platform.api_clients WHERE client_id = 'demo-client'"
         )
-        slug = await conn.fetchval("SELECT slug FROM platform.tenants")
+        slug = await conn.fetchval(
+            "SELECT t.slug FROM platform.tenants t "
+            "JOIN pg_namespace n ON n.nspname = 'tenant_' || replace(t.id::text, '-', '') "
+            "JOIN pg_roles r ON r.rolname = n.nspname || '_app'"
+        )
         return password_hash, digest, slug
     finally:
         await conn.close()
@@ -105,7 +109,7 @@ def test_up_runs_the_stack_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> 
     assert processes_using(data_dir) == []
     # The same data and the same credentials, still valid against the stored hashes.
     assert json.loads((data_dir / "demo-credentials.json").read_text()) == creds
-    assert slug == "demo"
+    assert slug == "demo"  # with its schema and its role
     assert verify_password(password_hash, creds["provider_admin"]["password"])
     secret_key = (data_dir / "secret.key").read_text().strip()
     assert secret_matches(secret_key, creds["client"]["client_secret"], digest)

@@ -24,6 +24,7 @@ from bpo.core.observability import Metrics, RequestContextMiddleware
 from bpo.core.tenancy import recycle_after_tenants
 from bpo.jobs.broker import BrokerProbe
 from bpo.jobs.sender import JobSender
+from bpo.platform.access import tenant_context, tenant_db_session
 from bpo.settings import Settings
 
 
@@ -69,7 +70,12 @@ def create_app(
     app = Litestar(
         route_handlers=[*health.route_handlers, *_optional_routes(settings), *extra_route_handlers],
         lifespan=[lifespan],
-        dependencies={"db_session": Provide(_db_session)},
+        dependencies={
+            "db_session": Provide(_db_session),
+            # Every /v1/tenants/{slug}/... route: who may act for the tenant, and its session.
+            "tenant": Provide(tenant_context),
+            "tenant_db": Provide(tenant_db_session),
+        },
         exception_handlers=exception_handlers(),
         openapi_config=_openapi_config() if settings.docs_enabled else None,
         request_max_body_size=settings.max_body_bytes,

@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import get, post
+from litestar import delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
-from sqlalchemy import select
+from litestar.params import FromPath, JSONBody, Parameter
+from sqlalchemy import BigInteger, Column, MetaData, Table, Text, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
+from bpo.core.models import TENANT_PLACEHOLDER
+from bpo.core.tenancy import TenantContext
 from bpo.jobs.models import JobHeartbeat
 
 
@@ -72,4 +74,62 @@ async def list_heartbeats(
     return list(rows)
 
 
-probe_routes = [create_heartbeat, create_then_fail, create_then_crash, list_heartbeats]
+# --- a tenant-scoped resource, in a table tests add to each tenant schema ------------------
+
+notes = Table(
+    "notes",
+    MetaData(schema=TENANT_PLACEHOLDER),
+    Column("id", BigInteger, primary_key=True),
+    Column("tenant_slug", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+
+class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class NoteOut(msgspec.Struct):
+    id: int
+    tenant_slug: str
+    body: str
+
+
+@post("/v1/tenants/{slug:str}/_probe/notes", status_code=201)
+async def add_note(
+    data: JSONBody[NoteIn],
+    tenant: NamedDependency[TenantContext],
+    tenant_db: NamedDependency[AsyncSession],
+) -> NoteOut:
+    row = (
+        await tenant_db.execute(
+            insert(notes).values(tenant_slug=tenant.slug, body=data.body).returning(notes)
+        )
+    ).one()
+    return NoteOut(id=row.id, tenant_slug=row.tenant_slug, body=row.body)
+
+
+@get("/v1/tenants/{slug:str}/_probe/notes/{note_id:int}")
+async def get_note(note_id: FromPath[int], tenant_db: NamedDependency[AsyncSession]) -> NoteOut:
+    row = (await tenant_db.execute(select(notes).where(notes.c.id == note_id))).first()
+    if row is None:
+        raise Problem(404, "not-found", f"no note {note_id}")
+    return NoteOut(id=row.id, tenant_slug=row.tenant_slug, body=row.body)
+
+
+@delete("/v1/tenants/{slug:str}/_probe/notes/{note_id:int}", status_code=204)
+async def delete_note(note_id: FromPath[int], tenant_db: NamedDependency[AsyncSession]) -> None:
+    result = await tenant_db.execute(notes.delete().where(notes.c.id == note_id))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise Problem(404, "not-found", f"no note {note_id}")
+
+
+probe_routes = [
+    create_heartbeat,
+    create_then_fail,
+    create_then_crash,
+    list_heartbeats,
+    add_note,
+    get_note,
+    delete_note,
+]

@@ -105,11 +105,11 @@ async def tenant_session(
 
 
 def recycle_after_tenants(engine: AsyncEngine, limit: int = DEFAULT_TENANTS_PER_CONNECTION) -> None:
-    """Close pooled connections that have served more than `limit` distinct tenants."""
+    """Close a pooled connection on check-in once it has served `limit` distinct tenants."""
 
     @event.listens_for(engine.sync_engine.pool, "checkin")
     def _on_checkin(dbapi_connection: Any, record: Any) -> None:
         if dbapi_connection is None:
             return
-        if len(record.info.get("bpo_tenants", ())) > limit:
+        if len(record.info.get("bpo_tenants", ())) >= limit:
             record.invalidate()  # the next checkout opens a fresh backend

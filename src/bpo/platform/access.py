@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +21,7 @@ from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
 from bpo.platform.models import Tenant
 
 
-async def tenant_context(slug: str, state: State) -> TenantContext:
+async def tenant_context(slug: FromPath[str], state: State) -> TenantContext:
     async with state.db.sessionmaker() as session:
         row = (
             await session.execute(select(Tenant.id, Tenant.status).where(Tenant.slug == slug))
@@ -37,7 +39,7 @@ async def tenant_context(slug: str, state: State) -> TenantContext:
 
 
 async def tenant_db_session(
-    tenant: TenantContext, state: State
+    tenant: NamedDependency[TenantContext], state: State
 ) -> AsyncGenerator[AsyncSession, None]:
     """The request's tenant transaction: routed schema, tenant role, API statement timeout."""
     async with tenant_session(state.db.engine, tenant, "api") as session:

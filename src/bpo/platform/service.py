@@ -17,6 +17,7 @@ from bpo.core.security import (
     verify_password,
 )
 from bpo.platform.models import ApiClient, Tenant, User
+from bpo.platform.tenants.service import create_tenant
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_TENANT_SLUG = "demo"
@@ -73,9 +74,7 @@ async def seed_demo(
 
     tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_TENANT_SLUG))
     if tenant is None:
-        tenant = Tenant(slug=DEMO_TENANT_SLUG, name="Demo Client Firm")
-        session.add(tenant)
-        await session.flush()
+        tenant = (await create_tenant(session, DEMO_TENANT_SLUG, "Demo Client Firm")).tenant
         changed = True
 
     client = await session.scalar(select(ApiClient).where(ApiClient.client_id == DEMO_CLIENT_ID))

@@ -14,7 +14,7 @@ from litestar import Controller, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 from litestar.response import File
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from bpo.platform.tenants.export import export_tenant
 from bpo.platform.tenants.jobs import request_pool_refill
 from bpo.platform.tenants.schemas import TenantCreate, TenantOut, TenantPage
 
-Slug = Annotated[str, Parameter(min_length=3, max_length=40, description="The tenant's slug")]
+Slug = Annotated[str, PathParameter(min_length=3, max_length=40, description="The tenant's slug")]
 
 
 def tenant_out(tenant: Tenant, provisioned_from: str | None = None) -> TenantOut:

@@ -130,7 +130,7 @@ async def delete_tenant(engine: AsyncEngine, slug: str, *, force: bool = False) 
                 )
             tenant.status = "deleting"
         tenant_id = tenant.id
-    await _drop_tenant_objects(engine, tenant_id)
+    await drop_schema_and_role(engine, tenant_id)
     async with engine.begin() as conn:
         await conn.execute(
             delete(TenantMigration).where(TenantMigration.schema_name == schema_name(tenant_id))
@@ -139,7 +139,8 @@ async def delete_tenant(engine: AsyncEngine, slug: str, *, force: bool = False) 
     return True
 
 
-async def _drop_tenant_objects(engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
+async def drop_schema_and_role(engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
+    """Drop the schema's tables a batch per transaction, then the schema, then the role."""
     schema, role = schema_name(tenant_id), role_name(tenant_id)
     while True:
         async with engine.begin() as conn:

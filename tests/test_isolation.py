@@ -1,0 +1,208 @@
+"""Isolation is enforced by PostgreSQL, not only by routing.
+
+(a) SQL naming another tenant's schema, issued in a tenant session, is refused by the
+database; (b) Hypothesis interleaves requests, savepoint rollbacks, exceptions and pool reuse
+across three tenants and never sees another tenant's row; (c) over HTTP, another tenant's id
+or an unknown tenant is a 404, a suspended tenant a 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+
+from bpo.core.db import Database, DatabaseOptions
+from bpo.core.tenancy import TenantContext, recycle_after_tenants, tenant_session
+from bpo.platform.tenants.service import set_status
+from tests.support.isolation import assert_cross_tenant_404
+from tests.support.probe import notes
+from tests.support.tenants import add_notes_table, make_tenant
+
+SLUGS = ("alpha-firm", "beta-firm", "gamma-firm")
+WHO_AND_TIMEOUT = text("SELECT current_user, current_setting('statement_timeout')")
+
+
+@dataclass
+class Three:
+    db: Database
+    tenants: list[TenantContext]
+
+
+@pytest.fixture
+async def three(db: Database) -> Three:
+    tenants = [await make_tenant(db, slug) for slug in SLUGS]
+    for ctx in tenants:
+        await add_notes_table(db.engine, ctx)
+    return Three(db, tenants)
+
+
+def is_permission_error(exc: BaseException) -> bool:
+    return getattr(
+        getattr(exc, "orig", None), "sqlstate", None
+    ) == "42501" or "permission denied" in str(exc)
+
+
+async def test_sql_naming_another_tenants_schema_is_refused_by_postgres(three: Three) -> None:
+    a, b, _ = three.tenants
+    async with tenant_session(three.db.engine, b) as session:
+        await session.execute(insert(notes).values(tenant_slug=b.slug, body="b's secret"))
+    for sql in (
+        f'SELECT * FROM "{b.schema}".notes',
+        f"INSERT INTO \"{b.schema}\".notes (tenant_slug, body) VALUES ('x', 'y')",
+        "SELECT * FROM platform.tenants",
+    ):
+        with pytest.raises(DBAPIError) as caught:
+            async with tenant_session(three.db.engine, a) as session:
+                await session.execute(text(sql))
+        assert is_permission_error(caught.value), caught.value
+    async with tenant_session(three.db.engine, a) as session:  # its own schema works
+        assert (await session.scalar(select(func.count()).select_from(notes))) == 0
+
+
+async def test_nothing_session_level_survives_into_the_pool(three: Three) -> None:
+    engine = Database(three.db.url, DatabaseOptions(pool_size=1, max_overflow=0)).engine
+    try:
+        async with engine.connect() as conn:
+            owner, timeout = (
+                await conn.execute(
+                    text("SELECT current_user, current_setting('statement_timeout')")
+                )
+            ).one()
+        for ctx in three.tenants:
+            async with tenant_session(engine, ctx, "worker") as session:
+                role, inside = (await session.execute(WHO_AND_TIMEOUT)).one()
+                assert (role, inside) == (ctx.role, "2min")
+        async with engine.connect() as conn:  # the same pooled backend
+            after = (
+                await conn.execute(
+                    text("SELECT current_user, current_setting('statement_timeout')")
+                )
+            ).one()
+        assert tuple(after) == (owner, timeout)
+    finally:
+        await engine.dispose()
+
+
+ACTIONS = st.sampled_from(["insert", "savepoint_rollback", "raise", "read", "pair"])
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ops=st.lists(st.tuples(st.integers(0, 2), ACTIONS, st.integers(0, 2)), min_size=1, max_size=12)
+)
+async def test_interleavings_never_show_another_tenants_row(
+    three: Three, ops: list[tuple[int, str, int]]
+) -> None:
+    engine = Database(three.db.url, DatabaseOptions(pool_size=2, max_overflow=0)).engine
+    try:
+        expected = {ctx.slug: await _count(engine, ctx) for ctx in three.tenants}
+        for who, action, other in ops:
+            ctx = three.tenants[who]
+            if action == "pair":  # two tenants at once on a two-connection pool
+                await asyncio.gather(
+                    _insert(engine, ctx, expected), _insert(engine, three.tenants[other], expected)
+                )
+            elif action == "insert":
+                await _insert(engine, ctx, expected)
+            elif action == "savepoint_rollback":
+                async with tenant_session(engine, ctx) as session:
+                    savepoint = await session.begin_nested()
+                    await session.execute(insert(notes).values(tenant_slug=ctx.slug, body="sp"))
+                    await savepoint.rollback()
+                    assert await session.scalar(text("SELECT current_user")) == ctx.role
+                    await _assert_only_own_rows(session, ctx)
+            elif action == "raise":
+                with pytest.raises(RuntimeError):
+                    await _insert_then_fail(engine, ctx)
+            async with tenant_session(engine, ctx) as session:
+                await _assert_only_own_rows(session, ctx)
+                assert (
+                    await session.scalar(select(func.count()).select_from(notes))
+                    == expected[ctx.slug]
+                )
+    finally:
+        await engine.dispose()
+
+
+async def _insert(engine, ctx: TenantContext, expected: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    async with tenant_session(engine, ctx) as session:
+        await session.execute(insert(notes).values(tenant_slug=ctx.slug, body="n"))
+        await _assert_only_own_rows(session, ctx)
+    expected[ctx.slug] += 1
+
+
+async def _insert_then_fail(engine, ctx: TenantContext) -> None:  # type: ignore[no-untyped-def]
+    async with tenant_session(engine, ctx) as session:
+        await session.execute(insert(notes).values(tenant_slug=ctx.slug, body="x"))
+        raise RuntimeError("boom")
+
+
+async def _count(engine, ctx: TenantContext) -> int:  # type: ignore[no-untyped-def]
+    async with tenant_session(engine, ctx) as session:
+        return int(await session.scalar(select(func.count()).select_from(notes)) or 0)
+
+
+async def _assert_only_own_rows(session, ctx: TenantContext) -> None:  # type: ignore[no-untyped-def]
+    owners = set((await session.scalars(select(notes.c.tenant_slug))).all())
+    assert owners <= {ctx.slug}, f"{ctx.slug} saw rows of {owners - {ctx.slug}}"
+
+
+async def test_connections_are_recycled_after_many_tenants(three: Three) -> None:
+    engine = Database(three.db.url, DatabaseOptions(pool_size=1, max_overflow=0)).engine
+    recycle_after_tenants(engine, limit=2)
+    try:
+        pids = []
+        for ctx in [*three.tenants, *three.tenants]:
+            async with tenant_session(engine, ctx) as session:
+                pids.append(await session.scalar(text("SELECT pg_backend_pid()")))
+        # Two tenants per backend, then a fresh one: the third tenant gets a new backend.
+        assert pids[0] == pids[1]
+        assert pids[2] != pids[1]
+    finally:
+        await engine.dispose()
+
+
+# --- (c) over HTTP -------------------------------------------------------------------------
+
+
+async def test_another_tenants_note_is_a_404_and_changes_nothing(
+    client: AsyncTestClient[Litestar], three: Three
+) -> None:
+    a, b, _ = three.tenants
+    created = await client.post(f"/v1/tenants/{b.slug}/_probe/notes", json={"body": "b only"})
+    assert created.status_code == 201, created.text
+    note_id = created.json()["id"]
+    assert (await client.get(f"/v1/tenants/{b.slug}/_probe/notes/{note_id}")).status_code == 200
+
+    await assert_cross_tenant_404(client, "GET", f"/v1/tenants/{a.slug}/_probe/notes/{note_id}")
+    await assert_cross_tenant_404(
+        client,
+        "DELETE",
+        f"/v1/tenants/{a.slug}/_probe/notes/{note_id}",
+        unchanged=lambda: _count(three.db.engine, b),
+    )
+    await assert_cross_tenant_404(client, "GET", f"/v1/tenants/no-such-firm/_probe/notes/{note_id}")
+
+
+async def test_a_suspended_tenant_gets_403_on_tenant_routes(
+    client: AsyncTestClient[Litestar], three: Three
+) -> None:
+    a = three.tenants[0]
+    async with three.db.sessionmaker.begin() as session:
+        await set_status(session, a.slug, "suspended")
+    response = await client.post(f"/v1/tenants/{a.slug}/_probe/notes", json={"body": "x"})
+    assert response.status_code == 403
+    assert response.json()["type"].endswith("/tenant-suspended")
+    assert await _count(three.db.engine, a) == 0
