@@ -3,8 +3,10 @@
 - A new schema is built from the models and stamped at head (no history replayed).
 - Each tenant schema records its revision in its catalog comment, in the same transaction
   as the migration, so "who is behind head" is one catalog query over `pg_namespace`.
-- Upgrades run in parallel, one transaction per schema; a failure is recorded in
-  `platform.tenant_migrations` and stops neither the other schemas nor a later re-run.
+- Upgrades run in parallel batches, one process per batch worker and one transaction per
+  schema; a failure is recorded in `platform.tenant_migrations` and stops neither the other
+  schemas nor a later re-run. Processes, not tasks: Alembic's `op` is one module-level proxy,
+  so two migrations interleaving on one event loop would write through each other's context.
 - Alembic's script directory is loaded once per location and driven directly (the same steps
   `command.upgrade` takes, minus re-reading env.py and every revision file per schema).
 """
@@ -12,8 +14,10 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -31,7 +35,8 @@ from bpo.core.models import TENANT_PLACEHOLDER, TenantBase, load_all_models
 from bpo.core.tenancy import TENANT_SCHEMA_RE
 
 COMMENT_PREFIX = "bpo tenant schema; revision "
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = 2  # worker processes: this machine has two cores
+DEFAULT_BATCH = 50
 
 
 def tenant_track() -> Path:
@@ -152,11 +157,12 @@ async def upgrade_tenants(
     engine: AsyncEngine,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
+    batch_size: int = DEFAULT_BATCH,
     location: Path | None = None,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[str, str | None], None] | None = None,
 ) -> MigrationReport:
-    """Bring every registered tenant schema to head, `concurrency` schemas at a time."""
+    """Bring every registered tenant schema to head: batches over `concurrency` processes."""
     started = time.perf_counter()
     head = tenant_head(location)
     revisions = await schema_revisions(engine)
@@ -165,21 +171,48 @@ async def upgrade_tenants(
     report.already_at_head = len(revisions) - len(behind)
     if on_start:
         on_start(len(behind))
-    limit = asyncio.Semaphore(concurrency)
 
-    async def one(schema: str) -> None:
-        async with limit:
-            error = await _upgrade_and_record(engine, schema, location)
-        if error is None:
-            report.upgraded.append(schema)
-        else:
-            report.failed[schema] = error
-        if on_done:
-            on_done(schema, error)
+    def collect(results: dict[str, str | None]) -> None:
+        for schema, error in results.items():
+            if error is None:
+                report.upgraded.append(schema)
+            else:
+                report.failed[schema] = error
+            if on_done:
+                on_done(schema, error)
 
-    await asyncio.gather(*(one(schema) for schema in behind))
+    if concurrency <= 1 or len(behind) <= batch_size:
+        for schema in behind:
+            collect({schema: await _upgrade_and_record(engine, schema, location)})
+    else:
+        url = engine.url.render_as_string(hide_password=False)
+        where = str(location) if location else None
+        batches = [behind[i : i + batch_size] for i in range(0, len(behind), batch_size)]
+        loop = asyncio.get_running_loop()
+        spawn = multiprocessing.get_context("spawn")  # no fork of a running loop and its sockets
+        with ProcessPoolExecutor(max_workers=concurrency, mp_context=spawn) as pool:
+            jobs = [loop.run_in_executor(pool, migrate_batch, url, b, where) for b in batches]
+            for finished in asyncio.as_completed(jobs):
+                collect(await finished)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def migrate_batch(url: str, schemas: list[str], location: str | None) -> dict[str, str | None]:
+    """One batch, one schema after another, in a worker process."""
+    from bpo.core.db import Database, DatabaseOptions
+
+    async def run() -> dict[str, str | None]:
+        db = Database(
+            url, DatabaseOptions(pool_size=1, max_overflow=0, application_name="bpo-migrate")
+        )
+        where = Path(location) if location else None
+        try:
+            return {s: await _upgrade_and_record(db.engine, s, where) for s in schemas}
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
 
 
 async def _upgrade_and_record(
