@@ -21,6 +21,7 @@ from bpo.core.errors import exception_handlers
 from bpo.core.health import ReadinessProbe
 from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
+from bpo.core.openapi import document_problems, fix_options_allow
 from bpo.core.tenancy import recycle_after_tenants
 from bpo.jobs.broker import BrokerProbe
 from bpo.jobs.sender import JobSender
@@ -56,6 +57,7 @@ def create_app(
         jobs = JobSender(broker_url, namespace=settings.broker_namespace)
         metrics.watch_pool(db.engine.sync_engine.pool)
         recycle_after_tenants(db.engine, settings.tenants_per_connection)
+        document_problems(app)
         app.state.db = db
         app.state.jobs = jobs
         app.state.background_tasks = set()
@@ -84,6 +86,7 @@ def create_app(
         debug=False,
     )
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
+    fix_options_allow(app)
     return app
 
 

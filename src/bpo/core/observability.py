@@ -97,7 +97,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*_with_head_allowed(message.get("headers", ())), header]
             elif method == "HEAD" and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return
@@ -124,6 +124,17 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _with_head_allowed(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Where GET is allowed, so is HEAD (answered above): say so in `Allow`."""
+    out = []
+    for name, value in headers:
+        if name.lower() == b"allow" and b"GET" in value and b"HEAD" not in value:
+            methods = sorted({m.strip() for m in value.split(b",")} | {b"HEAD"})
+            value = b", ".join(methods)
+        out.append((name, value))
+    return out
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -6,16 +6,17 @@ Mounted only with BPO_TENANT_ADMIN_API=true until the OAuth issue adds its guard
 from __future__ import annotations
 
 import base64
+import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
 from litestar import Controller, delete, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter, PathParameter
-from litestar.response import File
+from litestar.params import FromQuery, JSONBody, Parameter, PathParameter
+from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
@@ -83,15 +84,22 @@ class TenantAdminController(Controller):
         summary="Export the tenant's whole data as one archive",
         media_type="application/gzip",
     )
-    async def export(self, slug: Slug, state: State) -> File:
+    async def export(self, slug: Slug, state: State) -> Stream:
         folder = Path(tempfile.mkdtemp(prefix="bpo-export-"))
-        result = await export_tenant(state.db.engine, slug, folder / f"{slug}.tar.gz")
-        return File(
-            path=result.path,
-            filename=result.path.name,
+        try:
+            result = await export_tenant(state.db.engine, slug, folder / f"{slug}.tar.gz")
+        except BaseException:
+            _remove(folder)
+            raise
+        return Stream(
+            _read_then_remove(result.path, folder),
             media_type="application/gzip",
-            headers={"Repr-Digest": _repr_digest(result.sha256), "X-Export-SHA256": result.sha256},
-            background=BackgroundTask(_remove, folder),
+            headers={
+                "Content-Disposition": f'attachment; filename="{result.path.name}"',
+                "Content-Length": str(result.path.stat().st_size),
+                "Repr-Digest": _repr_digest(result.sha256),
+                "X-Export-SHA256": result.sha256,
+            },
         )
 
     @delete(
@@ -99,7 +107,7 @@ class TenantAdminController(Controller):
         status_code=204,
         summary="Delete the tenant and all its data (needs a fresh export unless forced)",
     )
-    async def delete_(self, slug: Slug, state: State, force: bool = False) -> None:
+    async def delete_(self, slug: Slug, state: State, force: FromQuery[bool] = False) -> None:
         if not await service.delete_tenant(state.db.engine, slug, force=force):
             raise Problem(404, "not-found", f"no tenant {slug!r}")
 
@@ -109,7 +117,14 @@ def _repr_digest(sha256_hex: str) -> str:
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
 
 
+async def _read_then_remove(path: Path, folder: Path) -> AsyncIterator[bytes]:
+    try:
+        with path.open("rb") as archive:
+            while chunk := archive.read(1 << 16):
+                yield chunk
+    finally:
+        _remove(folder)
+
+
 def _remove(folder: Path) -> None:
-    for item in folder.iterdir():
-        item.unlink()
-    folder.rmdir()
+    shutil.rmtree(folder, ignore_errors=True)

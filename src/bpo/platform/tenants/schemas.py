@@ -7,10 +7,24 @@ from typing import Annotated
 
 import msgspec
 
+from bpo.platform.models import SLUG_PATTERN
+
 
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
-    slug: Annotated[str, msgspec.Meta(min_length=3, max_length=40, examples=["acme-trading"])]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Acme Trading Ltd"])]
+    slug: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=40,
+            pattern=SLUG_PATTERN,
+            description="Lowercase, 3-40 characters; never changes. Some words are reserved.",
+            examples=["acme-trading"],
+        ),
+    ]
+    name: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=200, pattern=r"\S", examples=["Acme Trading Ltd"]),
+    ]
 
 
 class TenantOut(msgspec.Struct):
