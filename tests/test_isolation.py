@@ -9,6 +9,7 @@ or an unknown tenant is a 404, a suspended tenant a 403.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +21,14 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from bpo.core.db import Database, DatabaseOptions
-from bpo.core.tenancy import TenantContext, recycle_after_tenants, tenant_session
+from bpo.core.tenancy import (
+    RoutedConnection,
+    TenantContext,
+    TenantRoutingError,
+    issue_tenant_context,
+    recycle_after_tenants,
+    tenant_session,
+)
 from bpo.platform.tenants.service import set_status
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.probe import notes
@@ -89,6 +97,54 @@ async def test_nothing_session_level_survives_into_the_pool(three: Three) -> Non
         assert tuple(after) == (owner, timeout)
     finally:
         await engine.dispose()
+
+
+async def test_a_rollback_inside_the_block_keeps_the_tenant(three: Three) -> None:
+    a, b, _ = three.tenants
+    async with tenant_session(three.db.engine, a) as session:
+        await session.execute(insert(notes).values(tenant_slug=a.slug, body="undone"))
+        await session.rollback()
+        # The next statement begins a new transaction: still a's role, a's schema.
+        assert await session.scalar(text("SELECT current_user")) == a.role
+        with pytest.raises(DBAPIError) as caught:
+            await session.execute(text(f'SELECT * FROM "{b.schema}".notes'))
+        assert is_permission_error(caught.value)
+    assert await _count(three.db.engine, a) == 0
+
+
+async def test_a_role_that_cannot_be_set_leaves_no_open_transaction(three: Three) -> None:
+    engine = Database(three.db.url, DatabaseOptions(pool_size=1, max_overflow=0)).engine
+    a = three.tenants[0]
+    ghost = issue_tenant_context(uuid.UUID(int=a.tenant_id.int ^ 1), "ghost-firm")
+    try:
+        with pytest.raises(DBAPIError, match="does not exist"):
+            async with tenant_session(engine, ghost) as session:
+                await session.execute(select(notes.c.id))
+        async with engine.connect() as conn:  # the same backend, healthy and idle
+            assert await conn.scalar(text("SELECT current_user")) != ghost.role
+        async with tenant_session(engine, a) as session:
+            assert await session.scalar(text("SELECT current_user")) == a.role
+    finally:
+        await engine.dispose()
+
+
+async def test_a_transaction_begun_without_the_role_is_refused(three: Three) -> None:
+    """Fail closed: if the SET LOCAL lines did not travel with BEGIN, nothing runs."""
+    a = three.tenants[0]
+    async with three.db.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))  # the transaction is already open, as the owner
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert isinstance(raw, RoutedConnection)
+        raw.tenant_enter = f'SET LOCAL ROLE "{a.role}";'
+        try:
+            with pytest.raises(TenantRoutingError):
+                await conn.execute(
+                    text(f"INSERT INTO \"{a.schema}\".notes (tenant_slug, body) VALUES ('x', 'y')")
+                )
+        finally:
+            raw.leave_tenant()
+        await conn.rollback()
+    assert await _count(three.db.engine, a) == 0
 
 
 ACTIONS = st.sampled_from(["insert", "savepoint_rollback", "raise", "read", "pair"])

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bpo.core.tenancy import RoutedConnection, route_tenants_in_begin
+
 _CONNECTION_ERRNOS = {
     errno.ECONNREFUSED,
     errno.ECONNRESET,
@@ -75,6 +77,10 @@ class DatabaseOptions:
     connect_timeout: float = 5.0
     statement_timeout_ms: int = 15_000
     application_name: str = "bpo"
+    # Prepared statements kept per connection (SQLAlchemy's asyncpg cache, LRU). Routed SQL
+    # names the tenant's schema, so each tenant's query is its own statement: 100 (the
+    # default) thrashes across many tenants; the size also bounds the backend's plan memory.
+    statement_cache_size: int = 1000
 
 
 class Database:
@@ -92,6 +98,8 @@ class Database:
             pool_pre_ping=True,
             pool_timeout=opts.connect_timeout,
             connect_args={
+                "connection_class": RoutedConnection,
+                "prepared_statement_cache_size": opts.statement_cache_size,
                 "timeout": opts.connect_timeout,
                 "server_settings": {
                     "application_name": opts.application_name,
@@ -99,6 +107,7 @@ class Database:
                 },
             },
         )
+        route_tenants_in_begin(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def ping(self) -> None:

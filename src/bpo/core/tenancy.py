@@ -1,22 +1,27 @@
 """How a transaction finds its tenant: schema routing plus a database role per tenant.
 
 Tenant tables are declared against the placeholder schema `tenant`. A tenant transaction
-maps it to `tenant_<id hex>` with `schema_translate_map` and, first thing, switches to the
-tenant's own role with `set_config('role', …, true)` (= SET LOCAL ROLE) and sets a
-transaction-local `statement_timeout`. Both end with the transaction, so nothing reaches the
-pool. The role is what isolates: it holds privileges on its schema only, so even raw SQL
-naming another tenant's schema is refused by PostgreSQL.
+maps it to `tenant_<id hex>` with `schema_translate_map` and, first thing, runs
+`SET LOCAL ROLE <tenant role>` and a transaction-local `statement_timeout`. Both end with the
+transaction, so nothing reaches the pool. The role is what isolates: it holds privileges on
+its schema only, so even raw SQL naming another tenant's schema is refused by PostgreSQL.
+
+The two SET LOCAL lines travel in the same message as the transaction's BEGIN
+(`RoutedConnection`), so routing costs no extra round trip; a statement of a tenant session
+in a transaction that began without them is refused (`route_tenants_in_begin`): fail closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from sqlalchemy import event, text
+import asyncpg
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bpo.core.models import TENANT_PLACEHOLDER
@@ -26,6 +31,7 @@ TENANTS_GROUP_ROLE = (
     "bpo_tenants"  # every tenant role is a member; later issues grant it narrow rights
 )
 STATEMENT_TIMEOUT_MS = {"api": 15_000, "worker": 120_000}
+_TIMEOUTS = {purpose: str(ms) for purpose, ms in STATEMENT_TIMEOUT_MS.items()}
 # A backend that has served this many distinct tenants is closed on check-in, which bounds
 # its per-schema caches (catalog, plans, prepared statements): see the memory guard figures.
 DEFAULT_TENANTS_PER_CONNECTION = 200
@@ -44,10 +50,49 @@ def role_name(tenant_id: uuid.UUID) -> str:
 
 
 _ISSUER = object()
-# SET LOCAL ROLE and SET LOCAL statement_timeout in one round trip.
-_ENTER_TENANT = text(
-    "SELECT set_config('role', :role, true), set_config('statement_timeout', :ms, true)"
-)
+
+
+class TenantRoutingError(RuntimeError):
+    """A tenant session's statement would have run without the tenant's role in force."""
+
+
+class RoutedConnection(asyncpg.Connection):
+    """An asyncpg connection that sends a tenant's SET LOCAL lines with every BEGIN.
+
+    asyncpg opens and closes transactions with plain `execute("BEGIN ...;")`, `"COMMIT;"`
+    and `"ROLLBACK;"` (simple query protocol, which takes several statements at once), so
+    the lines cost no round trip, and a session that rolls back and goes on gets its role
+    again with the next BEGIN.
+    """
+
+    tenant_enter: str | None = None  # set while a tenant session holds this connection
+    in_routed_transaction: bool = False  # the open transaction began with tenant_enter
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        enter = self.tenant_enter
+        if enter is None or args:
+            return await super().execute(query, *args, timeout=timeout)
+        if query in ("COMMIT;", "ROLLBACK;"):
+            self.in_routed_transaction = False
+        elif query.startswith("BEGIN"):
+            try:
+                result = await super().execute(f"{query} {enter}", timeout=timeout)
+            except BaseException:
+                # BEGIN may have passed and a SET failed (a dropped role): leave no
+                # transaction open, and let asyncpg forget the failed one (it keeps it as
+                # the "top" transaction and would turn the next BEGIN into a SAVEPOINT).
+                if not self.is_closed() and self.is_in_transaction():
+                    with contextlib.suppress(Exception):
+                        await super().execute("ROLLBACK;")
+                self._top_xact = None
+                raise
+            self.in_routed_transaction = True
+            return result
+        return await super().execute(query, timeout=timeout)
+
+    def leave_tenant(self) -> None:
+        self.tenant_enter = None
+        self.in_routed_transaction = False
 
 
 class TenantContext:
@@ -80,28 +125,44 @@ def issue_tenant_context(tenant_id: uuid.UUID, slug: str) -> TenantContext:
 async def tenant_session(
     engine: AsyncEngine, ctx: TenantContext, purpose: Purpose = "api"
 ) -> AsyncIterator[AsyncSession]:
-    """A session inside one transaction routed to `ctx`'s schema, as `ctx`'s role.
+    """A session on one connection routed to `ctx`'s schema, as `ctx`'s role.
 
-    Commits when the block ends, rolls back if it raises.
+    Commits when the block ends, rolls back if it raises. The session is bound to its
+    connection, so even after a rollback inside the block it never leaves the tenant.
     """
-    async with AsyncSession(engine, expire_on_commit=False) as session:
-        conn = await session.connection(
-            execution_options={"schema_translate_map": {TENANT_PLACEHOLDER: ctx.schema}}
-        )
-        conn.sync_connection.info.setdefault("bpo_tenants", set()).add(ctx.schema)  # type: ignore[union-attr]
-        await session.execute(
-            text(
-                "SELECT set_config('role', :role, true), set_config('statement_timeout', :ms, true)"
-            ),
-            {"role": ctx.role, "ms": str(STATEMENT_TIMEOUT_MS[purpose])},
+    async with engine.connect() as conn:
+        await conn.execution_options(schema_translate_map={TENANT_PLACEHOLDER: ctx.schema})
+        raw = (await conn.get_raw_connection()).driver_connection
+        if not isinstance(raw, RoutedConnection):
+            raise TenantRoutingError("tenant sessions need an engine from bpo.core.db.Database")
+        sync = conn.sync_connection
+        assert sync is not None
+        sync.info.setdefault("bpo_tenants", set()).add(ctx.schema)
+        raw.tenant_enter = (
+            f'SET LOCAL ROLE "{ctx.role}"; SET LOCAL statement_timeout = {_TIMEOUTS[purpose]};'
         )
         try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                try:
+                    yield session
+                except BaseException:
+                    await session.rollback()
+                    raise
+                else:
+                    await session.commit()
+        finally:
+            raw.leave_tenant()  # before the connection goes back to the pool
+
+
+def route_tenants_in_begin(engine: AsyncEngine) -> None:
+    """Fail closed: refuse any statement of a tenant session whose transaction did not begin
+    with the tenant's SET LOCAL lines (it then rolls back, and nothing it read is returned)."""
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _refuse_unrouted(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        raw = conn.connection.driver_connection
+        if getattr(raw, "tenant_enter", None) is not None and not raw.in_routed_transaction:
+            raise TenantRoutingError("the tenant role was not in force for this statement")
 
 
 def recycle_after_tenants(engine: AsyncEngine, limit: int = DEFAULT_TENANTS_PER_CONNECTION) -> None:
