@@ -219,7 +219,7 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
                 work = lambda db=db: unrouted(db)  # noqa: E731
             # Warm-up: connections, catalog caches, prepared statements. Without recycling,
             # every connection must first meet every tenant (steady state takes longer).
-            warm = 12.0 if read == "many" and not recycle else 1.0
+            warm = 20.0 if read == "many" and not recycle else 1.0
             await throughput(name + " (warm-up)", warm, workers, work)
             rates[name] = await throughput(name, seconds, workers, work)
         finally:

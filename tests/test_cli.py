@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bpo.core.db import Database
 from bpo.settings import Settings
 from tests.support.processes import bpo, bpo_env, free_port, spawn_serve
 
@@ -99,12 +100,16 @@ def test_serve_logs_json_lines_with_the_request_id(settings: Settings) -> None:
     ]
 
 
-def test_migrate_reports_the_schemas(settings: Settings) -> None:
+def test_migrate_reports_the_schemas(settings: Settings, db: Database) -> None:  # db: clean-up
     assert settings.database_url
     result = bpo("migrate", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
     assert result.returncode == 0, result.stderr
     assert "platform at head; tenant schemas: 0 registered" in result.stdout
+    env = bpo_env(BPO_DATABASE_URL=settings.database_url)
+    made = bpo("tenants", "create", "drift-firm", "--name", "Drift Firm", env=env)
+    assert made.returncode == 0, made.stderr
 
-    check = bpo("migrate", "--check", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
+    # Both tracks: platform and the tenant's schema at head, models and migrations agree.
+    check = bpo("migrate", "--check", env=env)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip().splitlines()[-1] == "clean"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
@@ -15,7 +16,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from bpo.core.db import Database
-from bpo.platform.tenants.provisioning import fill_pool
+from bpo.jobs.worker import start_worker, stop_worker
+from bpo.platform.tenants.provisioning import fill_pool, pool_size
 from bpo.settings import Settings
 from tests.conftest import build_app
 from tests.support.tenants import counts
@@ -173,3 +175,25 @@ async def test_options_and_405_list_every_method_of_a_path(admin: Client) -> Non
     body = problem(refused, 405, "method-not-allowed")
     assert {"GET", "DELETE", "HEAD"} <= set(refused.headers["allow"].replace(" ", "").split(","))
     assert body["status"] == 405
+
+
+async def test_a_signup_has_a_worker_refill_the_pool(settings: Settings, db: Database) -> None:
+    enabled = dataclasses.replace(settings, tenant_admin_api=True, tenant_pool_size=2)
+    worker = await asyncio.to_thread(start_worker, enabled)
+    try:
+        async with AsyncTestClient(app=build_app(enabled)) as client:
+            created = await client.post("/v1/tenants", json={"slug": "acme", "name": "Acme"})
+            assert created.json()["provisioned_from"] == "cold"  # the pool started empty
+            deadline = asyncio.get_running_loop().time() + 20
+            while await pool_size(db.engine) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "the pool was not refilled"
+                await asyncio.sleep(0.1)
+    finally:
+        await asyncio.to_thread(stop_worker, worker, 10_000)
+    assert await pool_size(db.engine) == 2  # filled to the target, not past it
+
+
+async def test_concurrent_fillers_do_not_overfill(db: Database) -> None:
+    added = await asyncio.gather(*(fill_pool(db.engine, 3) for _ in range(4)))
+    assert await pool_size(db.engine) == 3
+    assert sum(added) == 3

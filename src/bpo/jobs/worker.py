@@ -43,6 +43,16 @@ def run_worker(settings: Settings) -> None:
     stop = threading.Event()
     install_stop_handlers(stop)
     worker = start_worker(settings)
+    _top_up_tenant_pool(worker.broker)
     stop.wait()
     log.info("worker_stopping")
     stop_worker(worker)
+
+
+def _top_up_tenant_pool(broker: dramatiq.Broker) -> None:
+    """Signups after a deploy find warm schemas: the pool is topped up when a worker starts
+    (and after every signup); several workers asking at once is harmless."""
+    try:
+        broker.get_actor("refill_tenant_pool").send()
+    except Exception as exc:  # a worker without its broker fails elsewhere, loudly
+        log.warning("tenant_pool_refill_not_sent", error=str(exc))

@@ -20,6 +20,7 @@ from bpo.core.tenancy import TENANTS_GROUP_ROLE, role_name, schema_name
 from bpo.core.tenant_migrations import build_schema_sync, tenant_head
 from bpo.platform.models import TenantSchemaPool
 
+_FILL_LOCK = 0x62706F_706F6F6C  # "bpo" "pool": one pool filler at a time
 _CLAIM = text(
     """
     DELETE FROM platform.tenant_schema_pool
@@ -90,12 +91,24 @@ async def pool_size(engine: AsyncEngine) -> int:
 
 
 async def fill_pool(engine: AsyncEngine, target: int) -> int:
-    """Add warm schemas until `target` are waiting at head. Returns how many were added."""
+    """Add warm schemas until `target` are waiting at head. Returns how many were added.
+
+    One filler at a time (an advisory lock): several workers asked at once do not overfill.
+    """
     added = 0
-    while await pool_size(engine) < target:
-        tenant_id = uuid7()
-        async with engine.begin() as conn:
-            revision = await conn.run_sync(create_tenant_objects_sync, tenant_id)
-            await conn.execute(insert(TenantSchemaPool).values(id=tenant_id, revision=revision))
-        added += 1
+    async with engine.connect() as guard:
+        if not await guard.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": _FILL_LOCK}):
+            return 0
+        try:
+            while await pool_size(engine) < target:
+                tenant_id = uuid7()
+                async with engine.begin() as conn:
+                    revision = await conn.run_sync(create_tenant_objects_sync, tenant_id)
+                    await conn.execute(
+                        insert(TenantSchemaPool).values(id=tenant_id, revision=revision)
+                    )
+                added += 1
+        finally:
+            await guard.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _FILL_LOCK})
+            await guard.commit()
     return added

@@ -52,8 +52,7 @@ class TenantAdminController(Controller):
         self, data: JSONBody[TenantCreate], db_session: NamedDependency[AsyncSession], state: State
     ) -> TenantOut:
         created = await service.create_tenant(db_session, data.slug, data.name)
-        if created.from_pool:
-            request_pool_refill(state)
+        request_pool_refill(state)  # it took a warm schema, or found the pool empty
         return tenant_out(created.tenant, "warm-pool" if created.from_pool else "cold")
 
     @get("/", summary="List tenants")
