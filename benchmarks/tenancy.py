@@ -180,8 +180,11 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
     workers = 8
     print(f"tenant-scoped read, {workers} concurrent callers, pool of {workers}, {seconds:.0f} s:")
 
-    def fresh(recycle: int | None) -> Database:
-        db = Database(url, DatabaseOptions(pool_size=workers, max_overflow=0))
+    def fresh(recycle: int | None, statements: int | None) -> Database:
+        options = DatabaseOptions(pool_size=workers, max_overflow=0)
+        if statements:  # otherwise the app's default
+            options = dataclasses.replace(options, statement_cache_size=statements)
+        db = Database(url, options)
         if recycle:
             recycle_after_tenants(db.engine, recycle)
         return db
@@ -199,17 +202,15 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
             (await session.execute(plain_read)).scalar()
 
     rates = {}
-    for name, recycle, read in (
-        ("no routing (owner, schema in SQL)", None, unrouted),
-        ("routed, one tenant", DEFAULT_TENANTS_PER_CONNECTION, "one"),
-        (
-            f"routed, {len(tenants)} tenants, recycle@{DEFAULT_TENANTS_PER_CONNECTION}",
-            DEFAULT_TENANTS_PER_CONNECTION,
-            "many",
-        ),
-        (f"routed, {len(tenants)} tenants, no recycling", None, "many"),
+    n, guard, cache = len(tenants), DEFAULT_TENANTS_PER_CONNECTION, 100
+    for name, recycle, read, statements in (
+        ("no routing (owner, schema in SQL)", None, "none", None),
+        ("routed, one tenant", guard, "one", None),
+        (f"routed, {n} tenants, recycle@{guard}", guard, "many", None),
+        (f"routed, {n} tenants, no recycling", None, "many", None),
+        (f"routed, {n} tenants, no recycling, {cache}-statement cache", None, "many", cache),
     ):
-        db = fresh(recycle)
+        db = fresh(recycle, statements)
         try:
             if read == "one":
                 work = lambda db=db: routed(db, lambda: one)  # noqa: E731
@@ -219,7 +220,7 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
                 work = lambda db=db: unrouted(db)  # noqa: E731
             # Warm-up: connections, catalog caches, prepared statements. Without recycling,
             # every connection must first meet every tenant (steady state takes longer).
-            warm = 20.0 if read == "many" and not recycle else 1.0
+            warm = 20.0 if read == "many" and not recycle and statements is None else 1.0
             await throughput(name + " (warm-up)", warm, workers, work)
             rates[name] = await throughput(name, seconds, workers, work)
         finally:
