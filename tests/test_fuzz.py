@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bpo.settings import Settings
+from tests.conftest import TEST_SECRET_KEY
 from tests.support.processes import spawn_serve
 
 EXAMPLES = os.environ.get("BPO_FUZZ_EXAMPLES", "100")
@@ -32,6 +33,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
         settings.broker_url,
         BPO_LOG_LEVEL="WARNING",
         BPO_TENANT_ADMIN_API="true",  # fuzz the guarded admin routes too
+        BPO_SECRET_KEY=TEST_SECRET_KEY,
     )
     try:
         executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))

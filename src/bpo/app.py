@@ -23,6 +23,9 @@ from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
 from bpo.core.openapi import document_problems, fix_options_allow
 from bpo.core.tenancy import recycle_after_tenants
+from bpo.identity import routes as identity_routes
+from bpo.identity.keys import KeyRing
+from bpo.identity.server import BpoAuthorizationServer
 from bpo.jobs.broker import BrokerProbe
 from bpo.jobs.sender import JobSender
 from bpo.platform.access import tenant_context, tenant_db_session
@@ -62,6 +65,11 @@ def create_app(
         app.state.jobs = jobs
         app.state.background_tasks = set()
         app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
+        if settings.secret_key:  # keys load lazily, on the first token request
+            app.state.key_ring = KeyRing(settings.secret_key)
+            app.state.oauth = BpoAuthorizationServer(
+                app.state.key_ring, settings.issuer, settings.issuer
+            )
         try:
             yield
         finally:
@@ -70,7 +78,12 @@ def create_app(
             await db.dispose()
 
     app = Litestar(
-        route_handlers=[*health.route_handlers, *_optional_routes(settings), *extra_route_handlers],
+        route_handlers=[
+            *health.route_handlers,
+            *identity_routes.route_handlers,
+            *_optional_routes(settings),
+            *extra_route_handlers,
+        ],
         lifespan=[lifespan],
         dependencies={
             "db_session": Provide(_db_session),

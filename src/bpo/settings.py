@@ -60,6 +60,8 @@ class Settings:
     tenants_per_connection: int = 200
     # Broker key namespace (tests use their own so runs sharing a Redis never meet).
     broker_namespace: str = "bpo"
+    # The URL clients use to reach the API: the OAuth issuer and token audience.
+    public_base_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +93,7 @@ class Settings:
                 "BPO_TENANTS_PER_CONNECTION", _int_between(1, 100_000), 200
             ),
             broker_namespace=reader.get("BPO_BROKER_NAMESPACE", _non_empty, "bpo"),
+            public_base_url=reader.get("BPO_PUBLIC_URL", _http_url, None),
         )
         if settings.environment == "production":
             for name, value in (
@@ -119,7 +122,12 @@ class Settings:
 
     @property
     def public_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The OAuth issuer (RFC 8414) and the `aud` of access tokens."""
+        return self.public_url.rstrip("/")
 
 
 class _Reader:
@@ -162,6 +170,12 @@ def _positive_float(value: str) -> float:
     if number <= 0:
         raise ValueError("must be greater than zero")
     return number
+
+
+def _http_url(value: str) -> str | None:
+    if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+        raise ValueError("must be an http(s) URL without query or fragment")
+    return value.rstrip("/")
 
 
 def _bool(value: str) -> bool:

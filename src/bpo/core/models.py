@@ -32,5 +32,6 @@ class TenantBase(DeclarativeBase):
 
 def load_all_models() -> None:
     """Import every module that declares tables, so the metadata is complete."""
+    import bpo.identity.models
     import bpo.jobs.models
     import bpo.platform.models  # noqa: F401

@@ -44,7 +44,7 @@ def document_problems(app: Litestar) -> None:
                 continue
             responses = operation.responses or {}
             responses.setdefault("default", _problem_response("A problem (RFC 9457)"))
-            if "400" in responses:
+            if "400" in responses and "oauth" not in (operation.tags or []):  # RFC 6749 errors
                 responses["400"] = _problem_response("The request could not be read")
             operation.responses = responses
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bpo.core.ids import uuid7
@@ -113,4 +114,10 @@ class ApiClient(PlatformBase):
     name: Mapped[str] = mapped_column(String(200))
     # HMAC-SHA256 of the 256-bit random secret, keyed with BPO_SECRET_KEY (DESIGN §8).
     secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # After a rotation the old secret keeps working until this time (the overlap window).
+    previous_secret_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The scopes this client may ask for; a token request without `scope` gets all of them.
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list, server_default="{}")
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -16,6 +16,7 @@ from bpo.core.security import (
     secret_matches,
     verify_password,
 )
+from bpo.identity.scopes import CLIENT_SCOPES
 from bpo.platform.models import ApiClient, Tenant, User
 from bpo.platform.tenants.service import create_tenant
 
@@ -83,7 +84,10 @@ async def seed_demo(
         secret = new_client_secret()
         if client is None:
             client = ApiClient(
-                tenant_id=tenant.id, client_id=DEMO_CLIENT_ID, name="Demo integration"
+                tenant_id=tenant.id,
+                client_id=DEMO_CLIENT_ID,
+                name="Demo integration",
+                scopes=sorted(CLIENT_SCOPES),
             )
             session.add(client)
         client.secret_digest = secret_digest(secret_key, secret)

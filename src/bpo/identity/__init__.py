@@ -1,0 +1,1 @@
+"""Identity and OAuth 2: bpo as its own authorization server (DESIGN §3)."""
