@@ -13,6 +13,7 @@ import pytest
 
 from bpo.core.db import Database
 from bpo.settings import Settings
+from tests.conftest import TEST_SECRET_KEY
 from tests.support.processes import bpo, bpo_env, free_port, spawn_serve
 
 
@@ -113,3 +114,17 @@ def test_migrate_reports_the_schemas(settings: Settings, db: Database) -> None: 
     check = bpo("migrate", "--check", env=env)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip().splitlines()[-1] == "clean"
+
+
+def test_keys_rotate_moves_every_key_along(settings: Settings, db: Database) -> None:
+    env = bpo_env(BPO_DATABASE_URL=settings.database_url or "", BPO_SECRET_KEY=TEST_SECRET_KEY)
+    first = bpo("keys", "rotate", env=env)
+    assert first.returncode == 0, first.stderr
+    second = bpo("keys", "rotate", env=env)
+    active = second.stdout.strip().rsplit(" ", 1)[-1]
+    listed = bpo("keys", "list", env=env).stdout.strip().splitlines()
+    statuses = sorted(line.split("\t")[0] for line in listed)
+    assert statuses == ["active", "next", "previous"]
+    assert any(line.startswith(f"active\t{active}\t") for line in listed)
+    refused = bpo("keys", "rotate", env=bpo_env(BPO_DATABASE_URL=settings.database_url or ""))
+    assert refused.returncode == 2 and "BPO_SECRET_KEY" in refused.stderr

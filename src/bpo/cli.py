@@ -24,9 +24,11 @@ cli = typer.Typer(
 
 
 def main() -> None:
+    from bpo.identity.commands import keys
     from bpo.platform.tenants.commands import tenants
 
     cli.add_typer(tenants, name="tenants")
+    cli.add_typer(keys, name="keys")
     cli()
 
 

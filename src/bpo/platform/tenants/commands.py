@@ -18,7 +18,7 @@ tenants = typer.Typer(
 )
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work` against the configured (or embedded) database; problems exit non-zero."""
     from bpo.cli import check_database, database_url_or_embedded, fail, load_settings
 
@@ -60,7 +60,7 @@ def create(
             source = "warm pool" if created.from_pool else "cold"
             return f"{_describe(created.tenant)}\t({source})"
 
-    typer.echo(_run(work))
+    typer.echo(run_with_database(work))
 
 
 @tenants.command("list")
@@ -78,7 +78,7 @@ def list_() -> None:
                 if cursor is None:
                     return lines
 
-    for line in _run(work):
+    for line in run_with_database(work):
         typer.echo(line)
 
 
@@ -115,7 +115,7 @@ def show(slug: str) -> None:
             f"last migration: {migration}",
         ]
 
-    for line in _run(work):
+    for line in run_with_database(work):
         typer.echo(line)
 
 
@@ -126,7 +126,7 @@ def _set_status(slug: str, status: str) -> None:
         async with db.sessionmaker.begin() as session:
             return _describe(await set_status(session, slug, status))
 
-    typer.echo(_run(work))
+    typer.echo(run_with_database(work))
 
 
 @tenants.command("suspend")
@@ -158,7 +158,7 @@ def export(
         rows = sum(t["rows"] for t in result.tables)
         return f"{result.path}\t{len(result.tables)} tables, {rows} rows\tsha256 {result.sha256}"
 
-    typer.echo(_run(work))
+    typer.echo(run_with_database(work))
 
 
 @tenants.command("delete")
@@ -172,7 +172,7 @@ def delete(
     async def work(db: Database) -> bool:
         return await delete_tenant(db.engine, slug, force=force)
 
-    typer.echo(f"deleted {slug}" if _run(work) else f"{slug}: nothing to delete")
+    typer.echo(f"deleted {slug}" if run_with_database(work) else f"{slug}: nothing to delete")
 
 
 @tenants.command("pool-fill")
@@ -188,4 +188,4 @@ def pool_fill(
     async def work(db: Database) -> int:
         return await fill_pool(db.engine, target)
 
-    typer.echo(f"added {_run(work)} schema(s); pool target {target}")
+    typer.echo(f"added {run_with_database(work)} schema(s); pool target {target}")
