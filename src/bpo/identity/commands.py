@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy import select
 
 from bpo.core.db import Database
-from bpo.identity.keys import LIVE, rotate_keys
-from bpo.identity.models import SigningKey
+from bpo.identity.keys import LIVE_KEYS, rotate_keys
 from bpo.platform.tenants.commands import run_with_database
 
 keys = typer.Typer(help="Token signing keys (ES256): list and rotate.", no_args_is_help=True)
@@ -31,9 +29,7 @@ def list_() -> None:
 
     async def work(db: Database) -> list[str]:
         async with db.sessionmaker() as session:
-            rows = (
-                await session.scalars(select(SigningKey).where(SigningKey.status.in_(LIVE)))
-            ).all()
+            rows = (await session.scalars(LIVE_KEYS)).all()
         return [f"{row.status}\t{row.kid}\t{row.created_at:%Y-%m-%d %H:%M}" for row in rows]
 
     for line in run_with_database(work):

@@ -27,6 +27,7 @@ from bpo.identity.models import SigningKey
 
 LIVE = ("next", "active", "previous")
 RELOAD_EVERY_S = 5.0
+LIVE_KEYS = select(SigningKey).where(SigningKey.status.in_(LIVE))
 
 
 def _sealing_key(secret_key: str) -> AESGCM:
@@ -72,11 +73,7 @@ async def rotate_keys(session: AsyncSession, secret_key: str) -> str:
     """previous -> retired, active -> previous, next -> active, a new next. Returns the new
     active kid. Runs under a row lock, so two rotations cannot interleave."""
     await ensure_keys(session, secret_key)
-    rows = (
-        await session.scalars(
-            select(SigningKey).where(SigningKey.status.in_(LIVE)).with_for_update()
-        )
-    ).all()
+    rows = (await session.scalars(LIVE_KEYS.with_for_update())).all()
     by_status = {row.status: row for row in rows}
     now = datetime.now(UTC)
     # One step at a time: the partial unique index allows one key per live status.
@@ -106,9 +103,7 @@ class KeyRing:
 
     async def load(self, engine: AsyncEngine) -> None:
         async with AsyncSession(engine) as session:
-            rows = (
-                await session.scalars(select(SigningKey).where(SigningKey.status.in_(LIVE)))
-            ).all()
+            rows = (await session.scalars(LIVE_KEYS)).all()
             if not any(row.status == "active" for row in rows):
                 try:
                     async with session.begin_nested():
@@ -116,9 +111,7 @@ class KeyRing:
                     await session.commit()
                 except IntegrityError:  # another process made them first
                     await session.rollback()
-                rows = (
-                    await session.scalars(select(SigningKey).where(SigningKey.status.in_(LIVE)))
-                ).all()
+                rows = (await session.scalars(LIVE_KEYS)).all()
         active = next(row for row in rows if row.status == "active")
         if active.kid != self.active_kid:
             pem = unseal(self.secret_key, active.kid, active.private_key_sealed)
