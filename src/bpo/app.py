@@ -22,13 +22,17 @@ from bpo.core.health import ReadinessProbe
 from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
 from bpo.core.openapi import document_problems, fix_options_allow
+from bpo.core.ratelimit import RateLimiter
 from bpo.core.tenancy import recycle_after_tenants
 from bpo.identity import routes as identity_routes
+from bpo.identity.guards import VerifiedTokens
 from bpo.identity.keys import KeyRing
 from bpo.identity.server import BpoAuthorizationServer
 from bpo.jobs.broker import BrokerProbe
 from bpo.jobs.sender import JobSender
-from bpo.platform.access import tenant_context, tenant_db_session
+from bpo.people import routes as people_routes
+from bpo.platform.access import current_principal, tenant_context, tenant_db_session
+from bpo.platform.tenants.routes import TenantAdminController
 from bpo.settings import Settings
 
 
@@ -65,6 +69,8 @@ def create_app(
         app.state.jobs = jobs
         app.state.background_tasks = set()
         app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
+        app.state.limiter = limiter = RateLimiter(settings.limiter_redis_url)
+        app.state.verified_tokens = VerifiedTokens()
         if settings.secret_key:  # keys load lazily, on the first token request
             app.state.key_ring = KeyRing(settings.secret_key)
             app.state.oauth = BpoAuthorizationServer(
@@ -74,6 +80,7 @@ def create_app(
             yield
         finally:
             jobs.close()
+            await limiter.close()
             await probe.close()
             await db.dispose()
 
@@ -81,13 +88,16 @@ def create_app(
         route_handlers=[
             *health.route_handlers,
             *identity_routes.route_handlers,
-            *_optional_routes(settings),
+            *people_routes.route_handlers,
+            TenantAdminController,
             *extra_route_handlers,
         ],
         lifespan=[lifespan],
         dependencies={
             "db_session": Provide(_db_session),
-            # Every /v1/tenants/{slug}/... route: who may act for the tenant, and its session.
+            # The caller, as the route's guard found them; on /v1/tenants/{slug}/... routes
+            # the tenant the token grants, and that tenant's session.
+            "principal": Provide(current_principal),
             "tenant": Provide(tenant_context),
             "tenant_db": Provide(tenant_db_session),
         },
@@ -101,14 +111,6 @@ def create_app(
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
     fix_options_allow(app)
     return app
-
-
-def _optional_routes(settings: Settings) -> list[ControllerRouterHandler]:
-    if not settings.tenant_admin_api:
-        return []
-    from bpo.platform.tenants.routes import TenantAdminController
-
-    return [TenantAdminController]
 
 
 def app_from_env() -> Litestar:

@@ -53,8 +53,6 @@ class Settings:
     # How long an idle Redis consumer blocks before polling again (ms): §8 of DESIGN.md.
     worker_timeout_ms: int = 100
     docs_enabled: bool = True
-    # The provider-admin tenant API stays off until the OAuth issue guards it.
-    tenant_admin_api: bool = False
     tenant_pool_size: int = 5
     # Memory guard: a pooled connection that served this many tenants is closed on check-in.
     tenants_per_connection: int = 200
@@ -62,6 +60,14 @@ class Settings:
     broker_namespace: str = "bpo"
     # The URL clients use to reach the API: the OAuth issuer and token audience.
     public_base_url: str | None = None
+    # Redis for rate limits (default: the broker's, when it is Redis; else per process).
+    redis_url: str | None = None
+    # Token endpoint requests per minute, per client and per client IP address.
+    token_rate_per_client: int = 600
+    token_rate_per_ip: int = 1200
+    # Failed sign-ins allowed per 15 minutes, per email and per IP address.
+    login_failures_per_email: int = 5
+    login_failures_per_ip: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,13 +93,25 @@ class Settings:
             worker_threads=reader.get("BPO_WORKER_THREADS", _int_between(1, 256), 8),
             worker_timeout_ms=reader.get("BPO_WORKER_TIMEOUT_MS", _int_between(10, 60_000), 100),
             docs_enabled=reader.get("BPO_DOCS_ENABLED", _bool, True),
-            tenant_admin_api=reader.get("BPO_TENANT_ADMIN_API", _bool, False),
             tenant_pool_size=reader.get("BPO_TENANT_POOL_SIZE", _int_between(0, 1000), 5),
             tenants_per_connection=reader.get(
                 "BPO_TENANTS_PER_CONNECTION", _int_between(1, 100_000), 200
             ),
             broker_namespace=reader.get("BPO_BROKER_NAMESPACE", _non_empty, "bpo"),
             public_base_url=reader.get("BPO_PUBLIC_URL", _http_url, None),
+            redis_url=reader.get("BPO_REDIS_URL", _redis_url, None),
+            token_rate_per_client=reader.get(
+                "BPO_TOKEN_RATE_PER_CLIENT", _int_between(1, 10_000_000), 600
+            ),
+            token_rate_per_ip=reader.get(
+                "BPO_TOKEN_RATE_PER_IP", _int_between(1, 10_000_000), 1200
+            ),
+            login_failures_per_email=reader.get(
+                "BPO_LOGIN_FAILURES_PER_EMAIL", _int_between(1, 10_000), 5
+            ),
+            login_failures_per_ip=reader.get(
+                "BPO_LOGIN_FAILURES_PER_IP", _int_between(1, 100_000), 30
+            ),
         )
         if settings.environment == "production":
             for name, value in (
@@ -114,6 +132,14 @@ class Settings:
             database_url=_database_url(database_url),
             broker_url=_broker_url(broker_url),
         )
+
+    @property
+    def limiter_redis_url(self) -> str | None:
+        """Where rate-limit counters live: BPO_REDIS_URL, else a Redis broker."""
+        if self.redis_url:
+            return self.redis_url
+        broker = self.broker_url or ""
+        return broker if broker.startswith(("redis://", "rediss://", "unix://")) else None
 
     @property
     def embedded(self) -> bool:
@@ -226,4 +252,11 @@ def _broker_url(value: str) -> str:
         raise ValueError(f"scheme must be one of {', '.join(BROKER_SCHEMES)}")
     if parts.scheme == "unix" and not parts.path:
         raise ValueError("a unix:// URL must give the socket path")
+    return value
+
+
+def _redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("scheme must be one of redis, rediss, unix")
     return value

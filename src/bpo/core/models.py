@@ -34,4 +34,5 @@ def load_all_models() -> None:
     """Import every module that declares tables, so the metadata is complete."""
     import bpo.identity.models
     import bpo.jobs.models
+    import bpo.people.models
     import bpo.platform.models  # noqa: F401

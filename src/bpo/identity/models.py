@@ -5,8 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Index, LargeBinary, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bpo.core.ids import uuid7
@@ -64,3 +74,69 @@ class TokenEvent(PlatformBase):
     error: Mapped[str | None] = mapped_column(String(60))
     ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class OAuthApp(PlatformBase):
+    """An application people sign in through (authorization code + PKCE): the provider's
+    console, a client firm's portal, a CLI. Public when it has no secret."""
+
+    __tablename__ = "oauth_apps"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Compared exactly, character for character (RFC 9700 §2.1).
+    redirect_uris: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    secret_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuthorizationCode(PlatformBase):
+    """A single-use code (its SHA-256 only), bound to app, redirect URI and PKCE challenge."""
+
+    __tablename__ = "authorization_codes"
+
+    code_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("platform.users.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column()
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the code was exchanged for, so a second use can revoke it (RFC 6749 §4.1.2).
+    issued_jti: Mapped[str | None] = mapped_column(String(64))
+    issued_family: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class RefreshToken(PlatformBase):
+    """One refresh token (its SHA-256 only). Each use rotates it within its family; using
+    a rotated one again revokes the whole family (RFC 9700 §4.14.2)."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        Index("ix_refresh_tokens_family_id", "family_id"),
+        Index("ix_refresh_tokens_user_id", "user_id"),
+    )
+
+    token_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    family_id: Mapped[uuid.UUID] = mapped_column()
+    client_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("platform.users.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column()
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RevokedToken(PlatformBase):
+    """The access-token denylist: a revoked `jti`, kept until the token would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

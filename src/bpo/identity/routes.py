@@ -1,4 +1,5 @@
-"""The authorization server's public endpoints: token, JWKS, metadata (RFC 8414)."""
+"""The authorization server's endpoints: token, introspection (RFC 7662), revocation
+(RFC 7009), JWKS and metadata (RFC 8414). The authorization endpoint is in `authorize`."""
 
 from __future__ import annotations
 
@@ -10,58 +11,105 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bpo.core.errors import Problem
-from bpo.identity import service
-from bpo.identity.keys import KeyRing
-from bpo.identity.schemas import OAuthError, TokenResponse
-from bpo.identity.scopes import CLIENT_SCOPES
+from bpo.core.ratelimit import Limit, RateLimiter, retry_after
+from bpo.identity import authorize, grants, service
+from bpo.identity.guards import PUBLIC, ring_of
+from bpo.identity.schemas import IntrospectionResponse, OAuthError, TokenResponse
+from bpo.identity.scopes import USER_SCOPES
 from bpo.identity.server import AUTH_METHODS, BpoAuthorizationServer, FormRequest, client_id_of
 
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-
-async def ring_of(state: State) -> KeyRing:
-    ring: KeyRing | None = state.get("key_ring")
-    if ring is None:
-        raise Problem(503, "service-unavailable", "signing keys need BPO_SECRET_KEY to be set")
-    return await ring.fresh(state.db.engine)
-
-
 _OAUTH_ERRORS = {
     code: ResponseSpec(OAuthError, description=text, media_type="application/json")
-    for code, text in ((400, "invalid_request, unsupported_grant_type, invalid_scope, …"),
-                       (401, "invalid_client"))
+    for code, text in ((400, "invalid_request, invalid_grant, unsupported_grant_type, …"),
+                       (401, "invalid_client"),
+                       (429, "too many token requests (see Retry-After)"))
 }  # fmt: skip
 
 
-@post(
-    "/oauth/token",
-    summary="Token endpoint (RFC 6749 §3.2): client_credentials",
-    description="Form-encoded (`application/x-www-form-urlencoded`) body: `grant_type`, "
-    "optional `scope`; client authentication by HTTP Basic or `client_id` + `client_secret`.",
-    tags=["oauth"],
-    status_code=200,
-    responses=_OAUTH_ERRORS,
-)
-async def token(
-    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
-) -> Response[TokenResponse]:
+class _Form:
+    """A form-encoded OAuth request, read once."""
+
+    def __init__(self, pairs: list[tuple[str, str]], headers: dict[str, str]) -> None:
+        self.pairs, self.headers = pairs, headers
+        self.fields = dict(pairs)
+        self.client_id = client_id_of(headers, pairs)
+
+
+async def _read_form(request: Request[Any, Any, State]) -> _Form | Response[Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
         return _oauth_error(400, "invalid_request", f"the body must be {FORM}")
     pairs = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    return _Form(pairs, {k.lower(): v for k, v in request.headers.items()})
+
+
+async def _throttled(request: Request[Any, Any, State], form: _Form) -> Response[Any] | None:
+    """Per client and per IP address; an atomic counter in Redis shared by every process."""
+    settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.limiter
+    ip = request.client.host if request.client else "unknown"
+    limits = [
+        Limit("token requests from this address", f"token:ip:{ip}", settings.token_rate_per_ip, 60)
+    ]
+    if form.client_id:
+        limits.append(
+            Limit(
+                "token requests for this client",
+                f"token:client:{form.client_id[:64]}",
+                settings.token_rate_per_client,
+                60,
+            )
+        )
+    for limit in limits:
+        wait = await limiter.hit(limit)
+        if wait is not None:
+            response = _oauth_error(429, "slow_down", f"too many {limit.name}; retry later")
+            response.headers["Retry-After"] = retry_after(wait)
+            return response
+    return None
+
+
+async def _server(request: Request[Any, Any, State]) -> BpoAuthorizationServer:
     ring = await ring_of(request.app.state)
     server: BpoAuthorizationServer = request.app.state.oauth
     server.ring = ring
-    client = await service.load_client(db_session, client_id_of(headers, pairs), ring.secret_key)
+    return server
+
+
+@post(
+    "/oauth/token",
+    summary="Token endpoint (RFC 6749 §3.2)",
+    description="Form-encoded body. `client_credentials` for API clients (HTTP Basic or "
+    "`client_id` + `client_secret`); `authorization_code` with `code_verifier` (PKCE S256) "
+    "and `refresh_token` (rotated on every use) for sign-in apps.",
+    tags=["oauth"],
+    status_code=200,
+    responses=_OAUTH_ERRORS,
+    opt={PUBLIC: True},
+)
+async def token(
+    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
+) -> Response[TokenResponse]:
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
+    if (limited := await _throttled(request, form)) is not None:
+        return limited
+    server = await _server(request)
+    client = await service.load_client(db_session, form.client_id, server.ring.secret_key)
+    exchange = grants.Exchange(client)
+    await service.preload_token_request(db_session, exchange, form.fields)
     # Authlib reads headers by their canonical names; Litestar's are case-insensitive.
-    oauth_request = FormRequest("POST", str(request.url), request.headers, pairs)
-    status, body, response_headers, exchange = server.run_token_request(oauth_request, client)
+    oauth_request = FormRequest("POST", str(request.url), request.headers, form.pairs)
+    status, body, headers = server.run(exchange, server.create_token_response, oauth_request)
+    if status == 200:
+        await service.write_back(db_session, exchange, form.fields.get("grant_type", ""))
     await service.record_token_request(
         db_session,
-        pairs=pairs,
+        pairs=form.pairs,
         client=client,
         issued=exchange.issued,
         error=None if status == 200 else body.get("error"),
@@ -70,8 +118,69 @@ async def token(
     )
     body.pop("_claims", None)
     # A token (documented as TokenResponse) or an OAuthError; both are plain JSON objects.
-    content = cast(TokenResponse, body)
-    return Response(content, status_code=status, headers=dict(response_headers) | NO_STORE)
+    return Response(cast(TokenResponse, body), status_code=status, headers=dict(headers) | NO_STORE)
+
+
+@post(
+    "/oauth/introspect",
+    summary="Token introspection (RFC 7662): a client learns about its own tokens",
+    tags=["oauth"],
+    status_code=200,
+    responses=_OAUTH_ERRORS,
+    opt={PUBLIC: True},
+)
+async def introspect(
+    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
+) -> Response[IntrospectionResponse]:
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
+    exchange, server = await _token_exchange(request, db_session, form)
+    oauth_request = FormRequest("POST", str(request.url), request.headers, form.pairs)
+    status, body, headers = server.run(
+        exchange, server.create_endpoint_response, "introspection", oauth_request
+    )
+    return Response(
+        cast(IntrospectionResponse, body), status_code=status, headers=dict(headers) | NO_STORE
+    )
+
+
+@post(
+    "/oauth/revoke",
+    summary="Token revocation (RFC 7009): access tokens by jti, refresh tokens by family",
+    tags=["oauth"],
+    status_code=200,
+    responses=_OAUTH_ERRORS,
+    opt={PUBLIC: True},
+)
+async def revoke(
+    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
+) -> Response[Any]:
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
+    exchange, server = await _token_exchange(request, db_session, form)
+    oauth_request = FormRequest("POST", str(request.url), request.headers, form.pairs)
+    status, body, headers = server.run(
+        exchange, server.create_endpoint_response, "revocation", oauth_request
+    )
+    if status == 200 and exchange.revoked is not None:
+        await service.apply_revocation(db_session, exchange.revoked)
+    return Response(body or {}, status_code=status, headers=dict(headers) | NO_STORE)
+
+
+async def _token_exchange(
+    request: Request[Any, Any, State], session: AsyncSession, form: _Form
+) -> tuple[grants.Exchange, BpoAuthorizationServer]:
+    server = await _server(request)
+    client = await service.load_client(session, form.client_id, server.ring.secret_key)
+    exchange = grants.Exchange(client)
+    presented = form.fields.get("token", "")
+    if client is not None and presented and len(presented) <= 4096:
+        exchange.token = await service.load_presented_token(
+            session, server.ring, request.app.state.settings.issuer, presented
+        )
+    return exchange, server
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response[Any]:
@@ -85,6 +194,7 @@ def _oauth_error(status: int, error: str, description: str) -> Response[Any]:
     summary="The public signing keys (next, active, previous)",
     tags=["oauth"],
     media_type="application/jwk-set+json",
+    opt={PUBLIC: True},
 )
 async def jwks(state: State) -> Response[Any]:
     ring = await ring_of(state)
@@ -99,19 +209,27 @@ async def jwks(state: State) -> Response[Any]:
     "/.well-known/oauth-authorization-server",
     summary="Authorization server metadata (RFC 8414)",
     tags=["oauth"],
+    opt={PUBLIC: True},
 )
 async def metadata(state: State) -> dict[str, Any]:
     issuer: str = state.settings.issuer
     return {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
         "token_endpoint": f"{issuer}/oauth/token",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
-        "scopes_supported": list(CLIENT_SCOPES),
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+        "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "scopes_supported": list(USER_SCOPES),
+        "authorization_response_iss_parameter_supported": True,
     }
 
 
-route_handlers = [token, jwks, metadata]
+route_handlers = [token, introspect, revoke, jwks, metadata, *authorize.route_handlers]

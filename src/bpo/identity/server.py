@@ -1,67 +1,83 @@
 """Authlib's authorization server, wired into Litestar.
 
-Authlib's server core is synchronous. Everything a grant needs from the database is loaded
-asynchronously first (the client, by the id the request names) and handed over through a
-context variable, so the Authlib call itself does no I/O and never blocks the event loop;
-what it produces (issued tokens) is collected and written back asynchronously, in the
-request's transaction.
+Authlib's server core is synchronous. Everything a request needs from the database is loaded
+asynchronously first (the client, the code or refresh token it presents, the user behind
+it) and handed over through a context variable, so the Authlib call itself does no I/O and
+never blocks the event loop. What Authlib produces (codes, tokens, revocations) is collected
+in the same `Exchange` and written back asynchronously, in the request's transaction
+(`bpo.identity.service`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextvars
+import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
-from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 
 from bpo.core.security import secret_matches
+from bpo.identity import grants
 from bpo.identity.keys import KeyRing
-from bpo.identity.scopes import CLIENT_SCOPES
+from bpo.identity.scopes import USER_SCOPES
 from bpo.identity.tokens import MAX_LIFETIME_S, issue_access_token
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*SECRET_METHODS, "none")
+REFRESH_LIFETIME_S = 30 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
 class OAuthClient(ClientMixin):  # type: ignore[misc]
-    """An API client as Authlib sees it: loaded before the grant runs."""
+    """A client as Authlib sees it, loaded before the grant runs.
 
+    `api`: a client firm's machine client (client credentials, bound to its tenant).
+    `app`: an application people sign in through (authorization code + PKCE, refresh);
+    public when it has no secret."""
+
+    kind: Literal["api", "app"]
     client_id: str
-    tenant_id: uuid.UUID
     scopes: tuple[str, ...]
-    secret_digest: bytes
-    previous_secret_digest: bytes | None
-    previous_secret_expires_at: datetime | None
+    secret_digest: bytes | None
     secret_key: str
+    tenant_id: uuid.UUID | None = None
+    redirect_uris: tuple[str, ...] = ()
+    previous_secret_digest: bytes | None = None
+    previous_secret_expires_at: datetime | None = None
+
+    @property
+    def public(self) -> bool:
+        return self.secret_digest is None
 
     def get_client_id(self) -> str:
         return self.client_id
 
     def get_default_redirect_uri(self) -> None:
-        return None
+        return None  # every authorization request names its redirect URI
 
     def get_allowed_scope(self, scope: str | None) -> str:
         return " ".join(self.granted_scopes(scope))
 
     def granted_scopes(self, scope: str | None) -> list[str]:
-        """The requested scopes (all of the client's when none are asked for)."""
-        return sorted(set(scope.split()) if scope else set(self.scopes))
+        """The requested scopes the client holds (all of them when none are asked for)."""
+        held = set(self.scopes)
+        return sorted(set(scope.split()) & held if scope else held)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return False
+        return redirect_uri in self.redirect_uris  # exact, character for character
 
     def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_digest is None:
+            return False
         if secret_matches(self.secret_key, client_secret, self.secret_digest):
             return True
         overlap = self.previous_secret_expires_at
@@ -73,26 +89,15 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
         )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return endpoint == "token" and method in AUTH_METHODS
+        return method == "none" if self.public else method in SECRET_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
-        return False
+        return self.kind == "app" and response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
-
-
-class TenantClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
-    """Client credentials; a scope the client does not hold is `invalid_scope`, not dropped."""
-
-    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
-
-    def validate_token_request(self) -> None:
-        super().validate_token_request()
-        requested = set((self.request.payload.scope or "").split())
-        if not requested <= set(self.request.client.scopes):
-            unknown = " ".join(sorted(requested - set(self.request.client.scopes)))
-            raise InvalidScopeError(description=f"the client may not ask for: {unknown}")
+        if self.kind == "api":
+            return grant_type == "client_credentials"
+        return grant_type in ("authorization_code", "refresh_token")
 
 
 class FormPayload(OAuth2Payload):  # type: ignore[misc]
@@ -112,7 +117,7 @@ class FormPayload(OAuth2Payload):  # type: ignore[misc]
 
 
 class FormRequest(OAuth2Request):  # type: ignore[misc]
-    """A token request: method, URL, headers and the already-read form."""
+    """An OAuth request: method, URL, headers and the already-read form or query."""
 
     def __init__(
         self, method: str, uri: str, headers: Mapping[str, str], pairs: list[tuple[str, str]]
@@ -122,93 +127,97 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 
     @property
     def args(self) -> dict[str, str]:
-        return {}
+        return dict(self.payload.data) if self.method == "GET" else {}
 
     @property
     def form(self) -> dict[str, str]:
-        return dict(self.payload.data)
-
-
-@dataclass
-class Exchange:
-    """What one token request loaded beforehand and what Authlib produced."""
-
-    client: OAuthClient | None
-    issued: list[dict[str, Any]] = field(default_factory=list)
-
-
-_exchange: contextvars.ContextVar[Exchange] = contextvars.ContextVar("bpo_oauth_exchange")
+        return dict(self.payload.data) if self.method != "GET" else {}
 
 
 class BpoAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, ring: KeyRing, issuer: str, audience: str) -> None:
-        super().__init__(scopes_supported=list(CLIENT_SCOPES))
+        super().__init__(scopes_supported=list(USER_SCOPES))
         self.ring, self.issuer, self.audience = ring, issuer, audience
-        self.register_grant(TenantClientCredentialsGrant)
+        self.register_grant(grants.TenantClientCredentialsGrant)
+        self.register_grant(grants.CodeGrant, [grants.PkceS256Only()])
+        self.register_grant(grants.RotatingRefreshGrant)
+        self.register_endpoint(grants.Introspection)
+        self.register_endpoint(grants.Revocation)
         self.register_token_generator("default", self._generate)
 
-    def run_token_request(
-        self, request: FormRequest, client: OAuthClient | None
-    ) -> tuple[int, dict[str, Any], list[tuple[str, str]], Exchange]:
-        """Authlib's token endpoint, with the client loaded beforehand. No I/O inside."""
-        exchange = Exchange(client)
-        token = _exchange.set(exchange)
+    def run(self, exchange: grants.Exchange, call: Any, *args: Any) -> tuple[int, Any, list[Any]]:
+        """Run one Authlib entry point with `exchange` preloaded. No I/O inside."""
+        token = grants.exchange_var.set(exchange)
         try:
-            status, body, headers = self.create_token_response(request)
+            status, body, headers = call(*args)
         finally:
-            _exchange.reset(token)
-        return status, body, headers, exchange
+            grants.exchange_var.reset(token)
+        return status, body, list(headers)
 
     # --- Authlib's hooks ----------------------------------------------------------------
 
     def query_client(self, client_id: str) -> OAuthClient | None:
-        client = _exchange.get().client
+        client = grants.current().client
         return client if client is not None and client.client_id == client_id else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        _exchange.get().issued.append(token)
+        grants.current().issued.append(token)
 
     def create_oauth2_request(self, request: FormRequest) -> FormRequest:
         return request
 
     def handle_response(
-        self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]
-    ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        self, status: int, body: Any, headers: list[tuple[str, str]]
+    ) -> tuple[int, Any, list[tuple[str, str]]]:
         return status, body, headers
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def validate_requested_scope(self, scope: str | None) -> None:
+        unknown = set((scope or "").split()) - set(USER_SCOPES)
+        if unknown:
+            raise InvalidScopeError(description=f"unknown scopes: {' '.join(sorted(unknown))}")
+
     def _generate(
         self,
         grant_type: str,
         client: OAuthClient,
-        user: Any = None,
+        user: grants.Grantee | None = None,
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = False,
     ) -> dict[str, Any]:
-        granted = " ".join(client.granted_scopes(scope))
+        if user is None:  # client credentials: the client itself (RFC 9068 §2.2)
+            granted = " ".join(client.granted_scopes(scope))
+            subject, tenant, staff_role = client.client_id, client.tenant_id, None
+        else:
+            granted = scope or ""
+            subject, tenant, staff_role = str(user.user_id), user.tenant_id, user.staff_role
         access_token, claims = issue_access_token(
             self.ring,
             issuer=self.issuer,
             audience=self.audience,
-            subject=client.client_id,  # RFC 9068 §2.2: the client itself, for this grant
+            subject=subject,
             client_id=client.client_id,
             scope=granted,
-            tenant=client.tenant_id,
+            tenant=tenant,
+            staff_role=staff_role,
         )
-        return {
+        token = {
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": MAX_LIFETIME_S,
             "scope": granted,
             "_claims": claims,  # for the issuance record; removed before the response
         }
+        if include_refresh_token and user is not None:
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        return token
 
 
-def client_id_of(headers: dict[str, str], pairs: list[tuple[str, str]]) -> str | None:
-    """The client id a token request names (Basic credentials first, then the form)."""
+def client_id_of(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> str | None:
+    """The client id a request names (Basic credentials first, then the form)."""
     auth = headers.get("authorization", "")
     if auth[:6].lower() == "basic ":
         try:

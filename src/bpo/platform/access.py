@@ -1,41 +1,36 @@
-"""The auth layer's side of tenancy: who may act for which tenant, as a TenantContext.
+"""The auth layer's side of tenancy: the TenantContext a route's guard granted.
 
-`tenant_context` is the dependency every `/v1/tenants/{slug}/...` route takes. Today it
-checks the tenant's existence and status; the OAuth issue adds "the token grants this
-tenant" here, with the same answers: 404 for a tenant the caller may not see (so tenants
-cannot be enumerated), 403 for a suspended one.
+Every `/v1/tenants/{slug}/...` route declares a guard (`bpo.identity.guards.requires`);
+the guard checks that the token grants the tenant (404 otherwise, so tenants cannot be
+enumerated; 403 for a suspended one) and leaves the context here for the handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bpo.core.errors import Problem
-from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
-from bpo.platform.models import Tenant
+from bpo.core.tenancy import TenantContext, tenant_session
+from bpo.identity.guards import Principal
 
 
-async def tenant_context(slug: FromPath[str], state: State) -> TenantContext:
-    async with state.db.sessionmaker() as session:
-        row = (
-            await session.execute(select(Tenant.id, Tenant.status).where(Tenant.slug == slug))
-        ).first()
-    if row is None or row.status == "deleting":
-        raise Problem(404, "not-found", f"no tenant {slug!r}")
-    if row.status == "suspended":
-        raise Problem(
-            403,
-            "tenant-suspended",
-            f"tenant {slug!r} is suspended; contact the provider",
-            title="The tenant is suspended",
-        )
-    return issue_tenant_context(row.id, slug)
+async def current_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal | None = request.state.get("principal")
+    if principal is None:  # a route without a guard asked for the caller: a wiring bug
+        raise RuntimeError("this route has no guard (bpo.identity.guards.requires)")
+    return principal
+
+
+async def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
+    tenant = (await current_principal(request)).tenant
+    if tenant is None:
+        raise RuntimeError("tenant routes need a tenant-bound guard")
+    return tenant
 
 
 async def tenant_db_session(

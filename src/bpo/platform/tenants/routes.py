@@ -1,6 +1,7 @@
 """Provider-admin API over the tenant registry: `/v1/tenants` and `/v1/tenants/{slug}`.
 
-Mounted only with BPO_TENANT_ADMIN_API=true until the OAuth issue adds its guards.
+Staff admins only (role `staff_admin`, scope `admin`), for every tenant whatever its status:
+resuming a suspended tenant is one of the things it is for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
+from bpo.identity.guards import requires
 from bpo.platform.models import Tenant
 from bpo.platform.tenants import service
 from bpo.platform.tenants.export import export_tenant
@@ -46,6 +48,7 @@ def tenant_out(tenant: Tenant, provisioned_from: str | None = None) -> TenantOut
 class TenantAdminController(Controller):
     path = "/v1/tenants"
     tags = ["tenants"]
+    guards = [requires("admin", roles=("staff_admin",), tenant_bound=False)]
 
     @post("/", status_code=201, summary="Register a tenant (schema and role included)")
     async def create(

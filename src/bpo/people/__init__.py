@@ -1,0 +1,1 @@
+"""People and their access: users, memberships, staff assignments, invites, API clients."""

@@ -1,0 +1,386 @@
+"""People APIs: a firm's members and API clients (tenant admins), the provider's staff
+(staff admins), invites, and the caller's own account."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.types import ControllerRouterHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo.core.errors import Problem
+from bpo.core.tenancy import TenantContext
+from bpo.identity import totp
+from bpo.identity.guards import PUBLIC, TENANT_ADMINS, TENANT_STAFF, Principal, requires
+from bpo.people import service
+from bpo.people.models import Invite, Membership
+from bpo.people.schemas import (
+    AcceptedOut,
+    ClientCreate,
+    ClientOut,
+    ClientRotate,
+    InviteAccept,
+    InviteCreate,
+    InviteOut,
+    MemberOut,
+    MemberUpdate,
+    MeOut,
+    StaffInviteCreate,
+    StaffOut,
+    StaffUpdate,
+    TenantBrief,
+    TotpConfirm,
+    TotpEnrollment,
+)
+from bpo.platform.models import ApiClient, Tenant, User
+
+ClientId = Annotated[str, PathParameter(min_length=1, max_length=64)]
+ADMIN = requires("admin", roles=TENANT_ADMINS)
+STAFF_ADMIN = requires("admin", roles=("staff_admin",), tenant_bound=False)
+
+
+def member_out(membership: Membership, user: User) -> MemberOut:
+    return MemberOut(
+        user_id=str(user.id),
+        email=user.email,
+        name=user.name,
+        role=membership.role,
+        status=membership.status if user.status == "active" else user.status,
+        joined_at=membership.created_at,
+    )
+
+
+def invite_out(invite: Invite, token: str | None = None) -> InviteOut:
+    return InviteOut(
+        id=str(invite.id),
+        email=invite.email,
+        role=invite.role,
+        created_at=invite.created_at,
+        expires_at=invite.expires_at,
+        status=service.invite_status(invite),
+        token=token,
+    )
+
+
+def client_out(client: ApiClient, secret: str | None = None) -> ClientOut:
+    return ClientOut(
+        client_id=client.client_id,
+        name=client.name,
+        scopes=list(client.scopes),
+        status=client.status,
+        created_at=client.created_at,
+        previous_secret_expires_at=client.previous_secret_expires_at,
+        client_secret=secret,
+    )
+
+
+class MembersController(Controller):
+    path = "/v1/tenants/{slug:str}/users"
+    tags = ["members"]
+    guards = [ADMIN]
+
+    @get("/", summary="The firm's members and their roles")
+    async def list_(
+        self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+    ) -> list[MemberOut]:
+        return [
+            member_out(m, u) for m, u in await service.list_members(db_session, tenant.tenant_id)
+        ]
+
+    @patch("/{user_id:uuid}", summary="Change a member's role, or deactivate them")
+    async def update(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[MemberUpdate],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+    ) -> MemberOut:
+        membership, user = await service.update_member(
+            db_session, tenant.tenant_id, user_id, data.role, data.status
+        )
+        return member_out(membership, user)
+
+    @post("/invites", status_code=201, summary="Invite someone (the token is shown once)")
+    async def invite(
+        self,
+        data: JSONBody[InviteCreate],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> InviteOut:
+        invite, token = await service.create_invite(
+            db_session,
+            email=data.email,
+            role=data.role,
+            hours=data.expires_in_hours,
+            tenant_id=tenant.tenant_id,
+            invited_by=principal.user_id,
+        )
+        return invite_out(invite, token)
+
+    @get("/invites", summary="Invites of the firm, with their status")
+    async def invites(
+        self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+    ) -> list[InviteOut]:
+        return [invite_out(i) for i in await service.list_invites(db_session, tenant.tenant_id)]
+
+    @delete("/invites/{invite_id:uuid}", status_code=204, summary="Revoke an invite")
+    async def revoke_invite(
+        self,
+        invite_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+    ) -> None:
+        await service.revoke_invite(db_session, tenant.tenant_id, invite_id)
+
+
+class ClientsController(Controller):
+    path = "/v1/tenants/{slug:str}/clients"
+    tags = ["api clients"]
+    guards = [ADMIN]
+
+    @get("/", summary="The firm's API clients (never their secrets)")
+    async def list_(
+        self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+    ) -> list[ClientOut]:
+        return [client_out(c) for c in await service.list_clients(db_session, tenant.tenant_id)]
+
+    @post("/", status_code=201, summary="Create an API client (the secret is shown once)")
+    async def create(
+        self,
+        data: JSONBody[ClientCreate],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+    ) -> ClientOut:
+        client, secret = await service.create_client(
+            db_session, state.settings.secret_key, tenant.tenant_id, data.name, data.scopes
+        )
+        return client_out(client, secret)
+
+    @post("/{client_id:str}/rotate", status_code=200, summary="Rotate the secret, with overlap")
+    async def rotate(
+        self,
+        client_id: ClientId,
+        data: JSONBody[ClientRotate],
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+    ) -> ClientOut:
+        client, secret = await service.rotate_client(
+            db_session, state.settings.secret_key, tenant.tenant_id, client_id, data.overlap_seconds
+        )
+        return client_out(client, secret)
+
+    @delete("/{client_id:str}", status_code=204, summary="Delete a client; its tokens stop")
+    async def remove(
+        self,
+        client_id: ClientId,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+    ) -> None:
+        await service.delete_client(db_session, tenant.tenant_id, client_id)
+
+
+class StaffController(Controller):
+    path = "/v1/staff"
+    tags = ["staff"]
+
+    @get(
+        "/tenants",
+        guards=[requires(roles=TENANT_STAFF, tenant_bound=False)],
+        summary="The tenants this staff member works for (all, for a staff admin)",
+    )
+    async def tenants(
+        self, principal: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
+    ) -> list[TenantBrief]:
+        assert principal.user_id is not None and principal.role is not None
+        rows = await service.visible_tenants(db_session, principal.user_id, principal.role)
+        return [TenantBrief(slug=t.slug, name=t.name, status=t.status) for t in rows]
+
+    @get("/members", guards=[STAFF_ADMIN], summary="The provider's staff and their tenants")
+    async def members(self, db_session: NamedDependency[AsyncSession]) -> list[StaffOut]:
+        return [_staff_out(user, slugs) for user, slugs in await service.list_staff(db_session)]
+
+    @patch(
+        "/members/{user_id:uuid}",
+        guards=[STAFF_ADMIN],
+        summary="Change a staff member's role, or deactivate them",
+    )
+    async def update(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[StaffUpdate],
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> StaffOut:
+        if user_id == principal.user_id and (data.status == "deactivated" or data.role == "staff"):
+            raise Problem(409, "conflict", "staff admins cannot demote or deactivate themselves")
+        user = await service.update_staff(db_session, user_id, data.role, data.status)
+        return _staff_out(user, [])
+
+    @put(
+        "/members/{user_id:uuid}/assignments/{slug:str}",
+        guards=[STAFF_ADMIN],
+        status_code=204,
+        summary="Assign a staff member to a tenant",
+    )
+    async def assign(
+        self,
+        user_id: FromPath[uuid.UUID],
+        slug: FromPath[str],
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> None:
+        await service.assign(db_session, user_id, slug, principal.user_id)
+
+    @delete(
+        "/members/{user_id:uuid}/assignments/{slug:str}",
+        guards=[STAFF_ADMIN],
+        status_code=204,
+        summary="End a staff member's assignment to a tenant",
+    )
+    async def unassign(
+        self,
+        user_id: FromPath[uuid.UUID],
+        slug: FromPath[str],
+        db_session: NamedDependency[AsyncSession],
+    ) -> None:
+        await service.unassign(db_session, user_id, slug)
+
+    @post(
+        "/invites",
+        guards=[STAFF_ADMIN],
+        status_code=201,
+        summary="Invite someone to the provider's staff (the token is shown once)",
+    )
+    async def invite(
+        self,
+        data: JSONBody[StaffInviteCreate],
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> InviteOut:
+        invite, token = await service.create_invite(
+            db_session,
+            email=data.email,
+            role=data.role,
+            hours=data.expires_in_hours,
+            tenant_id=None,
+            invited_by=principal.user_id,
+        )
+        return invite_out(invite, token)
+
+
+def _staff_out(user: User, slugs: list[str]) -> StaffOut:
+    return StaffOut(
+        user_id=str(user.id),
+        email=user.email,
+        name=user.name,
+        role=user.staff_role or "",
+        status=user.status,
+        tenants=slugs,
+    )
+
+
+@post(
+    "/v1/invites/accept",
+    status_code=200,
+    tags=["members"],
+    opt={PUBLIC: True},
+    summary="Accept an invite: the token is the credential; sets the password of a new account",
+)
+async def accept_invite(
+    data: JSONBody[InviteAccept], db_session: NamedDependency[AsyncSession]
+) -> AcceptedOut:
+    user, invite = await service.accept_invite(db_session, data.token, data.password, data.name)
+    tenant = None
+    if invite.tenant_id is not None:
+        tenant = (await db_session.get_one(Tenant, invite.tenant_id)).slug
+    return AcceptedOut(user_id=str(user.id), email=user.email, role=invite.role, tenant=tenant)
+
+
+@get("/v1/me", guards=[requires(tenant_bound=False)], tags=["me"], summary="Who the token is")
+async def me(
+    principal: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
+) -> MeOut:
+    out = MeOut(
+        kind=principal.kind,
+        subject=principal.subject,
+        client_id=principal.client_id,
+        scopes=sorted(principal.scopes),
+        role=principal.role,
+    )
+    if principal.user_id is not None:
+        user = await db_session.get_one(User, principal.user_id)
+        out.email, out.totp_enrolled = user.email, user.totp_confirmed_at is not None
+    return out
+
+
+@post(
+    "/v1/me/totp",
+    guards=[requires(tenant_bound=False)],
+    status_code=201,
+    tags=["me"],
+    summary="Start TOTP enrolment: a new secret, asked at sign-in once confirmed",
+)
+async def enrol_totp(
+    principal: NamedDependency[Principal], db_session: NamedDependency[AsyncSession], state: State
+) -> TotpEnrollment:
+    user = await _person(db_session, principal)
+    if user.totp_confirmed_at is not None:
+        raise Problem(409, "conflict", "TOTP is already enrolled")
+    secret, sealed = totp.new_secret(state.settings.secret_key, user.id)
+    user.totp_secret_sealed = sealed
+    return TotpEnrollment(secret=secret, otpauth_uri=totp.provisioning_uri(secret, user.email))
+
+
+@post(
+    "/v1/me/totp/confirm",
+    guards=[requires(tenant_bound=False)],
+    status_code=204,
+    tags=["me"],
+    summary="Confirm TOTP enrolment with a current code",
+)
+async def confirm_totp(
+    data: JSONBody[TotpConfirm],
+    principal: NamedDependency[Principal],
+    db_session: NamedDependency[AsyncSession],
+    state: State,
+) -> None:
+    user = await _person(db_session, principal)
+    if user.totp_secret_sealed is None or user.totp_confirmed_at is not None:
+        raise Problem(409, "conflict", "start the enrolment first (POST /v1/me/totp)")
+    step = totp.matching_step(
+        state.settings.secret_key, user.id, user.totp_secret_sealed, data.code, None
+    )
+    if step is None:
+        raise Problem(
+            422,
+            "validation-failed",
+            "the code does not match; check the clock",
+            errors=[{"pointer": "/code", "detail": "wrong or stale code"}],
+        )
+    user.totp_last_step, user.totp_confirmed_at = step, datetime.now(UTC)
+
+
+async def _person(session: AsyncSession, principal: Principal) -> User:
+    if principal.user_id is None:
+        raise Problem(403, "forbidden", "API clients have no second factor; this is for people")
+    return await session.get_one(User, principal.user_id, with_for_update=True)
+
+
+route_handlers: list[ControllerRouterHandler] = [
+    MembersController,
+    ClientsController,
+    StaffController,
+    accept_invite,
+    me,
+    enrol_totp,
+    confirm_totp,
+]
