@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -30,6 +31,8 @@ from bpo.core.tenancy import (
     tenant_session,
 )
 from bpo.platform.tenants.service import set_status
+from bpo.settings import Settings
+from tests.support.auth import bearer, client_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.probe import notes
 from tests.support.tenants import add_notes_table, make_tenant
@@ -150,7 +153,7 @@ async def test_a_transaction_begun_without_the_role_is_refused(three: Three) -> 
 ACTIONS = st.sampled_from(["insert", "savepoint_rollback", "raise", "read", "pair"])
 
 
-@settings(
+@hypothesis_settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -234,31 +237,40 @@ async def test_connections_are_recycled_after_many_tenants(three: Three) -> None
 
 
 async def test_another_tenants_note_is_a_404_and_changes_nothing(
-    client: AsyncTestClient[Litestar], three: Three
+    client: AsyncTestClient[Litestar], three: Three, settings: Settings
 ) -> None:
     a, b, _ = three.tenants
-    created = await client.post(f"/v1/tenants/{b.slug}/_probe/notes", json={"body": "b only"})
+    as_a = bearer(await client_token(three.db, settings, a))
+    as_b = bearer(await client_token(three.db, settings, b))
+    created = await client.post(
+        f"/v1/tenants/{b.slug}/_probe/notes", json={"body": "b only"}, headers=as_b
+    )
     assert created.status_code == 201, created.text
     note_id = created.json()["id"]
-    assert (await client.get(f"/v1/tenants/{b.slug}/_probe/notes/{note_id}")).status_code == 200
+    path_b = f"/v1/tenants/{b.slug}/_probe/notes/{note_id}"
+    assert (await client.get(path_b, headers=as_b)).status_code == 200
 
-    await assert_cross_tenant_404(client, "GET", f"/v1/tenants/{a.slug}/_probe/notes/{note_id}")
-    await assert_cross_tenant_404(
-        client,
-        "DELETE",
-        f"/v1/tenants/{a.slug}/_probe/notes/{note_id}",
-        unchanged=lambda: _count(three.db.engine, b),
-    )
-    await assert_cross_tenant_404(client, "GET", f"/v1/tenants/no-such-firm/_probe/notes/{note_id}")
+    # A's token on B's path, A's path with B's id, and an unknown tenant: all the same 404.
+    unchanged = lambda: _count(three.db.engine, b)  # noqa: E731
+    await assert_cross_tenant_404(client, "GET", path_b, headers=as_a)
+    await assert_cross_tenant_404(client, "DELETE", path_b, headers=as_a, unchanged=unchanged)
+    path_a = f"/v1/tenants/{a.slug}/_probe/notes/{note_id}"
+    await assert_cross_tenant_404(client, "GET", path_a, headers=as_a)
+    await assert_cross_tenant_404(client, "DELETE", path_a, headers=as_a, unchanged=unchanged)
+    unknown = f"/v1/tenants/no-such-firm/_probe/notes/{note_id}"
+    await assert_cross_tenant_404(client, "GET", unknown, headers=as_a)
 
 
 async def test_a_suspended_tenant_gets_403_on_tenant_routes(
-    client: AsyncTestClient[Litestar], three: Three
+    client: AsyncTestClient[Litestar], three: Three, settings: Settings
 ) -> None:
     a = three.tenants[0]
+    as_a = bearer(await client_token(three.db, settings, a))
     async with three.db.sessionmaker.begin() as session:
         await set_status(session, a.slug, "suspended")
-    response = await client.post(f"/v1/tenants/{a.slug}/_probe/notes", json={"body": "x"})
+    response = await client.post(
+        f"/v1/tenants/{a.slug}/_probe/notes", json={"body": "x"}, headers=as_a
+    )
     assert response.status_code == 403
     assert response.json()["type"].endswith("/tenant-suspended")
     assert await _count(three.db.engine, a) == 0

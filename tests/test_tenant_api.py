@@ -20,15 +20,18 @@ from bpo.jobs.worker import start_worker, stop_worker
 from bpo.platform.tenants.provisioning import fill_pool, pool_size
 from bpo.settings import Settings
 from tests.conftest import build_app
-from tests.support.tenants import counts
+from tests.support.auth import bearer, client_token, make_user, staff_admin_token, user_token
+from tests.support.tenants import counts, make_tenant
 
 Client = AsyncTestClient[Litestar]
 
 
 @pytest.fixture
 async def admin(settings: Settings, db: Database) -> AsyncIterator[Client]:
-    enabled = dataclasses.replace(settings, tenant_admin_api=True, tenant_pool_size=1)
-    async with AsyncTestClient(app=build_app(enabled)) as client:
+    """A client holding a staff admin's token (role staff_admin, scope admin)."""
+    pooled = dataclasses.replace(settings, tenant_pool_size=1)
+    async with AsyncTestClient(app=build_app(pooled)) as client:
+        client.headers.update(bearer(await staff_admin_token(db, settings)))
         yield client
 
 
@@ -40,11 +43,24 @@ def problem(response, status: int, slug: str) -> dict:  # type: ignore[no-untype
     return body
 
 
-async def test_the_api_is_off_by_default(client: Client) -> None:
-    problem(await client.get("/v1/tenants"), 404, "not-found")
-    problem(
-        await client.post("/v1/tenants", json={"slug": "acme", "name": "Acme"}), 404, "not-found"
-    )
+async def test_the_api_needs_a_staff_admin(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    body = {"slug": "acme", "name": "Acme"}
+    refused = await client.post("/v1/tenants", json=body)
+    problem(refused, 401, "unauthorized")
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    tenant = await make_tenant(db, "firm-one")
+    as_client = bearer(await client_token(db, settings, tenant))
+    problem(await client.post("/v1/tenants", json=body, headers=as_client), 403, "forbidden")
+    member = await make_user(db, "ana@firm.example", tenants={tenant: "tenant_admin"})
+    as_member = bearer(await user_token(db, settings, member, tenant=tenant, role="tenant_admin"))
+    problem(await client.get("/v1/tenants", headers=as_member), 403, "forbidden")
+    staff = await make_user(db, "sam@provider.example", staff_role="staff")
+    as_staff = bearer(await user_token(db, settings, staff, staff_role="staff"))
+    problem(await client.get("/v1/tenants", headers=as_staff), 403, "forbidden")
+    listed = await client.get("/v1/tenants", headers=bearer(await staff_admin_token(db, settings)))
+    assert [t["slug"] for t in listed.json()["items"]] == ["firm-one"]
 
 
 async def test_create_show_list_suspend_resume(admin: Client, db: Database) -> None:
@@ -178,11 +194,16 @@ async def test_options_and_405_list_every_method_of_a_path(admin: Client) -> Non
 
 
 async def test_a_signup_has_a_worker_refill_the_pool(settings: Settings, db: Database) -> None:
-    enabled = dataclasses.replace(settings, tenant_admin_api=True, tenant_pool_size=2)
+    enabled = dataclasses.replace(settings, tenant_pool_size=2)
+    as_admin = bearer(await staff_admin_token(db, settings))
     worker = await asyncio.to_thread(start_worker, enabled)
     try:
         async with AsyncTestClient(app=build_app(enabled)) as client:
-            created = await client.post("/v1/tenants", json={"slug": "acme", "name": "Acme"})
+            created = await client.post(
+                "/v1/tenants",
+                json={"slug": "acme", "name": "Acme"},
+                headers=as_admin,
+            )
             assert created.json()["provisioned_from"] == "cold"  # the pool started empty
             deadline = asyncio.get_running_loop().time() + 20
             while await pool_size(db.engine) < 2:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo.core.errors import Problem
 from bpo.core.models import TENANT_PLACEHOLDER
 from bpo.core.tenancy import TenantContext
+from bpo.identity.guards import PUBLIC, requires
 from bpo.jobs.models import JobHeartbeat
 
 
@@ -36,7 +37,7 @@ class HeartbeatOut(msgspec.Struct):
     worker_pid: int
 
 
-@post("/_probe/heartbeats", status_code=201)
+@post("/_probe/heartbeats", status_code=201, opt={PUBLIC: True})
 async def create_heartbeat(
     data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]
 ) -> HeartbeatOut:
@@ -45,7 +46,7 @@ async def create_heartbeat(
     return HeartbeatOut(token=data.token, worker_pid=data.worker_pid)
 
 
-@post("/_probe/heartbeats/then-fail", status_code=201)
+@post("/_probe/heartbeats/then-fail", status_code=201, opt={PUBLIC: True})
 async def create_then_fail(
     data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]
 ) -> None:
@@ -54,7 +55,7 @@ async def create_then_fail(
     raise Problem(409, "conflict", "the handler failed after writing")
 
 
-@post("/_probe/heartbeats/then-crash", status_code=201)
+@post("/_probe/heartbeats/then-crash", status_code=201, opt={PUBLIC: True})
 async def create_then_crash(
     data: JSONBody[HeartbeatIn], db_session: NamedDependency[AsyncSession]
 ) -> None:
@@ -63,7 +64,7 @@ async def create_then_crash(
     raise RuntimeError("a bug")
 
 
-@get("/_probe/heartbeats")
+@get("/_probe/heartbeats", opt={PUBLIC: True})
 async def list_heartbeats(
     db_session: NamedDependency[AsyncSession],
     limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
@@ -95,7 +96,7 @@ class NoteOut(msgspec.Struct):
     body: str
 
 
-@post("/v1/tenants/{slug:str}/_probe/notes", status_code=201)
+@post("/v1/tenants/{slug:str}/_probe/notes", status_code=201, guards=[requires("work:write")])
 async def add_note(
     data: JSONBody[NoteIn],
     tenant: NamedDependency[TenantContext],
@@ -109,7 +110,7 @@ async def add_note(
     return NoteOut(id=row.id, tenant_slug=row.tenant_slug, body=row.body)
 
 
-@get("/v1/tenants/{slug:str}/_probe/notes/{note_id:int}")
+@get("/v1/tenants/{slug:str}/_probe/notes/{note_id:int}", guards=[requires("work:read")])
 async def get_note(note_id: FromPath[int], tenant_db: NamedDependency[AsyncSession]) -> NoteOut:
     row = (await tenant_db.execute(select(notes).where(notes.c.id == note_id))).first()
     if row is None:
@@ -117,7 +118,11 @@ async def get_note(note_id: FromPath[int], tenant_db: NamedDependency[AsyncSessi
     return NoteOut(id=row.id, tenant_slug=row.tenant_slug, body=row.body)
 
 
-@delete("/v1/tenants/{slug:str}/_probe/notes/{note_id:int}", status_code=204)
+@delete(
+    "/v1/tenants/{slug:str}/_probe/notes/{note_id:int}",
+    status_code=204,
+    guards=[requires("work:write")],
+)
 async def delete_note(note_id: FromPath[int], tenant_db: NamedDependency[AsyncSession]) -> None:
     result = await tenant_db.execute(notes.delete().where(notes.c.id == note_id))
     if result.rowcount == 0:  # type: ignore[attr-defined]

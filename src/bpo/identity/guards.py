@@ -177,51 +177,53 @@ def kind_of(claims: AccessClaims) -> Kind:
     return "client" if claims.subject == claims.client_id else "user"
 
 
-# One statement per kind of caller; each answers revoked / role (NULL: not granted).
-_TENANT_ROLE = {
-    "client": """
-        SELECT 'client' FROM platform.api_clients c
-        WHERE c.client_id = :client_id AND c.tenant_id = t.id AND c.status = 'active'
-          AND t.id = CAST(:token_tenant AS uuid)""",
-    "user": """
-        SELECT m.role FROM platform.memberships m JOIN platform.users u ON u.id = m.user_id
-        WHERE m.user_id = CAST(:user_id AS uuid) AND m.tenant_id = t.id
-          AND m.status = 'active' AND u.status = 'active' AND t.id = CAST(:token_tenant AS uuid)""",
-    "staff": """
-        SELECT u.staff_role FROM platform.users u
-        WHERE u.id = CAST(:user_id AS uuid) AND u.status = 'active' AND u.staff_role IS NOT NULL
-          AND (u.staff_role = 'staff_admin' OR EXISTS (
-                SELECT 1 FROM platform.staff_assignments a
-                WHERE a.user_id = u.id AND a.tenant_id = t.id))""",
+# One statement per request. `active`: the client, or the user (and, for a tenant-bound
+# user token, their membership) still stands; `role`: the caller's role here (NULL on a
+# tenant route: the token does not grant this tenant).
+_ACTIVE = {
+    "client": """EXISTS (SELECT 1 FROM platform.api_clients c
+        WHERE c.client_id = :client_id AND c.status = 'active'
+          AND c.tenant_id = CAST(:token_tenant AS uuid))""",
+    "user": """EXISTS (SELECT 1 FROM platform.users u
+        WHERE u.id = CAST(:user_id AS uuid) AND u.status = 'active')
+      AND (CAST(:token_tenant AS uuid) IS NULL OR EXISTS (SELECT 1 FROM platform.memberships m
+        WHERE m.user_id = CAST(:user_id AS uuid) AND m.status = 'active'
+          AND m.tenant_id = CAST(:token_tenant AS uuid)))""",
+    "staff": """EXISTS (SELECT 1 FROM platform.users u
+        WHERE u.id = CAST(:user_id AS uuid) AND u.status = 'active'
+          AND u.staff_role IS NOT NULL)""",
 }
+_TENANT_ROLE = {
+    "client": "CASE WHEN t.id = CAST(:token_tenant AS uuid) THEN 'client' END",
+    "user": """(SELECT m.role FROM platform.memberships m
+        WHERE m.user_id = CAST(:user_id AS uuid) AND m.tenant_id = t.id AND m.status = 'active'
+          AND t.id = CAST(:token_tenant AS uuid))""",
+    "staff": """(SELECT u.staff_role FROM platform.users u
+        WHERE u.id = CAST(:user_id AS uuid) AND (u.staff_role = 'staff_admin' OR EXISTS (
+          SELECT 1 FROM platform.staff_assignments a
+          WHERE a.user_id = u.id AND a.tenant_id = t.id)))""",
+}
+_PLATFORM_ROLE = {
+    "client": "'client'",
+    "user": "CAST(NULL AS text)",
+    "staff": "(SELECT u.staff_role FROM platform.users u WHERE u.id = CAST(:user_id AS uuid))",
+}
+_REVOKED = "EXISTS (SELECT 1 FROM platform.revoked_tokens r WHERE r.jti = :jti)"
+# Fixed fragments from above, no user text: every value is a bound parameter.
 _TENANT_ACCESS = {
-    # Fixed fragments from above, no user text: the values are bound parameters.
     kind: text(
-        f"""SELECT t.id, t.status,
-              EXISTS (SELECT 1 FROM platform.revoked_tokens r WHERE r.jti = :jti) AS revoked,
-              ({role}) AS role
-            FROM platform.tenants t WHERE t.slug = :slug AND t.status <> 'deleting'"""  # noqa: S608
+        f"""SELECT {_REVOKED} AS revoked, {_ACTIVE[kind]} AS active,
+              t.id, t.status, {_TENANT_ROLE[kind]} AS role
+            FROM (SELECT 1) AS one
+            LEFT JOIN platform.tenants t ON t.slug = :slug AND t.status <> 'deleting'"""  # noqa: S608
     )
-    for kind, role in _TENANT_ROLE.items()
+    for kind in _ACTIVE
 }
 _PLATFORM_ACCESS = {
-    "client": text(
-        """SELECT EXISTS (SELECT 1 FROM platform.revoked_tokens r WHERE r.jti = :jti) AS revoked,
-              (SELECT 'client' FROM platform.api_clients c
-               JOIN platform.tenants t ON t.id = c.tenant_id
-               WHERE c.client_id = :client_id AND c.status = 'active' AND t.status = 'active'
-                 AND t.id = CAST(:token_tenant AS uuid)) AS role"""
-    ),
-    "user": text(
-        """SELECT EXISTS (SELECT 1 FROM platform.revoked_tokens r WHERE r.jti = :jti) AS revoked,
-              (SELECT '' FROM platform.users u
-               WHERE u.id = CAST(:user_id AS uuid) AND u.status = 'active') AS role"""
-    ),
-    "staff": text(
-        """SELECT EXISTS (SELECT 1 FROM platform.revoked_tokens r WHERE r.jti = :jti) AS revoked,
-              (SELECT u.staff_role FROM platform.users u
-               WHERE u.id = CAST(:user_id AS uuid) AND u.status = 'active') AS role"""
-    ),
+    kind: text(
+        f"SELECT {_REVOKED} AS revoked, {_ACTIVE[kind]} AS active, {_PLATFORM_ROLE[kind]} AS role"
+    )
+    for kind in _ACTIVE
 }
 
 
@@ -241,17 +243,15 @@ async def current_principal(
     statement = (_TENANT_ACCESS if slug is not None else _PLATFORM_ACCESS)[kind]
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = (await conn.execute(statement, params)).first()
-    if row is not None and row.revoked:
+        row = (await conn.execute(statement, params)).one()
+    if row.revoked:
         raise _unauthorized("the token was revoked")
-    granted = row is not None and row.role is not None
-    if slug is not None and not granted:
-        raise Problem(404, "not-found", f"no tenant {slug!r}")
-    if slug is None and not granted:
-        raise _unauthorized("the token's client or user is no longer active")
-    assert row is not None
+    if not row.active:
+        raise _unauthorized("the token's client, user or membership is no longer active")
     tenant = None
     if slug is not None:
+        if row.id is None or row.role is None:  # no such tenant, or not granted: one answer
+            raise Problem(404, "not-found", f"no tenant {slug!r}")
         if row.status == "suspended":
             raise Problem(
                 403,
