@@ -20,7 +20,7 @@ from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.clients import make_client
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 (a test password)
+PASSWORD = "correct horse battery staple"
 _HASH: list[str] = []
 
 

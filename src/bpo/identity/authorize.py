@@ -31,6 +31,7 @@ from bpo.core.security import hash_password, verify_password
 from bpo.identity import grants, pages, service, totp
 from bpo.identity.guards import PUBLIC, ring_of
 from bpo.identity.server import BpoAuthorizationServer, FormRequest
+from bpo.identity.server import endpoint_url as _endpoint_url
 from bpo.platform.models import User
 
 AUTH_PARAMS = (
@@ -91,7 +92,7 @@ async def _validate(
     server.ring = ring
     client = await service.load_client(session, dict(pairs).get("client_id"), ring.secret_key)
     exchange = grants.Exchange(client)
-    oauth_request = FormRequest("GET", str(request.url), request.headers, pairs)
+    oauth_request = FormRequest("GET", _endpoint_url(request), request.headers, pairs)
     token = grants.exchange_var.set(exchange)
     try:
         server.get_consent_grant(oauth_request)

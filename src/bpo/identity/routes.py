@@ -17,6 +17,7 @@ from bpo.identity.guards import PUBLIC, ring_of
 from bpo.identity.schemas import IntrospectionResponse, OAuthError, TokenResponse
 from bpo.identity.scopes import USER_SCOPES
 from bpo.identity.server import AUTH_METHODS, BpoAuthorizationServer, FormRequest, client_id_of
+from bpo.identity.server import endpoint_url as _endpoint_url
 
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -103,7 +104,7 @@ async def token(
     exchange = grants.Exchange(client)
     await service.preload_token_request(db_session, exchange, form.fields)
     # Authlib reads headers by their canonical names; Litestar's are case-insensitive.
-    oauth_request = FormRequest("POST", str(request.url), request.headers, form.pairs)
+    oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
     status, body, headers = server.run(exchange, server.create_token_response, oauth_request)
     if status == 200:
         await service.write_back(db_session, exchange, form.fields.get("grant_type", ""))
@@ -136,7 +137,7 @@ async def introspect(
     if isinstance(form, Response):
         return form
     exchange, server = await _token_exchange(request, db_session, form)
-    oauth_request = FormRequest("POST", str(request.url), request.headers, form.pairs)
+    oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
     status, body, headers = server.run(
         exchange, server.create_endpoint_response, "introspection", oauth_request
     )
@@ -160,7 +161,7 @@ async def revoke(
     if isinstance(form, Response):
         return form
     exchange, server = await _token_exchange(request, db_session, form)
-    oauth_request = FormRequest("POST", str(request.url), request.headers, form.pairs)
+    oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
     status, body, headers = server.run(
         exchange, server.create_endpoint_response, "revocation", oauth_request
     )

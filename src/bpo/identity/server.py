@@ -229,3 +229,9 @@ def client_id_of(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> st
         return None
     values = [value for key, value in pairs if key == "client_id"]
     return values[0] if len(values) == 1 else None
+
+
+def endpoint_url(request: Any) -> str:
+    """The endpoint's URL as the issuer names it. Authlib refuses plain-http URLs (except on
+    loopback); behind a TLS-terminating proxy the request itself arrives over http."""
+    return f"{request.app.state.settings.issuer}{request.url.path}"

@@ -40,7 +40,7 @@ async def list_members(
         .where(Membership.tenant_id == tenant_id)
         .order_by(User.email)
     )
-    return [(m, u) for m, u in rows.tuples()]
+    return [(m, u) for m, u in rows]
 
 
 async def update_member(
@@ -60,7 +60,7 @@ async def update_member(
     ).first()
     if row is None:
         raise _not_found("member", user_id)
-    membership, user = row.tuple()
+    membership, user = row
     was_admin = membership.role == "tenant_admin" and membership.status == "active"
     membership.role = role or membership.role
     membership.status = status or membership.status
@@ -295,7 +295,7 @@ async def list_staff(session: AsyncSession) -> list[tuple[User, list[str]]]:
         .where(StaffAssignment.user_id.in_(slugs))
         .order_by(Tenant.slug)
     )
-    for user_id, slug in rows.tuples():
+    for user_id, slug in rows:
         slugs[user_id].append(slug)
     return [(user, slugs[user.id]) for user in users]
 
