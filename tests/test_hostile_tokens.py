@@ -7,11 +7,12 @@ After Authlib's JOSE CVE history: `alg: none`, HMAC signed with the public key, 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -20,11 +21,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
 from joserfc.jwk import ECKey
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import update
 
 from bpo.core.db import Database
 from bpo.identity.keys import KeyRing, rotate_keys
+from bpo.identity.service import deny_jti
 from bpo.identity.tokens import InvalidToken, issue_access_token, verify_access_token
-from tests.conftest import TEST_SECRET_KEY
+from bpo.platform.models import User
+from bpo.settings import Settings
+from tests.conftest import TEST_SECRET_KEY, build_app
+from tests.support.auth import bearer, make_user
+from tests.support.tenants import make_tenant
 
 ISSUER = AUDIENCE = "https://bpo.example"
 
@@ -175,3 +184,60 @@ async def test_rotation_fails_no_request_and_retires_old_keys(db: Database) -> N
     with pytest.raises(InvalidToken, match="unknown or retired"):
         verify(latest, old_token)  # its key is retired two rotations on
     verify(latest, new_token)
+
+
+# --- the same tokens at the API: 401 with RFC 6750's challenge ---------------------------
+
+
+@pytest.fixture
+async def api(settings: Settings, db: Database) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    app = build_app(dataclasses.replace(settings, public_base_url=ISSUER))
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+def refused_401(response: Any) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+async def test_the_api_answers_401_to_each(
+    api: AsyncTestClient[Litestar], ring: KeyRing, case: str
+) -> None:
+    refused_401(await api.get("/v1/me", headers=bearer(HOSTILE[case](ring))))
+
+
+async def test_a_revoked_jti_and_a_deactivated_users_token_get_401(
+    api: AsyncTestClient[Litestar], ring: KeyRing, db: Database
+) -> None:
+    tenant = await make_tenant(db, "hostile-firm")
+    user_id = await make_user(db, "ana@hostile.example", tenants={tenant: "tenant_member"})
+
+    def mint() -> tuple[str, dict[str, Any]]:
+        return issue_access_token(
+            ring, issuer=ISSUER, audience=AUDIENCE, subject=str(user_id),
+            client_id="console", scope="work:read", tenant=tenant.tenant_id,
+        )  # fmt: skip
+
+    token, minted = mint()
+    assert (await api.get("/v1/me", headers=bearer(token))).status_code == 200
+    async with db.sessionmaker.begin() as session:
+        await deny_jti(session, minted["jti"], minted["exp"])
+    refused_401(await api.get("/v1/me", headers=bearer(token)))
+
+    token, _ = mint()
+    assert (await api.get("/v1/me", headers=bearer(token))).status_code == 200
+    async with db.sessionmaker.begin() as session:
+        await session.execute(update(User).where(User.id == user_id).values(status="deactivated"))
+    refused_401(await api.get("/v1/me", headers=bearer(token)))
+    refused_401(await api.get(f"/v1/tenants/{tenant.slug}/users", headers=bearer(token)))
+
+
+async def test_no_token_or_another_scheme_is_a_401_challenge(
+    api: AsyncTestClient[Litestar],
+) -> None:
+    bare = await api.get("/v1/me")
+    assert bare.status_code == 401 and bare.headers["www-authenticate"] == 'Bearer realm="bpo"'
+    refused_401(await api.get("/v1/me", headers={"Authorization": "Basic YTpi"}))
