@@ -3,11 +3,16 @@ and Authlib's own client; every issuance and refusal recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import signal
 import subprocess
+import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,20 +24,38 @@ from sqlalchemy import select, update
 
 from bpo.core.db import Database
 from bpo.core.security import secret_digest
-from bpo.identity.models import TokenEvent
+from bpo.identity.models import RefreshToken, TokenEvent
 from bpo.platform.models import ApiClient
 from bpo.platform.tenants.service import set_status
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
+from tests.support.auth import PASSWORD, make_user
 from tests.support.clients import make_client
+from tests.support.oauth import (
+    REDIRECT,
+    Pkce,
+    authorize_params,
+    exchange_code,
+    hidden_fields,
+    redirect_query,
+    register_app,
+    sign_in,
+)
 from tests.support.processes import spawn_serve
 from tests.support.tenants import make_tenant
 
 
-@pytest.fixture
-def server(settings: Settings) -> Iterator[str]:
+@contextmanager
+def serving(settings: Settings, **extra: str) -> Iterator[str]:
+    """A real `bpo serve`, with its own rate-limit namespace."""
     process, base = spawn_serve(
-        settings.database_url, settings.broker_url, BPO_SECRET_KEY=TEST_SECRET_KEY
+        settings.database_url,
+        settings.broker_url,
+        BPO_SECRET_KEY=TEST_SECRET_KEY,
+        BPO_BROKER_NAMESPACE=f"bpo-test-{uuid.uuid4().hex[:8]}",
+        # Nobody reads the log pipe until the end: a log line per request would fill it.
+        BPO_LOG_LEVEL="WARNING",
+        **extra,
     )
     try:
         yield base
@@ -42,6 +65,12 @@ def server(settings: Settings) -> Iterator[str]:
             process.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[str]:
+    with serving(settings) as base:
+        yield base
 
 
 async def events(db: Database) -> list[TokenEvent]:
@@ -179,3 +208,85 @@ async def test_metadata_names_the_endpoints(server: str, db: Database) -> None:
     keys = jwks.json()["keys"]
     assert len(keys) == 2  # active and next on a fresh install
     assert all(key["kty"] == "EC" and "d" not in key for key in keys)
+
+
+async def test_authlib_client_does_authorization_code_with_pkce(server: str, db: Database) -> None:
+    tenant = await make_tenant(db, "acme-trading")
+    await register_app(db)
+    await make_user(db, "ana@acme.example", tenants={tenant: "tenant_admin"})
+    verifier = Pkce.new().verifier
+    async with AsyncOAuth2Client(
+        "console",
+        token_endpoint_auth_method="none",
+        redirect_uri=REDIRECT,
+        scope="work:read admin",
+        code_challenge_method="S256",
+    ) as client:
+        url, state = client.create_authorization_url(
+            f"{server}/oauth/authorize", code_verifier=verifier
+        )
+        async with httpx.AsyncClient(base_url=server) as browser:  # the person signing in
+            page = await browser.get(url)
+            form = hidden_fields(page.text) | {"email": "ana@acme.example", "password": PASSWORD}
+            signed_in = await browser.post("/oauth/authorize", data=form)
+        location = signed_in.headers["location"]
+        token = await client.fetch_token(
+            f"{server}/oauth/token", authorization_response=location, code_verifier=verifier
+        )
+        assert token["refresh_token"] and set(token["scope"].split()) == {"admin", "work:read"}
+        members = await client.get(f"{server}/v1/tenants/{tenant.slug}/users")
+        assert members.status_code == 200, members.text
+        renewed = await client.refresh_token(f"{server}/oauth/token")
+        assert renewed["refresh_token"] != token["refresh_token"]
+        assert (await client.get(f"{server}/v1/me")).json()["email"] == "ana@acme.example"
+    assert state in location
+
+
+async def test_500_concurrent_refreshes_yield_exactly_one_pair(server: str, db: Database) -> None:
+    tenant = await make_tenant(db, "acme-trading")
+    await register_app(db)
+    await make_user(db, "ana@acme.example", tenants={tenant: "tenant_admin"})
+    pkce = Pkce.new()
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
+        query = redirect_query(
+            await sign_in(http, authorize_params(pkce), "ana@acme.example", PASSWORD)
+        )
+        first = (await exchange_code(http, query["code"], pkce)).json()
+        form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+                "client_id": "console"}  # fmt: skip
+        answers = await asyncio.gather(*(http.post("/oauth/token", data=form) for _ in range(500)))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == {200: 1, 400: 499}, statuses
+    assert {a.json()["error"] for a in answers if a.status_code == 400} == {"invalid_grant"}
+    async with db.sessionmaker() as session:
+        family = (await session.scalars(select(RefreshToken))).all()
+    assert len(family) == 2  # the first refresh token and the one pair issued from it
+
+
+async def test_the_token_endpoint_limits_each_client_and_address(
+    settings: Settings, db: Database
+) -> None:
+    acme = await make_tenant(db, "acme-trading")
+    secrets = {name: await make_client(db, acme, name, ["ledger:read"]) for name in ("a", "b")}
+    if time.time() % 60 > 55:  # the windows are per minute: start inside one
+        await asyncio.sleep(61 - time.time() % 60)
+    with serving(settings, BPO_TOKEN_RATE_PER_CLIENT="3", BPO_TOKEN_RATE_PER_IP="6") as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+
+            async def token(name: str) -> httpx.Response:
+                return await http.post(
+                    "/oauth/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(name, secrets[name]),
+                )
+
+            assert [(await token("a")).status_code for _ in range(3)] == [200, 200, 200]
+            limited = await token("a")  # the client's 4th in this minute
+            assert limited.status_code == 429 and limited.json()["error"] == "slow_down"
+            assert "client" in limited.json()["error_description"]
+            assert 0 < int(limited.headers["retry-after"]) <= 60
+            assert [(await token("b")).status_code for _ in range(2)] == [200, 200]
+            by_address = await token("b")  # the address's 7th
+            assert by_address.status_code == 429
+            assert "address" in by_address.json()["error_description"]

@@ -69,7 +69,9 @@ def create_app(
         app.state.jobs = jobs
         app.state.background_tasks = set()
         app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
-        app.state.limiter = limiter = RateLimiter(settings.limiter_redis_url)
+        app.state.limiter = limiter = RateLimiter(
+            settings.limiter_redis_url, prefix=f"{settings.broker_namespace}:rl"
+        )
         app.state.verified_tokens = VerifiedTokens()
         if settings.secret_key:  # keys load lazily, on the first token request
             app.state.key_ring = KeyRing(settings.secret_key)

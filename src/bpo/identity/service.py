@@ -130,6 +130,7 @@ async def preload_token_request(
 
 
 async def _preload_code(session: AsyncSession, exchange: grants.Exchange, code: bytes) -> None:
+    # Locked like a refresh token (below): a code being exchanged right now is skipped.
     row = (
         await session.execute(
             select(AuthorizationCode).where(AuthorizationCode.code_digest == code).with_for_update()
@@ -150,11 +151,14 @@ async def _preload_code(session: AsyncSession, exchange: grants.Exchange, code: 
 
 
 async def _preload_refresh(session: AsyncSession, exchange: grants.Exchange, token: bytes) -> None:
-    # Concurrent uses of one refresh token queue on this row lock: the first rotates it,
-    # every later one finds it rotated, which is reuse, and revokes the family.
+    # One use at a time: a request that finds the token locked by another in flight is
+    # refused without waiting (no connection is held waiting on a lock); one that finds it
+    # already rotated is a replay, and revokes the family.
     row = (
         await session.execute(
-            select(RefreshToken).where(RefreshToken.token_digest == token).with_for_update()
+            select(RefreshToken)
+            .where(RefreshToken.token_digest == token)
+            .with_for_update(skip_locked=True)
         )
     ).scalar_one_or_none()
     if row is None or exchange.client is None or row.client_id != exchange.client.client_id:
