@@ -27,6 +27,7 @@ from bpo.core.tenancy import recycle_after_tenants
 from bpo.identity import routes as identity_routes
 from bpo.identity.guards import VerifiedTokens
 from bpo.identity.keys import KeyRing
+from bpo.identity.openapi import document_security
 from bpo.identity.server import BpoAuthorizationServer
 from bpo.jobs.broker import BrokerProbe
 from bpo.jobs.sender import JobSender
@@ -65,6 +66,7 @@ def create_app(
         metrics.watch_pool(db.engine.sync_engine.pool)
         recycle_after_tenants(db.engine, settings.tenants_per_connection)
         document_problems(app)
+        document_security(app)
         app.state.db = db
         app.state.jobs = jobs
         app.state.background_tasks = set()
