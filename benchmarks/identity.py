@@ -26,8 +26,8 @@ in this process. The machine's cores (2 here) are shared by the client, the serv
 PostgreSQL and Redis: the CPU each used during a run is printed with the figures, read from
 /proc. Logs at WARNING (no access log), as benchmarks/health.py runs.
 
-Usage: python benchmarks/identity.py [--seconds 10] [--connections 16] [--rounds 7]
-       [--round-seconds 3] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+Usage: python benchmarks/identity.py [--seconds 10] [--connections 16] [--rounds 12]
+       [--round-seconds 2] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
        [--broker-url redis://127.0.0.1:6379/0]
 """
 
@@ -714,8 +714,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="token load duration")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved read rounds")
-    parser.add_argument("--round-seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved read rounds")
+    parser.add_argument("--round-seconds", type=float, default=2.0)
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BPO_TEST_DATABASE_URL")

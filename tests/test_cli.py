@@ -128,3 +128,19 @@ def test_keys_rotate_moves_every_key_along(settings: Settings, db: Database) -> 
     assert any(line.startswith(f"active\t{active}\t") for line in listed)
     refused = bpo("keys", "rotate", env=bpo_env(BPO_DATABASE_URL=settings.database_url or ""))
     assert refused.returncode == 2 and "BPO_SECRET_KEY" in refused.stderr
+
+
+def test_apps_create_and_list(settings: Settings, db: Database) -> None:
+    env = bpo_env(BPO_DATABASE_URL=settings.database_url or "", BPO_SECRET_KEY=TEST_SECRET_KEY)
+    made = bpo(
+        "apps", "create", "acme-portal", "--redirect-uri", "https://acme.example/cb", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    secret = bpo("apps", "create", "acme-server", "--redirect-uri", "https://a.example/cb",
+                 "--confidential", env=env)  # fmt: skip
+    assert "client_secret " in secret.stdout
+    listed = bpo("apps", "list", env=env).stdout.strip().splitlines()
+    assert listed == [
+        "acme-portal\tpublic\thttps://acme.example/cb",
+        "acme-server\tconfidential\thttps://a.example/cb",
+    ]

@@ -24,11 +24,12 @@ cli = typer.Typer(
 
 
 def main() -> None:
-    from bpo.identity.commands import keys
+    from bpo.identity.commands import apps, keys
     from bpo.platform.tenants.commands import tenants
 
     cli.add_typer(tenants, name="tenants")
     cli.add_typer(keys, name="keys")
+    cli.add_typer(apps, name="apps")
     cli()
 
 

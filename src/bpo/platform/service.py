@@ -16,13 +16,16 @@ from bpo.core.security import (
     secret_matches,
     verify_password,
 )
-from bpo.identity.scopes import CLIENT_SCOPES
+from bpo.identity.models import OAuthApp
+from bpo.identity.scopes import CLIENT_SCOPES, USER_SCOPES
 from bpo.platform.models import ApiClient, Tenant, User
 from bpo.platform.tenants.service import create_tenant
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_TENANT_SLUG = "demo"
 DEMO_CLIENT_ID = "demo-client"
+DEMO_APP_ID = "demo-console"
+DEMO_APP_REDIRECT = "http://127.0.0.1:8765/callback"
 
 
 class DemoAdmin(msgspec.Struct):
@@ -92,6 +95,16 @@ async def seed_demo(
             session.add(client)
         client.secret_digest = secret_digest(secret_key, secret)
         changed = True
+    if await session.get(OAuthApp, DEMO_APP_ID) is None:
+        session.add(
+            OAuthApp(
+                client_id=DEMO_APP_ID,
+                name="Demo console",
+                redirect_uris=[DEMO_APP_REDIRECT],
+                secret_digest=None,  # a public app: PKCE only (RFC 8252 loopback redirect)
+                scopes=sorted(USER_SCOPES),
+            )
+        )
     await session.flush()
 
     credentials = DemoCredentials(
