@@ -690,20 +690,22 @@ def reads(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture)
         cpu_ratios = [a.per_request_us("server") / b.per_request_us("server") for a, b in pairs]
         return time_ratios, cpu_ratios
 
+    def spread(ratios: list[float]) -> str:
+        low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        return f"median of {len(ratios)} paired rounds, quartiles {low:.2f}-{high:.2f}"
+
     by_time, by_cpu = paired("B")
     ratio = statistics.median(by_time)
     goal = "met" if ratio <= 1.15 else "NOT met"
     print(
         f"=> the authenticated read costs {ratio:.2f}x the unauthenticated one "
-        f"(time per request at the same load, A/B, median of the rounds' ratios "
-        f"{' '.join(f'{r:.2f}' for r in by_time)}; goal <= 1.15: {goal}); "
-        f"server CPU per request {statistics.median(by_cpu):.2f}x"
+        f"(A/B time per request at the same load, {spread(by_time)}; goal <= 1.15: {goal}); "
+        f"server CPU per request {statistics.median(by_cpu):.2f}x ({spread(by_cpu)})"
     )
     by_time, by_cpu = paired("C")
     print(
         f"   against the pre-auth tenant_context as it was (A/C): "
-        f"{statistics.median(by_time):.2f}x time per request "
-        f"({' '.join(f'{r:.2f}' for r in by_time)}), "
+        f"{statistics.median(by_time):.2f}x time per request ({spread(by_time)}), "
         f"{statistics.median(by_cpu):.2f}x server CPU per request"
     )
 

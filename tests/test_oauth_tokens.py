@@ -247,7 +247,8 @@ async def test_500_concurrent_refreshes_yield_exactly_one_pair(server: str, db: 
     await register_app(db)
     await make_user(db, "ana@acme.example", tenants={tenant: "tenant_admin"})
     pkce = Pkce.new()
-    limits = httpx.Limits(max_connections=100)
+    # No keep-alive: an idle connection the server closes (5 s) could race a queued request.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
         query = redirect_query(
             await sign_in(http, authorize_params(pkce), "ana@acme.example", PASSWORD)
