@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -328,41 +329,70 @@ def token_request(port: int, client_id: str, secret: str) -> bytes:
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_snapshot() -> dict[int, tuple[str, int]]:
-    """{pid: (command, user + system ticks)} of every process we may read."""
+@dataclass(frozen=True)
+class Proc:
+    comm: str
+    ticks: int  # user + system
+    ppid: int
+    cmdline: str  # PostgreSQL's only (it names the database a backend serves)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Whose CPU is whose: the server under test, and our PostgreSQL's processes."""
+
+    server: int = 0
+    postmaster: int | None = None  # unknown when PostgreSQL runs elsewhere
+    database: str = ""
+
+
+def cpu_snapshot() -> dict[int, Proc]:
+    """Every process we may read, with its CPU ticks so far."""
     snapshot = {}
     for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
         if not entry.name.isdigit():
             continue
         try:
             raw = Path(entry.path, "stat").read_text()
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            cmdline = Path(entry.path, "cmdline").read_text() if comm == "postgres" else ""
         except OSError:
             continue
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        snapshot[int(entry.name)] = (comm, int(fields[11]) + int(fields[12]))
+        ticks = int(fields[11]) + int(fields[12])
+        snapshot[int(entry.name)] = Proc(comm, ticks, int(fields[1]), cmdline)
     return snapshot
 
 
-def cpu_used(
-    before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]], server_pid: int
-) -> dict[str, float]:
-    """CPU seconds between two snapshots: server, postgres, redis, client, other."""
+def _role(pid: int, proc: Proc, watch: Watch) -> str:
+    if pid == watch.server:
+        return "server"
+    if pid == os.getpid():
+        return "client"
+    if proc.comm.startswith("redis"):
+        return "redis"
+    if proc.comm != "postgres":
+        return f"other:{proc.comm}"
+    if watch.postmaster is None:
+        return "postgres"
+    if watch.postmaster not in (pid, proc.ppid):
+        return "other:postgres (another server)"
+    # A client backend's title names its database and peer; auxiliary processes' do not.
+    backend = "(" in proc.cmdline or "[local]" in proc.cmdline
+    if backend and f" {watch.database} " not in proc.cmdline:
+        return "other:postgres (other databases)"
+    return "postgres"
+
+
+def cpu_used(before: dict[int, Proc], after: dict[int, Proc], watch: Watch) -> dict[str, float]:
+    """CPU seconds between two snapshots: server, postgres, redis, client, other:<command>."""
     used: dict[str, float] = {}
-    for pid, (comm, ticks) in after.items():
+    for pid, proc in after.items():
         earlier = before.get(pid)
-        delta = ticks - (earlier[1] if earlier and earlier[0] == comm else 0)
-        if pid == server_pid:
-            role = "server"
-        elif pid == os.getpid():
-            role = "client"
-        elif comm == "postgres":
-            role = "postgres"
-        elif comm.startswith("redis"):
-            role = "redis"
-        else:
-            role = "other"
-        used[role] = used.get(role, 0.0) + delta / _TICK
+        delta = proc.ticks - (earlier.ticks if earlier and earlier.comm == proc.comm else 0)
+        if delta:
+            role = _role(pid, proc, watch)
+            used[role] = used.get(role, 0.0) + delta / _TICK
     return used
 
 
@@ -371,18 +401,44 @@ class Measured:
     result: Result
     cpu: dict[str, float]
 
+    def seconds_of(self, role: str) -> float:
+        if role == "other":
+            return sum(v for k, v in self.cpu.items() if k.startswith("other:"))
+        return self.cpu.get(role, 0.0)
+
     def per_request_us(self, role: str) -> float:
-        return self.cpu.get(role, 0.0) / max(self.result.ok, 1) * 1e6
+        return self.seconds_of(role) / max(self.result.ok, 1) * 1e6
 
     def share(self, role: str) -> float:
         """Percent of one core."""
-        return self.cpu.get(role, 0.0) / self.result.seconds * 100
+        return self.seconds_of(role) / self.result.seconds * 100
+
+    def busiest_others(self, count: int = 2) -> str:
+        others = sorted(
+            ((v, k.removeprefix("other:")) for k, v in self.cpu.items() if k.startswith("other:")),
+            reverse=True,
+        )
+        return ", ".join(
+            f"{name} {v / self.result.seconds * 100:.0f}%" for v, name in others[:count]
+        )
 
 
-def measure(port: int, request: bytes, connections: int, seconds: float, pid: int) -> Measured:
+def measure(port: int, request: bytes, connections: int, seconds: float, watch: Watch) -> Measured:
     before = cpu_snapshot()
     result = run(load(port, request, connections, seconds))
-    return Measured(result, cpu_used(before, cpu_snapshot(), pid))
+    return Measured(result, cpu_used(before, cpu_snapshot(), watch))
+
+
+async def postmaster_of(url: str) -> int | None:
+    """The PostgreSQL server's main process, when it runs on this machine."""
+    db = Database(url)
+    try:
+        async with db.engine.connect() as conn:
+            backend = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            proc = cpu_snapshot().get(backend)
+    finally:
+        await db.dispose()
+    return proc.ppid if proc and proc.comm == "postgres" else None
 
 
 # --- processes --------------------------------------------------------------------------
@@ -562,10 +618,13 @@ def row(label: str, m: Measured) -> str:
 
 
 def cpu_line(m: Measured, unit: str) -> str:
-    roles = ("server", "postgres", "redis", "client", "other")
+    roles = ("server", "postgres", "redis", "client")
     per = ", ".join(f"{role} {m.per_request_us(role):.0f}" for role in roles)
     share = ", ".join(f"{role} {m.share(role):.0f}%" for role in roles)
-    return f"  CPU per {unit} (µs): {per}\n  CPU during the run (% of one core): {share}"
+    others = f"other processes {m.share('other'):.0f}%"
+    if m.share("other") >= 5:
+        others += f" ({m.busiest_others()})"
+    return f"  CPU per {unit} (µs): {per}\n  CPU during the run (% of one core): {share}; {others}"
 
 
 def report_failures(m: Measured, server: Server) -> None:
@@ -576,13 +635,14 @@ def report_failures(m: Measured, server: Server) -> None:
         print(f"  !! server output (last lines):\n{server.tail()}")
 
 
-def client_ceiling(args: argparse.Namespace) -> None:
+def client_ceiling(args: argparse.Namespace, watch: Watch) -> None:
     port = free_port()
     argv = [sys.executable, __file__, "--role", "canned", "--port", str(port)]
     with spawned(argv, dict(os.environ), port, "/") as server:
         request = token_request(port, CLIENT_ID, "x" * 43)
         run(load(port, request, args.connections, 1.0))
-        m = measure(port, request, args.connections, min(args.seconds, 5.0), server.process.pid)
+        canned = dataclasses.replace(watch, server=server.process.pid)
+        m = measure(port, request, args.connections, min(args.seconds, 5.0), canned)
     print(row("client ceiling (canned 200s, no app)", m))
     print(
         f"  client CPU {m.result.client_cpu / m.result.ok * 1e6:.0f} µs per request "
@@ -590,13 +650,15 @@ def client_ceiling(args: argparse.Namespace) -> None:
     )
 
 
-def tokens(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture) -> None:
+def tokens(
+    args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture, watch: Watch
+) -> None:
     port = free_port()
     env = server_env(url, args.broker_url, secret_key, port)
     argv = [sys.executable, "-m", "bpo", "serve"]
     issued = 0
     with spawned(argv, env, port, "/health/ready") as server:
-        pid = server.process.pid
+        watch = dataclasses.replace(watch, server=server.process.pid)
         request = token_request(port, fixture.client_id, fixture.secret)
         status, body = first_response(port, request)
         if status != 200:
@@ -606,16 +668,16 @@ def tokens(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture
         issued += 1
         live_request = get_request(port, "/health/live")
         run(load(port, live_request, args.connections, 1.0))
-        live = measure(port, live_request, args.connections, min(args.seconds, 5.0), pid)
+        live = measure(port, live_request, args.connections, min(args.seconds, 5.0), watch)
         print(row("GET /health/live (same bpo serve)", live))
         warm = run(load(port, request, args.connections, args.warmup))
         issued += warm.ok
-        m = measure(port, request, args.connections, args.seconds, pid)
+        m = measure(port, request, args.connections, args.seconds, watch)
         issued += m.result.ok
         print(row(f"POST /oauth/token, {args.connections} connections", m))
         print(cpu_line(m, "token"))
         report_failures(m, server)
-        one = measure(port, request, 1, min(args.seconds, 5.0), pid)
+        one = measure(port, request, 1, min(args.seconds, 5.0), watch)
         issued += one.result.ok
         print(row("POST /oauth/token, 1 connection (no queue)", one))
         report_failures(one, server)
@@ -631,12 +693,14 @@ def tokens(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture
     )
 
 
-def reads(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture) -> None:
+def reads(
+    args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture, watch: Watch
+) -> None:
     port = free_port()
     env = server_env(url, args.broker_url, secret_key, port)
     argv = [sys.executable, __file__, "--role", "reads"]
     with spawned(argv, env, port, "/health/ready") as server:
-        pid = server.process.pid
+        watch = dataclasses.replace(watch, server=server.process.pid)
         token = run(mint(url, secret_key, f"http://127.0.0.1:{port}", fixture))
         requests = {
             key: get_request(
@@ -657,11 +721,11 @@ def reads(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture)
         for _ in range(args.rounds):
             for key, request in requests.items():
                 rounds[key].append(
-                    measure(port, request, args.connections, args.round_seconds, pid)
+                    measure(port, request, args.connections, args.round_seconds, watch)
                 )
         print(
             f"{'':44s} {'req/s':>8s} {'spread':>11s} {'p50 ms':>7s} {'p99 ms':>7s} "
-            f"{'server µs':>9s} {'pg µs':>6s} {'non-200':>8s}"
+            f"{'server µs':>9s} {'pg µs':>6s} {'other %':>7s} {'non-200':>8s}"
         )
         medians: dict[str, float] = {}
         server_us: dict[str, float] = {}
@@ -670,17 +734,29 @@ def reads(args: argparse.Namespace, url: str, secret_key: str, fixture: Fixture)
             medians[key] = statistics.median(rates)
             server_us[key] = statistics.median(m.per_request_us("server") for m in measured)
             pg_us = statistics.median(m.per_request_us("postgres") for m in measured)
+            other = statistics.median(m.share("other") for m in measured)
             pooled = Result(latencies=[x for m in measured for x in m.result.latencies])
             failed = sum(m.result.failed for m in measured)
             print(
                 f"{READ_LABELS[key]:44s} {medians[key]:8.0f} "
                 f"{f'{min(rates):.0f}-{max(rates):.0f}':>11s} {pooled.ms(0.5):7.2f} "
-                f"{pooled.ms(0.99):7.2f} {server_us[key]:9.0f} {pg_us:6.0f} {failed:8d}"
+                f"{pooled.ms(0.99):7.2f} {server_us[key]:9.0f} {pg_us:6.0f} {other:7.0f} "
+                f"{failed:8d}"
             )
             for m in measured:
                 if m.result.failed:
                     report_failures(m, server)
                     break
+        everything = [m for measured in rounds.values() for m in measured]
+        total = Measured(Result(seconds=sum(m.result.seconds for m in everything)), {})
+        for m in everything:
+            for role, used in m.cpu.items():
+                total.cpu[role] = total.cpu.get(role, 0.0) + used
+        print(
+            f"  CPU during the rounds (% of one core): server {total.share('server'):.0f}%, "
+            f"postgres {total.share('postgres'):.0f}%, client {total.share('client'):.0f}%; "
+            f"other processes {total.share('other'):.0f}% ({total.busiest_others(3)})"
+        )
 
     # Each round's A against the B (and C) measured right after it: drift on a shared
     # machine moves both; the median of those paired ratios is the figure.
@@ -746,6 +822,7 @@ def main() -> None:
     try:
         run(migrate_database(url))
         fixture = run(prepare(url, secret_key))
+        watch = Watch(postmaster=run(postmaster_of(url)), database=name)
         loop = "uvloop" if uvloop else "asyncio"
         print(
             f"{os.cpu_count()} cores, shared by the load generator (this process), the server, "
@@ -760,14 +837,14 @@ def main() -> None:
                 f"\n1. client-credentials tokens, {args.warmup:g} s warm-up then {args.seconds:g} s"
             )
             print(HEADER)
-            client_ceiling(args)
-            tokens(args, url, secret_key, fixture)
+            client_ceiling(args, watch)
+            tokens(args, url, secret_key, fixture, watch)
         if args.only != "tokens":
             print(
                 f"\n2. authenticated read cost: {args.rounds} interleaved rounds of "
                 f"{args.round_seconds:g} s per variant (medians)"
             )
-            reads(args, url, secret_key, fixture)
+            reads(args, url, secret_key, fixture, watch)
     finally:
         started = time.perf_counter()
         run(drop_tenants(url))

@@ -88,6 +88,8 @@ def settings(services: Services) -> Settings:
         environment="test",
         secret_key=TEST_SECRET_KEY,
         log_level="WARNING",
+        # Broker keys and rate-limit counters of this session only (not earlier runs').
+        broker_namespace=services.namespace,
     )
 
 

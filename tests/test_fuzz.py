@@ -39,6 +39,7 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(
         settings.broker_url,
         BPO_LOG_LEVEL="WARNING",
         BPO_SECRET_KEY=TEST_SECRET_KEY,
+        BPO_BROKER_NAMESPACE=settings.broker_namespace,
     )
     try:
         executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))

@@ -39,7 +39,10 @@ EMAIL = "ana@firm.example"
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     process, base = spawn_serve(
-        settings.database_url, settings.broker_url, BPO_SECRET_KEY=TEST_SECRET_KEY
+        settings.database_url,
+        settings.broker_url,
+        BPO_SECRET_KEY=TEST_SECRET_KEY,
+        BPO_BROKER_NAMESPACE=settings.broker_namespace,  # this session's sign-in counters
     )
     try:
         yield base
