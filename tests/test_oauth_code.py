@@ -11,11 +11,12 @@ import pyotp
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext
 from bpo.identity.keys import seal
+from bpo.identity.models import TokenEvent
 from bpo.platform.models import User
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
@@ -70,6 +71,12 @@ async def test_the_code_flow_gives_tokens_bound_to_the_tenant(
     assert query["state"] == "st-1" and query["iss"] == settings.issuer  # RFC 9207
     tokens = (await exchange_code(client, query["code"], pkce)).json()
     assert tokens["token_type"] == "Bearer" and tokens["refresh_token"]
+    async with db.sessionmaker() as session:
+        events = (await session.scalars(select(TokenEvent).order_by(TokenEvent.at))).all()
+    assert [(e.result, e.grant_type, e.subject) for e in events] == [
+        ("issued", "authorization_code", str(user_id)),  # the code, at sign-in
+        ("issued", "authorization_code", str(user_id)),  # the tokens, at the token endpoint
+    ]
     assert set(tokens["scope"].split()) == {"admin", "work:read"}
     claims = segment(tokens["access_token"], 1)
     assert claims["sub"] == str(user_id) and claims["tenant"] == str(tenant.tenant_id)
@@ -226,6 +233,9 @@ async def test_failed_sign_ins_are_throttled(client: Client, db: Database) -> No
         assert wrong.status_code == 401 and "is wrong" in wrong.text
     limited = await sign_in(client, params, email, PASSWORD)  # even the right one, for now
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+    async with db.sessionmaker() as session:
+        errors = [e.error for e in (await session.scalars(select(TokenEvent))).all()]
+    assert errors == ["invalid_credentials"] * 5 + ["throttled"]  # every refusal recorded
 
 
 async def test_totp_is_asked_once_enrolled_and_codes_are_single_use(

@@ -215,6 +215,7 @@ async def authorize_submit(
     ]
     for limit in throttles:
         if await limiter.count(limit) >= limit.allowed:
+            await _record(request, db_session, fields, None, "throttled")
             response = _html(
                 pages.error_page(
                     "Too many attempts", f"too many {limit.name}; try again in 15 minutes"
@@ -230,6 +231,7 @@ async def authorize_submit(
     if user is None:
         user = await _authenticate(db_session, settings.secret_key, email, fields)
         if user is None:
+            await _record(request, db_session, fields, None, "invalid_credentials")
             for limit in throttles:
                 await limiter.hit(limit)
             return _login_form(
@@ -293,9 +295,27 @@ async def _grant(
 
     _, _, headers = server.run(exchange, authorize, oauth_request)
     await service.save_codes(session, exchange)
+    await _record(request, session, fields, grantee, None)
     location = add_params_to_uri(dict(headers)["Location"], [("iss", settings.issuer)])
     return Response(
         "", status_code=302, headers={"Location": location, "Cache-Control": "no-store"}
+    )
+
+
+async def _record(
+    request: Request[Any, Any, State],
+    session: AsyncSession,
+    fields: dict[str, str],
+    grantee: grants.Grantee | None,
+    error: str | None,
+) -> None:
+    await service.record_sign_in(
+        session,
+        client_id=fields.get("client_id"),
+        grantee=grantee,
+        error=error,
+        ip=request.client.host if request.client else None,
+        request_id=request.scope.get("state", {}).get("request_id"),
     )
 
 

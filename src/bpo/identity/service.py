@@ -346,6 +346,31 @@ async def record_token_request(
     )
 
 
+async def record_sign_in(
+    session: AsyncSession,
+    *,
+    client_id: str | None,
+    grantee: grants.Grantee | None,
+    error: str | None,
+    ip: str | None,
+    request_id: str | None,
+) -> None:
+    """The sign-in page's outcome: a code issued to a person, or a refusal (and why)."""
+    session.add(
+        TokenEvent(
+            result="refused" if error else "issued",
+            grant_type="authorization_code",
+            client_id=(client_id or "")[:64] or None,
+            tenant_id=grantee.tenant_id if grantee else None,
+            subject=str(grantee.user_id) if grantee else None,
+            scope=grantee.scope if grantee else None,
+            error=error,
+            ip=ip,
+            request_id=request_id,
+        )
+    )
+
+
 def _tenant_of(claims: dict[str, Any]) -> uuid.UUID | None:
     tenant = claims.get("tenant")
     return uuid.UUID(tenant) if tenant else None
