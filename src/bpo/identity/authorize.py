@@ -224,7 +224,7 @@ async def authorize_submit(
             )
             response.headers["Retry-After"] = str(FAILURE_WINDOW_S)
             return response
-    ticket_value = _ticket_value(fields, pairs)
+    ticket_value = _ticket_value(pairs)
     user = await _from_ticket(
         db_session, settings.secret_key, fields.get("ticket", ""), ticket_value
     )
@@ -319,7 +319,7 @@ async def _record(
     )
 
 
-def _ticket_value(fields: dict[str, str], pairs: list[tuple[str, str]]) -> str:
+def _ticket_value(pairs: list[tuple[str, str]]) -> str:
     """What a tenant-picker ticket is bound to: this very authorization request."""
     return hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest()
 

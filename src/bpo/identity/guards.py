@@ -124,7 +124,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
     except InvalidToken as exc:
         raise _unauthorized(exc.reason) from exc
     slug = connection.path_params.get("slug") if access.tenant_bound else None
-    principal = await current_principal(state.db.engine, claims, slug)
+    principal = await load_principal(state.db.engine, claims, slug)
     if access.roles and principal.role not in access.roles:
         raise Problem(
             403,
@@ -229,9 +229,7 @@ _PLATFORM_ACCESS = {
 }
 
 
-async def current_principal(
-    engine: AsyncEngine, claims: AccessClaims, slug: str | None
-) -> Principal:
+async def load_principal(engine: AsyncEngine, claims: AccessClaims, slug: str | None) -> Principal:
     """The caller as the database sees them now; refusals as problems (401, 403, 404)."""
     kind = kind_of(claims)
     user_id = _user_id(claims, kind)

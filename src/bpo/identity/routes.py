@@ -107,7 +107,7 @@ async def token(
     oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
     status, body, headers = server.run(exchange, server.create_token_response, oauth_request)
     if status == 200:
-        await service.write_back(db_session, exchange, form.fields.get("grant_type", ""))
+        await service.write_back(db_session, exchange)
     await service.record_token_request(
         db_session,
         pairs=form.pairs,
@@ -133,17 +133,11 @@ async def token(
 async def introspect(
     request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
 ) -> Response[IntrospectionResponse]:
-    form = await _read_form(request)
-    if isinstance(form, Response):
-        return form
-    exchange, server = await _token_exchange(request, db_session, form)
-    oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
-    status, body, headers = server.run(
-        exchange, server.create_endpoint_response, "introspection", oauth_request
-    )
-    return Response(
-        cast(IntrospectionResponse, body), status_code=status, headers=dict(headers) | NO_STORE
-    )
+    answer = await _token_endpoint(request, db_session, "introspection")
+    if isinstance(answer, Response):
+        return answer
+    status, body, headers, _ = answer
+    return Response(cast(IntrospectionResponse, body), status_code=status, headers=headers)
 
 
 @post(
@@ -157,22 +151,22 @@ async def introspect(
 async def revoke(
     request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
 ) -> Response[Any]:
+    answer = await _token_endpoint(request, db_session, "revocation")
+    if isinstance(answer, Response):
+        return answer
+    status, body, headers, exchange = answer
+    if status == 200 and exchange.revoked is not None:
+        await service.apply_revocation(db_session, exchange.revoked)
+    return Response(body or {}, status_code=status, headers=headers)
+
+
+async def _token_endpoint(
+    request: Request[Any, Any, State], session: AsyncSession, name: str
+) -> tuple[int, Any, dict[str, str], grants.Exchange] | Response[Any]:
+    """Introspection or revocation: the client and the presented token loaded, then Authlib."""
     form = await _read_form(request)
     if isinstance(form, Response):
         return form
-    exchange, server = await _token_exchange(request, db_session, form)
-    oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
-    status, body, headers = server.run(
-        exchange, server.create_endpoint_response, "revocation", oauth_request
-    )
-    if status == 200 and exchange.revoked is not None:
-        await service.apply_revocation(db_session, exchange.revoked)
-    return Response(body or {}, status_code=status, headers=dict(headers) | NO_STORE)
-
-
-async def _token_exchange(
-    request: Request[Any, Any, State], session: AsyncSession, form: _Form
-) -> tuple[grants.Exchange, BpoAuthorizationServer]:
     server = await _server(request)
     client = await service.load_client(session, form.client_id, server.ring.secret_key)
     exchange = grants.Exchange(client)
@@ -181,7 +175,11 @@ async def _token_exchange(
         exchange.token = await service.load_presented_token(
             session, server.ring, request.app.state.settings.issuer, presented
         )
-    return exchange, server
+    oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
+    status, body, headers = server.run(
+        exchange, server.create_endpoint_response, name, oauth_request
+    )
+    return status, body, dict(headers) | NO_STORE, exchange
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response[Any]:

@@ -176,7 +176,7 @@ async def _preload_refresh(session: AsyncSession, exchange: grants.Exchange, tok
     exchange.user = await grantee_for(session, row.user_id, row.tenant_id, row.scope)
 
 
-async def write_back(session: AsyncSession, exchange: grants.Exchange, grant_type: str) -> None:
+async def write_back(session: AsyncSession, exchange: grants.Exchange) -> None:
     """Persist what Authlib produced: the code's use, the rotation, the new refresh token."""
     issued = exchange.issued[0] if exchange.issued else None
     family = exchange.refresh.family_id if exchange.refresh else uuid.uuid4()

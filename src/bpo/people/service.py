@@ -7,7 +7,6 @@ simply not found (404), never touched.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
 from bpo.core.security import hash_password, new_client_secret, secret_digest, verify_password
+from bpo.identity.grants import digest
 from bpo.identity.scopes import CLIENT_SCOPES
 from bpo.identity.service import revoke_user_refresh_tokens
 from bpo.people.models import Invite, Membership, StaffAssignment
@@ -93,10 +93,6 @@ async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 # --- invites ---------------------------------------------------------------------------
 
 
-def _token_digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 async def create_invite(
     session: AsyncSession,
     *,
@@ -129,7 +125,7 @@ async def create_invite(
         old.revoked_at = now
     token = secrets.token_urlsafe(32)
     invite = Invite(
-        token_digest=_token_digest(token),
+        token_digest=digest(token),
         email=email,
         tenant_id=tenant_id,
         role=role,
@@ -173,7 +169,7 @@ async def accept_invite(
     """Accepting sets the password of a new account; an existing account proves itself
     with its current password instead (an invite never resets a password)."""
     invite = await session.scalar(
-        select(Invite).where(Invite.token_digest == _token_digest(token)).with_for_update()
+        select(Invite).where(Invite.token_digest == digest(token)).with_for_update()
     )
     if invite is None or invite.revoked_at is not None:
         raise Problem(404, "not-found", "no such invite (it may have been revoked)")
