@@ -291,3 +291,40 @@ async def test_the_token_endpoint_limits_each_client_and_address(
             by_address = await token("b")  # the address's 7th
             assert by_address.status_code == 429
             assert "address" in by_address.json()["error_description"]
+
+
+async def test_concurrent_token_requests_each_get_their_own_answer_and_record(
+    server: str, db: Database
+) -> None:
+    """Concurrent requests share their database and Redis round trips (bpo.core.coalesce):
+    each must still get its own client's token, or its own refusal, and its own row."""
+    acme, globex = await make_tenant(db, "acme-trading"), await make_tenant(db, "globex")
+    tenants = {"acme-erp": acme.tenant_id, "globex-erp": globex.tenant_id}
+    secrets = {
+        "acme-erp": await make_client(db, acme, "acme-erp", ["ledger:read"]),
+        "globex-erp": await make_client(db, globex, "globex-erp", ["work:read"]),
+    }
+    calls = [(name, secrets[name]) for name in tenants for _ in range(60)]
+    calls += [("acme-erp", "wrong" + secrets["acme-erp"])] * 20 + [("nobody", "x" * 43)] * 10
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=server, limits=limits, timeout=60) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=call)
+                for call in calls
+            )
+        )
+    jtis = set()
+    for (name, secret), answer in zip(calls, answers, strict=True):
+        if secret == secrets.get(name):
+            assert answer.status_code == 200, answer.text
+            claims = segment(answer.json()["access_token"], 1)
+            assert (claims["sub"], claims["tenant"]) == (name, str(tenants[name]))
+            jtis.add(claims["jti"])
+        else:
+            assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+    recorded = await events(db)
+    issued = [event for event in recorded if event.result == "issued"]
+    assert {event.jti for event in issued} == jtis and len(issued) == 120
+    refused = Counter(event.client_id for event in recorded if event.result == "refused")
+    assert refused == {"acme-erp": 20, "nobody": 10}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
-from bpo.core.db import Database
+from bpo.core.db import Database, DatabaseOptions
 from bpo.settings import Settings
 from tests.conftest import build_app
 from tests.support.proxy import DatabaseProxy
@@ -64,3 +66,25 @@ async def test_outage_answers_503_and_recovers(
     assert (await client.post("/_probe/heartbeats", json={"token": "after"})).status_code == 201
     tokens = (await client.get("/_probe/heartbeats")).json()
     assert tokens == ["before", "after"]
+
+
+async def test_a_connection_killed_while_idle_is_replaced_before_use(
+    settings: Settings, db: Database
+) -> None:
+    """No ping on every checkout (it cost three round trips): a connection idle for longer
+    than ping_after_idle_s is pinged first, and a dead one replaced without an error."""
+    assert settings.database_url is not None
+    options = DatabaseOptions(pool_size=1, max_overflow=0, ping_after_idle_s=0.05)
+    pooled = Database(settings.database_url, options)
+    backend = text("SELECT pg_backend_pid()")
+    try:
+        async with pooled.autocommit() as conn:
+            first = (await conn.execute(backend)).scalar_one()
+        async with db.autocommit() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await asyncio.sleep(0.2)
+        async with pooled.autocommit() as conn:
+            second = (await conn.execute(backend)).scalar_one()
+    finally:
+        await pooled.dispose()
+    assert second != first

@@ -29,6 +29,7 @@ from bpo.identity.guards import VerifiedTokens
 from bpo.identity.keys import KeyRing
 from bpo.identity.openapi import document_security
 from bpo.identity.server import BpoAuthorizationServer
+from bpo.identity.service import client_loader, token_event_writer
 from bpo.jobs.broker import BrokerProbe
 from bpo.jobs.sender import JobSender
 from bpo.people import routes as people_routes
@@ -75,8 +76,10 @@ def create_app(
             settings.limiter_redis_url, prefix=f"{settings.broker_namespace}:rl"
         )
         app.state.verified_tokens = VerifiedTokens()
+        app.state.token_events = token_event_writer(db)
         if settings.secret_key:  # keys load lazily, on the first token request
             app.state.key_ring = KeyRing(settings.secret_key)
+            app.state.oauth_clients = client_loader(db, settings.secret_key)
             app.state.oauth = BpoAuthorizationServer(
                 app.state.key_ring, settings.issuer, settings.issuer
             )

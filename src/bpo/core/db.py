@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -81,6 +84,8 @@ class DatabaseOptions:
     # names the tenant's schema, so each tenant's query is its own statement: 100 (the
     # default) thrashes across many tenants; the size also bounds the backend's plan memory.
     statement_cache_size: int = 1000
+    # A connection idle this long is pinged before use (see ping_when_idle).
+    ping_after_idle_s: float = 2.0
 
 
 class Database:
@@ -93,9 +98,6 @@ class Database:
             async_url(url),
             pool_size=opts.pool_size,
             max_overflow=opts.max_overflow,
-            # A connection killed by a database restart is noticed and replaced on checkout,
-            # which is what lets requests recover by themselves after an outage.
-            pool_pre_ping=True,
             pool_timeout=opts.connect_timeout,
             connect_args={
                 "connection_class": RoutedConnection,
@@ -108,7 +110,16 @@ class Database:
             },
         )
         route_tenants_in_begin(self.engine)
+        ping_when_idle(self.engine, opts.ping_after_idle_s)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection where each statement is its own transaction: no BEGIN and
+        COMMIT round trips, for reads and for single-statement writes."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     async def ping(self) -> None:
         """Raise unless a pooled connection answers `SELECT 1` (callers set the time limit)."""
@@ -117,6 +128,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Ping a pooled connection on checkout only if it sat idle for `idle_s` seconds.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: three round trips on asyncpg (BEGIN,
+    `;`, ROLLBACK), a third of a token request's CPU. A database restart is what kills pooled
+    connections, and after it the pool has sat idle; a busy pool is not pinged and a request
+    that meets a dead connection gets a 503 while SQLAlchemy invalidates the whole pool, so
+    the next requests reconnect.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _idle_since(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool retries with a fresh connection
+            raise sa_exc.DisconnectionError(str(exc)) from exc
 
 
 async def session_scope(db: Database) -> AsyncGenerator[AsyncSession, None]:

@@ -6,6 +6,7 @@ errors raised before routing get a request id, a log line and a metric too.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterable
@@ -114,7 +115,8 @@ class RequestContextMiddleware:
             route = scope.get("path_template") or "unmatched"
             self.metrics.requests.labels(label, route, str(status)).inc()
             self.metrics.duration.labels(label, route).observe(elapsed)
-            if scope["path"] not in _QUIET_PATHS or status >= 400:
+            quiet = scope["path"] in _QUIET_PATHS and status < 400
+            if not quiet and access_log.isEnabledFor(logging.INFO):  # skip the processors
                 access_log.info(
                     "request",
                     method=method,

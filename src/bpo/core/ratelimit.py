@@ -18,14 +18,26 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 import structlog
 
+from bpo.core.coalesce import Coalescer
+
 log = structlog.get_logger(__name__)
 
-# KEYS[1] counter; ARGV[1] window seconds, ARGV[2] increment. Returns {count, ttl ms}.
+# KEYS: counters; ARGV: for each counter its increment, then its window in seconds.
+# Returns {count, ttl ms} per counter, so many limits (of many requests) cost one round trip.
 _HIT = """
-local count = redis.call('INCRBY', KEYS[1], ARGV[2])
-if count == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1] * 1000) end
-return {count, redis.call('PTTL', KEYS[1])}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local amount = tonumber(ARGV[2 * i - 1])
+  local count = redis.call('INCRBY', key, amount)
+  if count == amount then redis.call('PEXPIRE', key, ARGV[2 * i] * 1000) end
+  out[#out + 1] = count
+  out[#out + 1] = redis.call('PTTL', key)
+end
+return out
 """
+
+# One request's counters: (key, window seconds) each, and the increment.
+_Hits = tuple[list[tuple[str, int]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,29 +58,55 @@ class RateLimiter:
             )
             self._redis = aioredis.Redis(connection_pool=pool)
             self._script = self._redis.register_script(_HIT)
+        self._hits = Coalescer(self._hit_in_redis)
         self._local: dict[str, tuple[int, float]] = {}
 
     async def hit(self, limit: Limit, amount: int = 1) -> float | None:
         """Count `amount` against `limit`; the seconds to wait when it is exceeded, else None."""
-        window = int(time.time() // limit.window_s)
-        key = f"{self.prefix}:{limit.key}:{window}"
+        exceeded = await self.hit_all([limit], amount)
+        return exceeded[1] if exceeded else None
+
+    async def hit_all(self, limits: list[Limit], amount: int = 1) -> tuple[Limit, float] | None:
+        """Count `amount` against every limit at once; the first exceeded limit and the
+        seconds to wait, else None. Concurrent callers share one round trip to Redis."""
+        keys = [(self._key(limit), limit.window_s) for limit in limits]
         if self._redis is None:
-            count, ttl_s = self._hit_local(key, limit.window_s, amount)
+            counts = [self._hit_local(key, window_s, amount) for key, window_s in keys]
         else:
-            try:
-                count, ttl_ms = await self._script(keys=[key], args=[limit.window_s, amount])
-            except (aioredis.RedisError, OSError) as exc:
-                log.warning("rate_limiter_unavailable", error=str(exc))
+            counted = await self._hits((keys, amount))
+            if counted is None:
                 return None
-            ttl_s = max(int(ttl_ms), 0) / 1000
-        if count > limit.allowed:
-            return max(ttl_s, 1.0)
+            counts = counted
+        for limit, (count, ttl_s) in zip(limits, counts, strict=True):
+            if count > limit.allowed:
+                return limit, max(ttl_s, 1.0)
         return None
+
+    async def _hit_in_redis(self, batch: list[_Hits]) -> list[list[tuple[int, float]] | None]:
+        """Every request's counters in one script call; None for all if Redis fails."""
+        assert self._redis is not None
+        keys = [key for counters, _ in batch for key, _ in counters]
+        args = [
+            arg for counters, amount in batch for _, window in counters for arg in (amount, window)
+        ]
+        try:
+            raw = await self._script(keys=keys, args=args)
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("rate_limiter_unavailable", error=str(exc))
+            return [None] * len(batch)
+        pairs = [(int(raw[i]), max(int(raw[i + 1]), 0) / 1000) for i in range(0, len(raw), 2)]
+        out: list[list[tuple[int, float]] | None] = []
+        for counters, _ in batch:
+            out.append(pairs[: len(counters)])
+            pairs = pairs[len(counters) :]
+        return out
+
+    def _key(self, limit: Limit) -> str:
+        return f"{self.prefix}:{limit.key}:{int(time.time() // limit.window_s)}"
 
     async def count(self, limit: Limit) -> int:
         """The current count (for throttles that count failures only)."""
-        window = int(time.time() // limit.window_s)
-        key = f"{self.prefix}:{limit.key}:{window}"
+        key = self._key(limit)
         if self._redis is None:
             value, expires = self._local.get(key, (0, 0.0))
             return value if expires > time.monotonic() else 0

@@ -26,8 +26,8 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bpo.core.db import Database
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext, issue_tenant_context
 from bpo.identity.keys import KeyRing
@@ -124,7 +124,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
     except InvalidToken as exc:
         raise _unauthorized(exc.reason) from exc
     slug = connection.path_params.get("slug") if access.tenant_bound else None
-    principal = await load_principal(state.db.engine, claims, slug)
+    principal = await load_principal(state.db, claims, slug)
     if access.roles and principal.role not in access.roles:
         raise Problem(
             403,
@@ -229,7 +229,7 @@ _PLATFORM_ACCESS = {
 }
 
 
-async def load_principal(engine: AsyncEngine, claims: AccessClaims, slug: str | None) -> Principal:
+async def load_principal(db: Database, claims: AccessClaims, slug: str | None) -> Principal:
     """The caller as the database sees them now; refusals as problems (401, 403, 404)."""
     kind = kind_of(claims)
     user_id = _user_id(claims, kind)
@@ -241,8 +241,7 @@ async def load_principal(engine: AsyncEngine, claims: AccessClaims, slug: str | 
         "slug": slug,
     }
     statement = (_TENANT_ACCESS if slug is not None else _PLATFORM_ACCESS)[kind]
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with db.autocommit() as conn:
         row = (await conn.execute(statement, params)).one()
     if row.revoked:
         raise _unauthorized("the token was revoked")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from litestar import Request, Response, get, post
@@ -16,7 +17,13 @@ from bpo.identity import authorize, grants, service
 from bpo.identity.guards import PUBLIC, ring_of
 from bpo.identity.schemas import IntrospectionResponse, OAuthError, TokenResponse
 from bpo.identity.scopes import USER_SCOPES
-from bpo.identity.server import AUTH_METHODS, BpoAuthorizationServer, FormRequest, client_id_of
+from bpo.identity.server import (
+    AUTH_METHODS,
+    BpoAuthorizationServer,
+    FormRequest,
+    OAuthClient,
+    client_id_of,
+)
 from bpo.identity.server import endpoint_url as _endpoint_url
 
 FORM = "application/x-www-form-urlencoded"
@@ -33,8 +40,8 @@ _OAUTH_ERRORS = {
 class _Form:
     """A form-encoded OAuth request, read once."""
 
-    def __init__(self, pairs: list[tuple[str, str]], headers: dict[str, str]) -> None:
-        self.pairs, self.headers = pairs, headers
+    def __init__(self, pairs: list[tuple[str, str]], headers: Mapping[str, str]) -> None:
+        self.pairs = pairs
         self.fields = dict(pairs)
         self.client_id = client_id_of(headers, pairs)
 
@@ -44,7 +51,7 @@ async def _read_form(request: Request[Any, Any, State]) -> _Form | Response[Any]
     if content_type != FORM:
         return _oauth_error(400, "invalid_request", f"the body must be {FORM}")
     pairs = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
-    return _Form(pairs, {k.lower(): v for k, v in request.headers.items()})
+    return _Form(pairs, request.headers)  # case-insensitive names
 
 
 async def _throttled(request: Request[Any, Any, State], form: _Form) -> Response[Any] | None:
@@ -64,13 +71,13 @@ async def _throttled(request: Request[Any, Any, State], form: _Form) -> Response
                 60,
             )
         )
-    for limit in limits:
-        wait = await limiter.hit(limit)
-        if wait is not None:
-            response = _oauth_error(429, "slow_down", f"too many {limit.name}; retry later")
-            response.headers["Retry-After"] = retry_after(wait)
-            return response
-    return None
+    exceeded = await limiter.hit_all(limits)
+    if exceeded is None:
+        return None
+    limit, wait = exceeded
+    response = _oauth_error(429, "slow_down", f"too many {limit.name}; retry later")
+    response.headers["Retry-After"] = retry_after(wait)
+    return response
 
 
 async def _server(request: Request[Any, Any, State]) -> BpoAuthorizationServer:
@@ -91,35 +98,69 @@ async def _server(request: Request[Any, Any, State]) -> BpoAuthorizationServer:
     responses=_OAUTH_ERRORS,
     opt={PUBLIC: True},
 )
-async def token(
-    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
-) -> Response[TokenResponse]:
+async def token(request: Request[Any, Any, State], state: State) -> Response[TokenResponse]:
     form = await _read_form(request)
     if isinstance(form, Response):
         return form
     if (limited := await _throttled(request, form)) is not None:
         return limited
     server = await _server(request)
-    client = await service.load_client(db_session, form.client_id, server.ring.secret_key)
-    exchange = grants.Exchange(client)
-    await service.preload_token_request(db_session, exchange, form.fields)
+    if form.fields.get("grant_type") == "client_credentials":
+        # Nothing to lock or write back: the client is read, and the outcome recorded, by
+        # statements shared with the concurrent token requests (identity.service); the
+        # answer waits for the commit that holds its record.
+        client = None
+        if form.client_id and len(form.client_id) <= 64:
+            client = await state.oauth_clients(form.client_id)
+        status, body, headers, exchange = _decide(request, server, form, client)
+        await state.token_events(_event(request, form, client, status, body, exchange))
+    else:
+        async with state.db.sessionmaker() as session, session.begin():
+            client = await service.load_client(session, form.client_id, server.ring.secret_key)
+            exchange = grants.Exchange(client)
+            await service.preload_token_request(session, exchange, form.fields)
+            status, body, headers, exchange = _decide(request, server, form, client, exchange)
+            if status == 200:
+                await service.write_back(session, exchange)
+            event = _event(request, form, client, status, body, exchange)
+            await service.record_token_event(session, event)
+    body.pop("_claims", None)
+    # A token (documented as TokenResponse) or an OAuthError; both are plain JSON objects.
+    return Response(cast(TokenResponse, body), status_code=status, headers=dict(headers) | NO_STORE)
+
+
+def _decide(
+    request: Request[Any, Any, State],
+    server: BpoAuthorizationServer,
+    form: _Form,
+    client: OAuthClient | None,
+    exchange: grants.Exchange | None = None,
+) -> tuple[int, Any, list[Any], grants.Exchange]:
+    """Authlib's answer to the token request, from what was loaded beforehand."""
+    exchange = exchange or grants.Exchange(client)
     # Authlib reads headers by their canonical names; Litestar's are case-insensitive.
     oauth_request = FormRequest("POST", _endpoint_url(request), request.headers, form.pairs)
     status, body, headers = server.run(exchange, server.create_token_response, oauth_request)
-    if status == 200:
-        await service.write_back(db_session, exchange)
-    await service.record_token_request(
-        db_session,
+    return status, body, headers, exchange
+
+
+def _event(
+    request: Request[Any, Any, State],
+    form: _Form,
+    client: OAuthClient | None,
+    status: int,
+    body: Any,
+    exchange: grants.Exchange,
+) -> dict[str, Any]:
+    return service.token_event(
         pairs=form.pairs,
+        client_id=form.client_id,  # from HTTP Basic or the form
         client=client,
         issued=exchange.issued,
         error=None if status == 200 else body.get("error"),
         ip=request.client.host if request.client else None,
         request_id=request.scope.get("state", {}).get("request_id"),
     )
-    body.pop("_claims", None)
-    # A token (documented as TokenResponse) or an OAuthError; both are plain JSON objects.
-    return Response(cast(TokenResponse, body), status_code=status, headers=dict(headers) | NO_STORE)
 
 
 @post(

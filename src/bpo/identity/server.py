@@ -234,4 +234,4 @@ def client_id_of(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> st
 def endpoint_url(request: Any) -> str:
     """The endpoint's URL as the issuer names it. Authlib refuses plain-http URLs (except on
     loopback); behind a TLS-terminating proxy the request itself arrives over http."""
-    return f"{request.app.state.settings.issuer}{request.url.path}"
+    return f"{request.app.state.settings.issuer}{request.scope['path']}"

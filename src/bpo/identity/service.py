@@ -7,12 +7,15 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bpo.core.coalesce import Coalescer
+from bpo.core.db import Database
+from bpo.core.ids import uuid7
 from bpo.identity import grants
 from bpo.identity.keys import KeyRing
 from bpo.identity.models import (
@@ -31,25 +34,46 @@ from bpo.platform.models import ApiClient, Tenant, User
 CODE_LIFETIME_S = 60
 
 
+_clients, _tenants, _apps = ApiClient.__table__, Tenant.__table__, OAuthApp.__table__
+TOKEN_EVENTS = cast(Table, TokenEvent.__table__)
+_API_CLIENTS = (
+    select(
+        _clients.c.client_id,
+        _clients.c.tenant_id,
+        _clients.c.scopes,
+        _clients.c.secret_digest,
+        _clients.c.previous_secret_digest,
+        _clients.c.previous_secret_expires_at,
+    )
+    .join(_tenants, _tenants.c.id == _clients.c.tenant_id)
+    .where(
+        _clients.c.client_id == any_(bindparam("client_ids")),
+        _clients.c.status == "active",
+        _tenants.c.status == "active",
+    )
+)
+_APPS = select(
+    _apps.c.client_id, _apps.c.scopes, _apps.c.secret_digest, _apps.c.redirect_uris
+).where(_apps.c.client_id == any_(bindparam("client_ids")))
+
+
 async def load_client(
-    session: AsyncSession, client_id: str | None, secret_key: str
+    db: AsyncSession | AsyncConnection, client_id: str | None, secret_key: str
 ) -> OAuthClient | None:
     """The named client: an active API client of an active tenant, or a sign-in app."""
     if not client_id or len(client_id) > 64:
         return None
-    row = (
-        await session.execute(
-            select(ApiClient)
-            .join(Tenant, Tenant.id == ApiClient.tenant_id)
-            .where(
-                ApiClient.client_id == client_id,
-                ApiClient.status == "active",
-                Tenant.status == "active",
-            )
-        )
-    ).scalar_one_or_none()
-    if row is not None:
-        return OAuthClient(
+    return (await load_clients(db, [client_id], secret_key)).get(client_id)
+
+
+async def load_clients(
+    db: AsyncSession | AsyncConnection, client_ids: list[str], secret_key: str
+) -> dict[str, OAuthClient]:
+    """Several clients by id, in one statement (two when some are sign-in apps): Core
+    selects of the columns needed, for the token endpoint's hottest query."""
+    params = {"client_ids": sorted(set(client_ids))}
+    found = {
+        row.client_id: OAuthClient(
             kind="api",
             client_id=row.client_id,
             tenant_id=row.tenant_id,
@@ -59,17 +83,43 @@ async def load_client(
             previous_secret_expires_at=row.previous_secret_expires_at,
             secret_key=secret_key,
         )
-    app = await session.get(OAuthApp, client_id)
-    if app is None:
-        return None
-    return OAuthClient(
-        kind="app",
-        client_id=app.client_id,
-        scopes=tuple(app.scopes),
-        secret_digest=app.secret_digest,
-        redirect_uris=tuple(app.redirect_uris),
-        secret_key=secret_key,
-    )
+        for row in await db.execute(_API_CLIENTS, params)
+    }
+    missing = sorted(set(client_ids) - found.keys())
+    if missing:
+        for app in await db.execute(_APPS, {"client_ids": missing}):
+            found[app.client_id] = OAuthClient(
+                kind="app",
+                client_id=app.client_id,
+                scopes=tuple(app.scopes),
+                secret_digest=app.secret_digest,
+                redirect_uris=tuple(app.redirect_uris),
+                secret_key=secret_key,
+            )
+    return found
+
+
+def client_loader(db: Database, secret_key: str) -> Coalescer[str, OAuthClient | None]:
+    """`load_client` for concurrent token requests: one statement for all of them."""
+
+    async def load(client_ids: list[str]) -> list[OAuthClient | None]:
+        async with db.autocommit() as conn:
+            found = await load_clients(conn, client_ids, secret_key)
+        return [found.get(client_id) for client_id in client_ids]
+
+    return Coalescer(load)
+
+
+def token_event_writer(db: Database) -> Coalescer[dict[str, Any], None]:
+    """`token_events` rows of concurrent token requests: one INSERT, one commit; each
+    request answers only after the commit that holds its row."""
+
+    async def write(rows: list[dict[str, Any]]) -> list[None]:
+        async with db.autocommit() as conn:
+            await conn.execute(insert(TOKEN_EVENTS), rows)
+        return [None] * len(rows)
+
+    return Coalescer(write)
 
 
 # --- people ---------------------------------------------------------------------------
@@ -317,33 +367,37 @@ async def apply_revocation(session: AsyncSession, token: grants.TokenRecord) -> 
 # --- the record -----------------------------------------------------------------------
 
 
-async def record_token_request(
-    session: AsyncSession,
+def token_event(
     *,
     pairs: list[tuple[str, str]],
+    client_id: str | None,
     client: OAuthClient | None,
     issued: list[dict[str, Any]],
     error: str | None,
     ip: str | None,
     request_id: str | None,
-) -> None:
-    """One row per token request, in the request's transaction."""
+) -> dict[str, Any]:
+    """The `token_events` row for one token request: issued or refused, and why."""
     form = dict(pairs)
     claims = issued[0]["_claims"] if issued else {}
-    session.add(
-        TokenEvent(
-            result="issued" if issued else "refused",
-            grant_type=(form.get("grant_type") or "")[:60] or None,
-            client_id=client.client_id if client else (form.get("client_id") or "")[:64] or None,
-            tenant_id=client.tenant_id if client and client.tenant_id else _tenant_of(claims),
-            subject=claims.get("sub"),
-            scope=claims.get("scope") or (form.get("scope") or "")[:500] or None,
-            jti=claims.get("jti"),
-            error=error,
-            ip=ip,
-            request_id=request_id,
-        )
-    )
+    return {
+        "id": uuid7(),
+        "result": "issued" if issued else "refused",
+        "grant_type": (form.get("grant_type") or "")[:60] or None,
+        "client_id": client.client_id if client else (client_id or "")[:64] or None,
+        "tenant_id": client.tenant_id if client and client.tenant_id else _tenant_of(claims),
+        "subject": claims.get("sub"),
+        "scope": claims.get("scope") or (form.get("scope") or "")[:500] or None,
+        "jti": claims.get("jti"),
+        "error": error,
+        "ip": ip,
+        "request_id": request_id,
+    }
+
+
+async def record_token_event(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Write the row in the request's transaction (a Core insert: no unit of work to flush)."""
+    await session.execute(insert(TOKEN_EVENTS), row)
 
 
 async def record_sign_in(
