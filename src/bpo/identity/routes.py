@@ -123,7 +123,7 @@ async def token(request: Request[Any, Any, State], state: State) -> Response[Tok
             if status == 200:
                 await service.write_back(session, exchange)
             event = _event(request, form, client, status, body, exchange)
-            await service.record_token_event(session, event)
+            await service.record_token_events(session, [event])
     body.pop("_claims", None)
     # A token (documented as TokenResponse) or an OAuthError; both are plain JSON objects.
     return Response(cast(TokenResponse, body), status_code=status, headers=dict(headers) | NO_STORE)

@@ -116,7 +116,7 @@ def token_event_writer(db: Database) -> Coalescer[dict[str, Any], None]:
 
     async def write(rows: list[dict[str, Any]]) -> list[None]:
         async with db.autocommit() as conn:
-            await conn.execute(insert(TOKEN_EVENTS), rows)
+            await record_token_events(conn, rows)
         return [None] * len(rows)
 
     return Coalescer(write)
@@ -395,9 +395,11 @@ def token_event(
     }
 
 
-async def record_token_event(session: AsyncSession, row: dict[str, Any]) -> None:
-    """Write the row in the request's transaction (a Core insert: no unit of work to flush)."""
-    await session.execute(insert(TOKEN_EVENTS), row)
+async def record_token_events(
+    db: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
+) -> None:
+    """Write the rows in the caller's transaction (a Core insert: no unit of work to flush)."""
+    await db.execute(insert(TOKEN_EVENTS), rows)
 
 
 async def record_sign_in(
