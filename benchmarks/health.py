@@ -95,7 +95,7 @@ def main() -> None:
             where = "embedded" if found.embedded else "external"
             broker = found.broker_url.split(":")[0]
             print(
-                f"one `bpo serve` process (uvicorn), {connections} connections x {seconds:g} s; "
+                f"one `bpo serve` process (Granian), {connections} connections x {seconds:g} s; "
                 f"database {where}, broker {broker}"
             )
             results = {}

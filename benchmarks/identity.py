@@ -1,6 +1,6 @@
 """Identity figures (the OAuth slice), printed.
 
-1. Client-credentials tokens per second on one `bpo serve` process (uvicorn, one process),
+1. Client-credentials tokens per second on one `bpo serve` process (Granian, one process),
    with p50/p99 latency (goal >= 1,500 tokens/s). N keep-alive connections each POST
    `grant_type=client_credentials` with HTTP Basic to /oauth/token for D seconds after a
    warm-up, cycling through 50 API clients. A 200 is an ES256-signed token whose
@@ -11,7 +11,7 @@
    here), and GET /health/live on the same `bpo serve` (the HTTP stack's ceiling).
 2. Authenticated read cost (goal <= 1.15): one tenant-scoped read (a primary-key select
    through the `tenant_db` dependency) mounted on one served app (create_app +
-   extra_route_handlers, uvicorn as `bpo serve` runs it) three ways:
+   extra_route_handlers, served as `bpo serve` serves it) three ways:
    A. behind `requires("work:read")`, called with a bearer token (verification, cached per
       process, then the guard's one access statement);
    B. unauthenticated, the tenant found by slug in one platform query on an autocommit
@@ -61,6 +61,7 @@ from typing import IO, Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import msgspec
+import uvloop
 from litestar import get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -81,11 +82,6 @@ from bpo.identity.scopes import CLIENT_SCOPES
 from bpo.identity.tokens import issue_access_token
 from bpo.platform.models import ApiClient
 from bpo.platform.tenants.service import create_tenant, drop_schema_and_role
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-    uvloop = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 SLUG = "bench-identity"
@@ -178,24 +174,15 @@ async def pre_auth_read(
 
 def serve_reads() -> None:
     """The API with the three reads mounted, served the way `bpo serve` serves it."""
-    import uvicorn
-
     from bpo.app import create_app
+    from bpo.core.serving import run_http
     from bpo.settings import Settings
 
     settings = Settings.from_env()
     app = create_app(
         settings, extra_route_handlers=[authenticated_read, unauthenticated_read, pre_auth_read]
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    run_http(app, settings.host, settings.port)
 
 
 # --- a server that only returns canned responses: the client's ceiling ------------------
@@ -236,7 +223,7 @@ def serve_canned(port: int) -> None:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop if uvloop else None) as runner:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
 
 
@@ -849,13 +836,12 @@ def main() -> None:
         run(migrate_database(url))
         fixture = run(prepare(url, secret_key))
         watch = Watch(postmaster=run(postmaster_of(url)), database=name)
-        loop = "uvloop" if uvloop else "asyncio"
         print(
             f"{os.cpu_count()} cores, shared by the load generator (this process), the server, "
             f"PostgreSQL and Redis: the figures are what one process does on a crowded machine"
         )
         print(
-            f"load: keep-alive HTTP/1.1 client on {loop}, {args.connections} connections; "
+            f"load: keep-alive HTTP/1.1 client on uvloop, {args.connections} connections; "
             f"database {name} on {args.database_url.rsplit('/', 1)[0]}, broker {args.broker_url}"
         )
         if args.only != "reads":

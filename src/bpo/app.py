@@ -121,7 +121,7 @@ def create_app(
 
 
 def app_from_env() -> Litestar:
-    """Factory for ASGI servers (`uvicorn --factory bpo.app:app_from_env`)."""
+    """Factory for ASGI servers (`granian --interface asgi --factory bpo.app:app_from_env`)."""
     return create_app(Settings.from_env())
 
 

@@ -101,27 +101,17 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind [BPO_PORT]")] = None,
 ) -> None:
     """Run the API (one process; scale with replicas)."""
-    import uvicorn
-
     from bpo.app import create_app
+    from bpo.core.serving import ServerFailed, run_http
 
     settings = load_settings(host=host, port=port)
     database_url, _ = require_services(settings)
     check_port_free(settings.host, settings.port)
     check_database(database_url, settings.db_connect_timeout)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        fail(f"the API could not start on {settings.host}:{settings.port}")
+    try:
+        run_http(create_app(settings), settings.host, settings.port)
+    except ServerFailed as exc:
+        fail(str(exc))
 
 
 @cli.command()

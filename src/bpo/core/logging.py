@@ -55,8 +55,6 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Our own access log replaces uvicorn's; its error logger still flows through JSON.
-    logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("uvicorn.error", "dramatiq", "pika", "asyncio"):
+    for noisy in ("dramatiq", "pika", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
     logging.getLogger("pika").setLevel(logging.WARNING)
