@@ -14,8 +14,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
 from bpo.core.db import Database
+from bpo.core.security import seal
 from bpo.core.tenancy import TenantContext
-from bpo.identity.keys import seal
 from bpo.identity.models import TokenEvent
 from bpo.platform.models import User
 from bpo.settings import Settings

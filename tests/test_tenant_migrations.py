@@ -10,7 +10,12 @@ from sqlalchemy import select, text
 
 from bpo.core.db import Database
 from bpo.core.migrations import migrations_root
-from bpo.core.tenant_migrations import check_drift, schema_revisions, upgrade_tenants
+from bpo.core.tenant_migrations import (
+    check_drift,
+    schema_revisions,
+    tenant_head,
+    upgrade_tenants,
+)
 from bpo.platform.models import TenantMigration
 from tests.support.tenants import make_tenant
 
@@ -68,8 +73,6 @@ def track_with_two_more_revisions(tmp_path: Path) -> Path:
     """The real tenant track plus a two-operation change, in a scratch copy."""
     track = tmp_path / "tenant"
     shutil.copytree(migrations_root() / "tenant", track)
-    from bpo.core.tenant_migrations import tenant_head
-
     down = tenant_head()
     (track / "versions" / "t9001_notes.py").write_text(NOTES_REVISION.format(down=down))
     (track / "versions" / "t9002_index.py").write_text(INDEX_REVISION)
@@ -95,7 +98,8 @@ async def test_a_failing_tenant_stops_neither_the_others_nor_the_rerun(
     assert "notes" in first.failed[broken.schema]
     assert set(first.upgraded) == {t.schema for t in tenants} - {broken.schema}
     revisions = await schema_revisions(db.engine)
-    assert revisions[broken.schema] == "t0001"  # rolled back whole, not half-migrated
+    # Rolled back whole, not half-migrated: still at the real track's head.
+    assert revisions[broken.schema] == tenant_head()
     assert all(revisions[t.schema] == "t9002" for t in tenants if t is not broken)
     async with db.sessionmaker() as session:
         status = await session.get(TenantMigration, broken.schema)
@@ -133,7 +137,7 @@ async def test_check_changes_nothing(db: Database, track_with_two_more_revisions
     tenant = await make_tenant(db, "still-behind")
     before = await schema_revisions(db.engine)
     drift = await check_drift(db.engine, track_with_two_more_revisions)
-    assert drift.tenants_behind == {tenant.schema: "t0001"}
+    assert drift.tenants_behind == {tenant.schema: tenant_head()}
     assert not drift.clean
     assert await schema_revisions(db.engine) == before
     async with db.engine.connect() as conn:

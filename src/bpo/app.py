@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import __version__
+from bpo.audit import routes as audit_routes
 from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.errors import exception_handlers
@@ -30,12 +31,13 @@ from bpo.identity.keys import KeyRing
 from bpo.identity.openapi import document_security
 from bpo.identity.server import BpoAuthorizationServer
 from bpo.identity.service import client_loader, token_event_writer
+from bpo.jobs import routes as jobs_routes
 from bpo.jobs.broker import BrokerProbe
-from bpo.jobs.sender import JobSender
 from bpo.people import routes as people_routes
 from bpo.platform.access import current_principal, tenant_context, tenant_db_session
 from bpo.platform.tenants.routes import TenantAdminController
 from bpo.settings import Settings
+from bpo.webhooks import routes as webhooks_routes
 
 
 def create_app(
@@ -63,13 +65,11 @@ def create_app(
             ),
         )
         probe = BrokerProbe(broker_url)
-        jobs = JobSender(broker_url, namespace=settings.broker_namespace)
         metrics.watch_pool(db.engine.sync_engine.pool)
         recycle_after_tenants(db.engine, settings.tenants_per_connection)
         document_problems(app)
         document_security(app)
         app.state.db = db
-        app.state.jobs = jobs
         app.state.background_tasks = set()
         app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
         app.state.limiter = limiter = RateLimiter(
@@ -86,7 +86,6 @@ def create_app(
         try:
             yield
         finally:
-            jobs.close()
             await limiter.close()
             await probe.close()
             await db.dispose()
@@ -97,6 +96,9 @@ def create_app(
             *identity_routes.route_handlers,
             *people_routes.route_handlers,
             TenantAdminController,
+            *audit_routes.route_handlers,
+            *jobs_routes.route_handlers,
+            *webhooks_routes.route_handlers,
             *extra_route_handlers,
         ],
         lifespan=[lifespan],

@@ -6,6 +6,7 @@ a process that cannot start says exactly which knob is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,14 @@ class Settings:
     # Failed sign-ins allowed per 15 minutes, per email and per IP address.
     login_failures_per_email: int = 5
     login_failures_per_ip: int = 30
+    # Workers also run the periodic-job scheduler (one holds the lock; others stand by).
+    worker_scheduler: bool = True
+    # Redis broker: a worker silent this long is dead and its messages are delivered again.
+    broker_heartbeat_timeout_ms: int = 60_000
+    # Webhook URLs may resolve to private, loopback or link-local addresses only when their
+    # host (name, address or CIDR) is listed here.
+    webhook_allowlist: tuple[str, ...] = ()
+    webhook_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +121,12 @@ class Settings:
             login_failures_per_ip=reader.get(
                 "BPO_LOGIN_FAILURES_PER_IP", _int_between(1, 100_000), 30
             ),
+            worker_scheduler=reader.get("BPO_WORKER_SCHEDULER", _bool, True),
+            broker_heartbeat_timeout_ms=reader.get(
+                "BPO_BROKER_HEARTBEAT_TIMEOUT_MS", _int_between(1_000, 3_600_000), 60_000
+            ),
+            webhook_allowlist=reader.get("BPO_WEBHOOK_ALLOWLIST", _host_list, ()),
+            webhook_timeout_s=reader.get("BPO_WEBHOOK_TIMEOUT_S", _positive_float, 10.0),
         )
         if settings.environment == "production":
             for name, value in (
@@ -253,6 +268,17 @@ def _broker_url(value: str) -> str:
     if parts.scheme == "unix" and not parts.path:
         raise ValueError("a unix:// URL must give the socket path")
     return value
+
+
+def _host_list(value: str) -> tuple[str, ...]:
+    hosts = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    for host in hosts:
+        if "/" in host:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise ValueError(f"{host!r} is not a network (CIDR)") from None
+    return hosts
 
 
 def _redis_url(value: str) -> str:

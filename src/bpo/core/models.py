@@ -32,7 +32,9 @@ class TenantBase(DeclarativeBase):
 
 def load_all_models() -> None:
     """Import every module that declares tables, so the metadata is complete."""
+    import bpo.audit.models
     import bpo.identity.models
     import bpo.jobs.models
     import bpo.people.models
-    import bpo.platform.models  # noqa: F401
+    import bpo.platform.models
+    import bpo.webhooks.models  # noqa: F401

@@ -1,13 +1,19 @@
-"""Password hashing (argon2id) and keyed digests of machine secrets."""
+"""Password hashing (argon2id), keyed digests of machine secrets, and sealing secrets that
+must be read back (signing keys, TOTP and webhook secrets) under BPO_SECRET_KEY."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" profile
 
@@ -35,3 +41,23 @@ def secret_digest(secret_key: str, secret: str) -> bytes:
 
 def secret_matches(secret_key: str, secret: str, digest: bytes) -> bool:
     return hmac.compare_digest(secret_digest(secret_key, secret), digest)
+
+
+@lru_cache(maxsize=4)
+def _sealing_key(secret_key: str) -> AESGCM:
+    # The HKDF label predates webhook secrets; changing it would orphan sealed keys.
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"bpo signing keys v1"
+    ).derive(secret_key.encode())
+    return AESGCM(derived)
+
+
+def seal(secret_key: str, context: str, plaintext: bytes) -> bytes:
+    """AES-256-GCM; `context` (a key id, a user id, ...) is bound as associated data, so a
+    sealed value copied to another row does not open."""
+    nonce = os.urandom(12)
+    return nonce + _sealing_key(secret_key).encrypt(nonce, plaintext, context.encode())
+
+
+def unseal(secret_key: str, context: str, sealed: bytes) -> bytes:
+    return _sealing_key(secret_key).decrypt(sealed[:12], sealed[12:], context.encode())

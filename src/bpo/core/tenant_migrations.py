@@ -31,7 +31,7 @@ from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bpo.core.models import TENANT_PLACEHOLDER, TenantBase, load_all_models
+from bpo.core.models import NAMING_CONVENTION, TENANT_PLACEHOLDER, TenantBase, load_all_models
 from bpo.core.tenancy import TENANT_SCHEMA_RE
 
 COMMENT_PREFIX = "bpo tenant schema; revision "
@@ -312,7 +312,7 @@ def _tenant_model_drift(conn: Connection, location: Path | None) -> list[Any]:
     scratch = "tenant_" + "0" * 32
     conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
     upgrade_schema_sync(conn, scratch, location)
-    target = MetaData()
+    target = MetaData(naming_convention=NAMING_CONVENTION)
     for table in TenantBase.metadata.tables.values():
         table.to_metadata(target, schema=scratch)
     context = MigrationContext.configure(

@@ -10,40 +10,21 @@ rotation, which must come later than a token's lifetime (10 minutes).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bpo.core.security import seal, unseal
 from bpo.identity.models import SigningKey
 
 LIVE = ("next", "active", "previous")
 RELOAD_EVERY_S = 5.0
 LIVE_KEYS = select(SigningKey).where(SigningKey.status.in_(LIVE))
-
-
-def _sealing_key(secret_key: str) -> AESGCM:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"bpo signing keys v1"
-    ).derive(secret_key.encode())
-    return AESGCM(derived)
-
-
-def seal(secret_key: str, kid: str, private_pem: bytes) -> bytes:
-    nonce = os.urandom(12)
-    return nonce + _sealing_key(secret_key).encrypt(nonce, private_pem, kid.encode())
-
-
-def unseal(secret_key: str, kid: str, sealed: bytes) -> bytes:
-    return _sealing_key(secret_key).decrypt(sealed[:12], sealed[12:], kid.encode())
 
 
 def new_signing_key(secret_key: str, status: str) -> SigningKey:

@@ -7,7 +7,7 @@ import uuid
 
 import pyotp
 
-from bpo.identity.keys import seal, unseal
+from bpo.core.security import seal, unseal
 
 STEP_S = 30
 

@@ -23,12 +23,19 @@ class BrokerUnavailable(Exception):
     """The broker did not answer."""
 
 
-def build_broker(url: str, *, namespace: str = "bpo") -> dramatiq.Broker:
-    """A Redis or RabbitMQ broker for `url`, able to run `async def` actors."""
+def build_broker(
+    url: str, *, namespace: str = "bpo", heartbeat_timeout_ms: int = 60_000
+) -> dramatiq.Broker:
+    """A Redis or RabbitMQ broker for `url`, able to run `async def` actors.
+
+    Redis: a consumer silent for `heartbeat_timeout_ms` is taken for dead and its unacked
+    messages are delivered again (RabbitMQ does that when the connection drops)."""
     scheme = urlsplit(url).scheme
     broker: dramatiq.Broker
     if scheme in REDIS_SCHEMES:
-        broker = RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=url, namespace=namespace, heartbeat_timeout=heartbeat_timeout_ms
+        )
     elif scheme in AMQP_SCHEMES:
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
     else:

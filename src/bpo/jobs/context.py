@@ -1,22 +1,145 @@
-"""What actors need from their process: settings and a database, made once per worker."""
+"""What a job sees while it runs: its message id, its tenant, and a database.
+
+Dramatiq runs each message on a worker thread; bpo's jobs are coroutines, run on the
+worker's event loop (Dramatiq's AsyncIO middleware) by `job_runner`, which first opens the
+message's tenant context. `exactly_once()` gives a job its transaction together with the
+record that this message was processed, so a redelivered message changes nothing.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+import structlog
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import CurrentMessage
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.db import Database, DatabaseOptions
-from bpo.core.tenancy import recycle_after_tenants
+from bpo.core.tenancy import (
+    TenantContext,
+    issue_tenant_context,
+    recycle_after_tenants,
+    tenant_session,
+)
+from bpo.jobs.models import FailedJob, ProcessedMessage, TenantProcessedMessage
+from bpo.jobs.registry import JobSpec
 from bpo.settings import Settings
+
+log = structlog.get_logger("bpo.jobs")
+TENANT_OPTION = "bpo_tenant"  # message option naming the tenant a job acts for
 
 _settings: Settings | None = None
 _database: Database | None = None
+_current: contextvars.ContextVar[JobContext] = contextvars.ContextVar("bpo_job")
+_slugs: dict[uuid.UUID, str] = {}  # slugs never change (a trigger refuses it)
+
+
+class AlreadyProcessed(Exception):
+    """This message's effect committed before: the job ends, successfully, doing nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    message_id: uuid.UUID
+    actor: str
+    tenant: TenantContext | None
+    db: Database
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A transaction in the job's tenant (as its role), or on platform for platform jobs."""
+        if self.tenant is not None:
+            return tenant_session(self.db.engine, self.tenant, "worker")
+        return self.db.sessionmaker.begin()
+
+
+def current_job() -> JobContext:
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("not inside a job") from None
+
+
+@asynccontextmanager
+async def exactly_once() -> AsyncIterator[AsyncSession]:
+    """The job's transaction, which also records the message id: if this message already
+    committed its effect, entering raises AlreadyProcessed (the runner ends the job)."""
+    job = current_job()
+    table = TenantProcessedMessage if job.tenant is not None else ProcessedMessage
+    async with job.session() as session:
+        first = await session.scalar(
+            pg_insert(table)
+            .values(message_id=job.message_id)
+            .on_conflict_do_nothing()
+            .returning(table.message_id)
+        )
+        if first is None:
+            raise AlreadyProcessed(str(job.message_id))
+        yield session
+
+
+def job_runner(spec: JobSpec) -> Callable[..., Any]:
+    """The function Dramatiq calls for `spec`: runs the coroutine on the worker's loop."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        message = CurrentMessage.get_current_message()
+        loop_thread = get_event_loop_thread()
+        assert message is not None and loop_thread is not None, "worker middleware missing"
+        return loop_thread.run_coroutine(_run(spec, message, args, kwargs))
+
+    run.__name__ = run.__qualname__ = spec.name
+    return run
+
+
+async def _run(spec: JobSpec, message: Any, args: Any, kwargs: Any) -> Any:
+    db = worker_database()
+    tenant_id = message.options.get(TENANT_OPTION)
+    tenant = await _tenant(db, uuid.UUID(tenant_id)) if tenant_id else None
+    if tenant_id and tenant is None:
+        log.warning("job_for_missing_tenant", actor=spec.name, tenant_id=tenant_id)
+        return None
+    job = JobContext(_message_uuid(message.message_id), spec.name, tenant, db)
+    token = _current.set(job)
+    try:
+        return await spec.fn(*args, **kwargs)
+    except AlreadyProcessed:
+        log.info("job_already_processed", actor=spec.name, message_id=message.message_id)
+        return None
+    finally:
+        _current.reset(token)
+
+
+def _message_uuid(message_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(message_id)
+    except ValueError:  # not sent through the outbox: derive a stable id
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"bpo-message:{message_id}")
+
+
+async def _tenant(db: Database, tenant_id: uuid.UUID) -> TenantContext | None:
+    slug = _slugs.get(tenant_id)
+    if slug is None:
+        async with db.engine.connect() as conn:
+            slug = await conn.scalar(
+                text("SELECT slug FROM platform.tenants WHERE id = :id"), {"id": tenant_id}
+            )
+        if slug is None:
+            return None
+        _slugs[tenant_id] = slug
+    return issue_tenant_context(tenant_id, slug)
 
 
 class WorkerContext(dramatiq.Middleware):
-    """Gives actors this worker's settings; disposes the engine when the worker stops."""
+    """Gives jobs this worker's settings, records messages that exhausted their retries in
+    `failed_jobs`, and disposes the engine when the worker stops."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -25,12 +148,54 @@ class WorkerContext(dramatiq.Middleware):
         global _settings
         _settings = self.settings
 
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None or not message.failed:
+            return
+        loop_thread = get_event_loop_thread()
+        if loop_thread is None:
+            return
+        try:
+            loop_thread.run_coroutine(_record_failure(message, exception))
+        except Exception as exc:  # the broker's dead-letter queue still holds the message
+            log.error("failed_job_not_recorded", message_id=message.message_id, error=str(exc))
+
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         global _database
         loop_thread = get_event_loop_thread()
         if _database is not None and loop_thread is not None:
             loop_thread.run_coroutine(_database.dispose())
         _database = None
+
+
+async def _record_failure(message: Any, exception: BaseException) -> None:
+    tenant_id = message.options.get(TENANT_OPTION)
+    row = {
+        "id": _message_uuid(message.message_id),
+        "tenant_id": uuid.UUID(tenant_id) if tenant_id else None,
+        "actor": message.actor_name,
+        "queue": message.queue_name,
+        "args": list(message.args),
+        "kwargs": dict(message.kwargs),
+        "error": f"{type(exception).__name__}: {exception}"[:4000],
+        "retries": int(message.options.get("retries", 0)),
+    }
+    async with worker_database().sessionmaker.begin() as session:
+        await session.execute(
+            pg_insert(FailedJob)
+            .values(row)
+            .on_conflict_do_update(
+                index_elements=[FailedJob.id],
+                set_={"error": row["error"], "retries": row["retries"]},
+            )
+        )
+    log.warning("job_failed", actor=message.actor_name, message_id=message.message_id)
 
 
 def worker_settings() -> Settings:

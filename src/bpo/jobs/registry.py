@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import dramatiq
@@ -23,20 +24,37 @@ class JobSpec:
     name: str
     queue: str
     options: dict[str, Any] = field(default_factory=dict)
+    every: timedelta | None = None  # periodic: the scheduler enqueues it once per period
 
 
 JOBS: dict[str, JobSpec] = {}
 # Modules whose jobs register themselves on import.
-JOB_MODULES = ("bpo.jobs.jobs", "bpo.platform.tenants.jobs")
+JOB_MODULES = (
+    "bpo.jobs.jobs",
+    "bpo.platform.tenants.jobs",
+    "bpo.webhooks.jobs",
+)
+
+
+def load_job_modules() -> None:
+    for module in JOB_MODULES:
+        importlib.import_module(module)
 
 
 def job(
-    *, queue: str = "default", name: str | None = None, **options: Any
+    *,
+    queue: str = "default",
+    name: str | None = None,
+    every: timedelta | None = None,
+    **options: Any,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Declare a function as a job (options as Dramatiq's: max_retries, time_limit, ...)."""
+    """Declare an `async def` as a job (options as Dramatiq's: max_retries, min_backoff, ...).
+
+    `every` makes it periodic: `bpo scheduler` (or a worker holding the scheduler lock)
+    enqueues it once per period."""
 
     def register(fn: Callable[P, R]) -> Callable[P, R]:
-        spec = JobSpec(fn=fn, name=name or fn.__name__, queue=queue, options=options)
+        spec = JobSpec(fn=fn, name=name or fn.__name__, queue=queue, options=options, every=every)
         if spec.name in JOBS and JOBS[spec.name].fn is not fn:
             raise ValueError(f"job {spec.name!r} is declared twice")
         JOBS[spec.name] = spec
@@ -45,10 +63,14 @@ def job(
     return register
 
 
-def bind_jobs(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare every known job on `broker`; returns the actors by name."""
-    for module in JOB_MODULES:
-        importlib.import_module(module)
+def bind_jobs(
+    broker: dramatiq.Broker, wrap: Callable[[JobSpec], Callable[..., Any]] | None = None
+) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every known job on `broker`; returns the actors by name.
+
+    `wrap` turns a spec into the function Dramatiq runs (the worker's job context); senders
+    only need the names and queues."""
+    load_job_modules()
 
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
     for spec in JOBS.values():
@@ -56,7 +78,7 @@ def bind_jobs(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
             actors[spec.name] = broker.get_actor(spec.name)
             continue
         actors[spec.name] = dramatiq.Actor(
-            spec.fn,
+            wrap(spec) if wrap else spec.fn,
             broker=broker,
             actor_name=spec.name,
             queue_name=spec.queue,

@@ -3,39 +3,72 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import dramatiq
 import structlog
+from dramatiq.middleware import CurrentMessage
 
 from bpo.core.logging import configure_logging
 from bpo.core.process import install_stop_handlers
 from bpo.jobs.broker import build_broker
-from bpo.jobs.context import WorkerContext
+from bpo.jobs.context import WorkerContext, job_runner
 from bpo.jobs.registry import bind_jobs
+from bpo.jobs.relay import Relay
+from bpo.jobs.scheduler import Scheduler
 from bpo.settings import Settings
 
 log = structlog.get_logger("bpo.worker")
 
 
-def start_worker(settings: Settings, *, namespace: str | None = None) -> dramatiq.Worker:
-    """Build the broker from settings, bind every job and start consuming (non-blocking)."""
-    assert settings.broker_url is not None
-    broker = build_broker(settings.broker_url, namespace=namespace or settings.broker_namespace)
+@dataclass
+class RunningWorker:
+    """Dramatiq's worker plus the threads beside it: the outbox relay, maybe the scheduler."""
+
+    worker: dramatiq.Worker
+    relay: Relay
+    scheduler: Scheduler | None
+
+    @property
+    def broker(self) -> dramatiq.Broker:
+        return self.worker.broker
+
+
+def start_worker(
+    settings: Settings, *, namespace: str | None = None, relay: bool = True
+) -> RunningWorker:
+    """Build the broker from settings, bind every job, start consuming and relaying."""
+    assert settings.broker_url is not None and settings.database_url is not None
+    broker = build_broker(
+        settings.broker_url,
+        namespace=namespace or settings.broker_namespace,
+        heartbeat_timeout_ms=settings.broker_heartbeat_timeout_ms,
+    )
+    broker.add_middleware(CurrentMessage())
     broker.add_middleware(WorkerContext(settings))
-    actors = bind_jobs(broker)
+    actors = bind_jobs(broker, job_runner)
     worker = dramatiq.Worker(
         broker,
         worker_threads=settings.worker_threads,
         worker_timeout=settings.worker_timeout_ms,
     )
     worker.start()
+    running = RunningWorker(worker, Relay(settings.database_url, broker), None)
+    if relay:
+        running.relay.start()
+    if settings.worker_scheduler:
+        running.scheduler = Scheduler(settings.database_url)
+        running.scheduler.start()
     log.info("worker_started", queues=sorted(broker.get_declared_queues()), actors=sorted(actors))
-    return worker
+    return running
 
 
-def stop_worker(worker: dramatiq.Worker, timeout_ms: int = 30_000) -> None:
-    worker.stop(timeout=timeout_ms)
-    worker.broker.close()
+def stop_worker(running: RunningWorker, timeout_ms: int = 30_000) -> None:
+    if running.scheduler is not None:
+        running.scheduler.stop()
+    running.relay.stop()
+    running.worker.stop(timeout=timeout_ms)
+    running.broker.close()
 
 
 def run_worker(settings: Settings) -> None:
@@ -43,16 +76,6 @@ def run_worker(settings: Settings) -> None:
     stop = threading.Event()
     install_stop_handlers(stop)
     worker = start_worker(settings)
-    _top_up_tenant_pool(worker.broker)
     stop.wait()
     log.info("worker_stopping")
     stop_worker(worker)
-
-
-def _top_up_tenant_pool(broker: dramatiq.Broker) -> None:
-    """Signups after a deploy find warm schemas: the pool is topped up when a worker starts
-    (and after every signup); several workers asking at once is harmless."""
-    try:
-        broker.get_actor("refill_tenant_pool").send()
-    except Exception as exc:  # a worker without its broker fails elsewhere, loudly
-        log.warning("tenant_pool_refill_not_sent", error=str(exc))

@@ -67,7 +67,12 @@ async def export_tenant(engine: AsyncEngine, slug: str, destination: Path) -> Ex
             revision = await conn.scalar(text(version_sql))
             raw = (await conn.get_raw_connection()).driver_connection
             for name in names:
-                tables.append(await _copy_table(raw, schema, name, archive, exported_at))
+                query = f'SELECT * FROM "{schema}"."{name}"'  # noqa: S608 - catalog names
+                tables.append(await _copy(raw, name, query, archive, exported_at))
+            # The firm's audit chain lives in platform (see bpo.audit.models).
+            tables.append(
+                await _copy(raw, "audit_events", _AUDIT_QUERY, archive, exported_at, tenant.id)
+            )
             await conn.rollback()
         manifest = {
             "format": FORMAT,
@@ -95,8 +100,11 @@ async def export_tenant(engine: AsyncEngine, slug: str, destination: Path) -> Ex
     return ExportResult(path=destination, sha256=digest, tables=tables)
 
 
-async def _copy_table(
-    raw: Any, schema: str, table: str, archive: tarfile.TarFile, when: datetime
+_AUDIT_QUERY = "SELECT * FROM platform.audit_events WHERE chain_id = $1 ORDER BY seq"
+
+
+async def _copy(
+    raw: Any, table: str, query: str, archive: tarfile.TarFile, when: datetime, *args: Any
 ) -> dict[str, Any]:
     digest = hashlib.sha256()
     with tempfile.TemporaryFile() as spool:
@@ -105,9 +113,7 @@ async def _copy_table(
             spool.write(chunk)
             digest.update(chunk)
 
-        status = await raw.copy_from_table(
-            table, schema_name=schema, output=sink, format="csv", header=True
-        )
+        status = await raw.copy_from_query(query, *args, output=sink, format="csv", header=True)
         size = spool.tell()
         spool.seek(0)
         info = tarfile.TarInfo(f"data/{table}.csv")

@@ -20,12 +20,15 @@ from litestar.params import FromQuery, JSONBody, Parameter, PathParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bpo import audit
+from bpo.audit.models import PLATFORM_CHAIN
 from bpo.core.errors import Problem
-from bpo.identity.guards import requires
+from bpo.identity.guards import Principal, requires
+from bpo.jobs.outbox import enqueue
 from bpo.platform.models import Tenant
 from bpo.platform.tenants import service
 from bpo.platform.tenants.export import export_tenant
-from bpo.platform.tenants.jobs import request_pool_refill
+from bpo.platform.tenants.jobs import refill_tenant_pool
 from bpo.platform.tenants.schemas import TenantCreate, TenantOut, TenantPage
 
 Slug = Annotated[str, PathParameter(min_length=3, max_length=40, description="The tenant's slug")]
@@ -52,11 +55,17 @@ class TenantAdminController(Controller):
 
     @post("/", status_code=201, summary="Register a tenant (schema and role included)")
     async def create(
-        self, data: JSONBody[TenantCreate], db_session: NamedDependency[AsyncSession], state: State
+        self,
+        data: JSONBody[TenantCreate],
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
     ) -> TenantOut:
         created = await service.create_tenant(db_session, data.slug, data.name)
-        request_pool_refill(state)  # it took a warm schema, or found the pool empty
-        return tenant_out(created.tenant, "warm-pool" if created.from_pool else "cold")
+        # It took a warm schema, or found the pool empty: a worker tops the pool up.
+        await enqueue(db_session, refill_tenant_pool, tenant=None)
+        out = tenant_out(created.tenant, "warm-pool" if created.from_pool else "cold")
+        await _audit(db_session, principal, "tenant.created", created.tenant.slug, after=out)
+        return out
 
     @get("/", summary="List tenants")
     async def list_(
@@ -73,12 +82,26 @@ class TenantAdminController(Controller):
         return tenant_out(await service.get_tenant(db_session, slug))
 
     @post("/{slug:str}/suspend", status_code=200, summary="Suspend: every tenant route answers 403")
-    async def suspend(self, slug: Slug, db_session: NamedDependency[AsyncSession]) -> TenantOut:
-        return tenant_out(await service.set_status(db_session, slug, "suspended"))
+    async def suspend(
+        self,
+        slug: Slug,
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> TenantOut:
+        out = tenant_out(await service.set_status(db_session, slug, "suspended"))
+        await _audit(db_session, principal, "tenant.suspended", slug, after=out)
+        return out
 
     @post("/{slug:str}/resume", status_code=200, summary="Resume a suspended tenant")
-    async def resume(self, slug: Slug, db_session: NamedDependency[AsyncSession]) -> TenantOut:
-        return tenant_out(await service.set_status(db_session, slug, "active"))
+    async def resume(
+        self,
+        slug: Slug,
+        principal: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> TenantOut:
+        out = tenant_out(await service.set_status(db_session, slug, "active"))
+        await _audit(db_session, principal, "tenant.resumed", slug, after=out)
+        return out
 
     @post(
         "/{slug:str}/export",
@@ -109,9 +132,32 @@ class TenantAdminController(Controller):
         status_code=204,
         summary="Delete the tenant and all its data (needs a fresh export unless forced)",
     )
-    async def delete_(self, slug: Slug, state: State, force: FromQuery[bool] = False) -> None:
+    async def delete_(
+        self,
+        slug: Slug,
+        state: State,
+        principal: NamedDependency[Principal],
+        force: FromQuery[bool] = False,
+    ) -> None:
         if not await service.delete_tenant(state.db.engine, slug, force=force):
             raise Problem(404, "not-found", f"no tenant {slug!r}")
+        # The deletion commits in steps of its own (schema, role, rows): recorded after.
+        async with state.db.sessionmaker.begin() as session:
+            await _audit(session, principal, "tenant.deleted", slug, after={"forced": force})
+
+
+async def _audit(
+    session: AsyncSession, principal: Principal, action: str, slug: str, *, after: object
+) -> None:
+    """Provider admin actions on tenants go to the platform's chain."""
+    await audit.record(
+        session,
+        PLATFORM_CHAIN,
+        actor=audit.actor_of(principal),
+        action=action,
+        target=f"tenant:{slug}",
+        after=after,
+    )
 
 
 def _repr_digest(sha256_hex: str) -> str:

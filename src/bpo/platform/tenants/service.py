@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bpo.audit.models import AuditEvent, AuditHead
 from bpo.core.errors import Problem
 from bpo.core.tenancy import role_name, schema_name
+from bpo.jobs.models import FailedJob, OutboxMessage
 from bpo.platform.models import SLUG_PATTERN, Tenant, TenantMigration
 from bpo.platform.tenants.provisioning import claim_pooled_id, provision_cold
 
@@ -135,6 +137,15 @@ async def delete_tenant(engine: AsyncEngine, slug: str, *, force: bool = False) 
         await conn.execute(
             delete(TenantMigration).where(TenantMigration.schema_name == schema_name(tenant_id))
         )
+        # Its platform rows: the audit chain (exported first), jobs not yet sent, failures.
+        await conn.execute(delete(AuditEvent).where(AuditEvent.chain_id == tenant_id))
+        await conn.execute(delete(AuditHead).where(AuditHead.chain_id == tenant_id))
+        await conn.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.tenant_id == tenant_id, OutboxMessage.sent_at.is_(None)
+            )
+        )
+        await conn.execute(delete(FailedJob).where(FailedJob.tenant_id == tenant_id))
         await conn.execute(delete(Tenant).where(Tenant.id == tenant_id))
     return True
 

@@ -1,0 +1,1 @@
+"""Webhooks to client firms: endpoints, tenant events, signed deliveries and their attempts."""
