@@ -34,7 +34,13 @@ def build_broker(
     broker: dramatiq.Broker
     if scheme in REDIS_SCHEMES:
         broker = RedisBroker(  # type: ignore[no-untyped-call]
-            url=url, namespace=namespace, heartbeat_timeout=heartbeat_timeout_ms
+            url=url,
+            namespace=namespace,
+            heartbeat_timeout=heartbeat_timeout_ms,
+            # Dead workers' messages are requeued by "maintenance", run on a random share
+            # of broker commands: Dramatiq's 0.1% meant ~100 s at an idle consumer's 10
+            # fetches a second; 2% brings that to a few seconds at the cost of a cheap scan.
+            maintenance_chance=20_000,
         )
     elif scheme in AMQP_SCHEMES:
         broker = RabbitmqBroker(url=url, confirm_delivery=True)
