@@ -101,7 +101,7 @@ async def record(
     )
     event.hash = hashlib.sha256(_canonical_of(event)).digest()
     session.add(event)
-    await session.flush([event])
+    await session.flush()
     await session.execute(
         update(AuditHead)
         .where(AuditHead.chain_id == chain_id)

@@ -1,0 +1,275 @@
+"""Webhooks to client firms: endpoints over the API, Standard Webhooks signatures checked by
+the `standardwebhooks` package, retries logged attempt by attempt, replay, SSRF refusals,
+and tenant isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
+
+from bpo.core.db import Database
+from bpo.core.tenancy import TenantContext, tenant_session
+from bpo.settings import Settings
+from bpo.webhooks.addresses import RefusedAddress, check_url
+from bpo.webhooks.models import WebhookEndpoint
+from tests.conftest import build_app
+from tests.support.auth import bearer, make_user, user_token
+from tests.support.isolation import assert_cross_tenant_404
+from tests.support.jobs import running_worker, wait_for
+from tests.support.receiver import Receiver, webhook_receiver
+from tests.support.tenants import make_tenant
+
+Client = AsyncTestClient[Litestar]
+LOOPBACK = ("127.0.0.1",)
+
+
+@pytest.fixture
+def hook_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, webhook_allowlist=LOOPBACK)
+
+
+@pytest.fixture
+async def hooks(hook_settings: Settings, db: Database) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=build_app(hook_settings)) as client:
+        yield client
+
+
+async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
+    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
+    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
+
+
+async def register(
+    client: Client, tenant: TenantContext, headers: dict[str, str], url: str, **extra: Any
+) -> dict[str, Any]:
+    made = await client.post(
+        f"/v1/tenants/{tenant.slug}/webhooks/endpoints",
+        json={"url": url, **extra},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+async def deliveries(
+    client: Client, tenant: TenantContext, headers: dict[str, str]
+) -> list[dict[str, Any]]:
+    page = await client.get(f"/v1/tenants/{tenant.slug}/webhooks/deliveries", headers=headers)
+    assert page.status_code == 200, page.text
+    return list(page.json()["items"])
+
+
+async def test_a_delivery_verifies_with_the_standardwebhooks_package(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "hook-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    with webhook_receiver(200) as receiver:
+        endpoint = await register(hooks, firm, as_admin, receiver.url, event_types=["*"])
+        assert endpoint["secret"].startswith("whsec_")
+        async with running_worker(hook_settings):
+            pinged = await hooks.post(
+                f"/v1/tenants/{firm.slug}/webhooks/endpoints/{endpoint['id']}/ping",
+                headers=as_admin,
+            )
+            assert pinged.status_code == 202, pinged.text
+            await wait_for(lambda: _received(receiver, 1))
+    request = receiver.requests[0]
+    payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+    assert payload["type"] == "webhook.ping"
+    assert payload["data"] == {"endpoint_id": endpoint["id"]}
+    assert request.headers["webhook-id"] == pinged.json()["webhook_id"]
+    # A changed body or another secret does not verify.
+    with pytest.raises(Exception, match="(?i)signature"):
+        Webhook(endpoint["secret"]).verify(request.body.replace(b"ping", b"pong"), request.headers)
+    other = (
+        await hooks.get(  # the secret is also readable later, by an admin
+            f"/v1/tenants/{firm.slug}/webhooks/endpoints/{endpoint['id']}/secret", headers=as_admin
+        )
+    ).json()["secret"]
+    assert other == endpoint["secret"]
+
+
+async def _received(receiver: Receiver, count: int) -> bool:
+    return len(receiver.requests) >= count
+
+
+async def test_500_then_200_is_two_attempts_both_logged_then_a_manual_replay(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "retry-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    with webhook_receiver(500, 200) as receiver:
+        endpoint = await register(hooks, firm, as_admin, receiver.url)
+        async with running_worker(hook_settings):
+            await hooks.post(
+                f"/v1/tenants/{firm.slug}/webhooks/endpoints/{endpoint['id']}/ping",
+                headers=as_admin,
+            )
+            await wait_for(lambda: _received(receiver, 2), timeout=30)  # first retry after 5 s
+
+            async def succeeded() -> bool:
+                listed = await deliveries(hooks, firm, as_admin)
+                return bool(listed) and listed[0]["status"] == "succeeded"
+
+            await wait_for(succeeded)
+            delivery = (await deliveries(hooks, firm, as_admin))[0]
+            shown = await hooks.get(
+                f"/v1/tenants/{firm.slug}/webhooks/deliveries/{delivery['id']}", headers=as_admin
+            )
+            log = shown.json()["attempt_log"]
+            assert [(a["number"], a["status_code"], a["trigger"]) for a in log] == [
+                (1, 500, "scheduled"),
+                (2, 200, "scheduled"),
+            ]
+            assert "try later" in log[0]["response_excerpt"]
+            assert all(a["latency_ms"] >= 0 for a in log)
+            # Both attempts carried the same webhook-id, each freshly signed.
+            first, second = receiver.requests
+            assert first.headers["webhook-id"] == second.headers["webhook-id"]
+            Webhook(endpoint["secret"]).verify(second.body, second.headers)
+
+            replayed = await hooks.post(
+                f"/v1/tenants/{firm.slug}/webhooks/deliveries/{delivery['id']}/replay",
+                headers=as_admin,
+            )
+            assert replayed.status_code == 202, replayed.text
+            await wait_for(lambda: _received(receiver, 3))
+
+            async def three_attempts() -> bool:
+                again = await hooks.get(
+                    f"/v1/tenants/{firm.slug}/webhooks/deliveries/{delivery['id']}",
+                    headers=as_admin,
+                )
+                return len(again.json()["attempt_log"]) == 3
+
+            await wait_for(three_attempts)
+    assert receiver.requests[2].headers["webhook-id"] == first.headers["webhook-id"]
+
+
+async def test_events_reach_only_subscribed_enabled_endpoints(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "subscribe-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    with webhook_receiver(200) as wanted, webhook_receiver(200) as unwanted:
+        await register(hooks, firm, as_admin, wanted.url, event_types=["webhook_endpoint.probe"])
+        await register(hooks, firm, as_admin, unwanted.url, event_types=["task.completed"])
+        off = await register(hooks, firm, as_admin, unwanted.url, event_types=["*"], enabled=False)
+        assert off["enabled"] is False
+        from bpo.webhooks.service import record_event
+
+        async with running_worker(hook_settings):
+            async with tenant_session(db.engine, firm) as session:
+                await record_event(session, firm, "webhook_endpoint.probe", {"n": 1})
+            await wait_for(lambda: _received(wanted, 1))
+            await asyncio.sleep(0.5)
+    assert len(wanted.requests) == 1 and unwanted.requests == []
+    assert json.loads(wanted.requests[0].body)["data"] == {"n": 1}
+
+
+async def test_endpoint_api_refuses_bad_input_and_other_tenants(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "api-firm")
+    rival = await make_tenant(db, "rival-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    as_rival = await admin_of(db, hook_settings, rival)
+    base = f"/v1/tenants/{firm.slug}/webhooks/endpoints"
+    cases: list[tuple[Any, str]] = [
+        ({"url": "ftp://example.com/x"}, "http or https"),
+        ({"url": "https://user:pw@example.com/x"}, "credentials"),
+        ({"url": "https://10.1.2.3/hook"}, "private"),
+        ({"url": "http://169.254.169.254/latest/meta-data"}, "link-local"),
+        ({"url": "https://example.com/x", "event_types": ["Not A Type"]}, "event types"),
+        ({"url": "https://example.com/x", "colour": "red"}, "colour"),
+        ({"url": 5}, "url"),
+    ]
+    for body, words in cases:
+        refused = await hooks.post(base, json=body, headers=as_admin)
+        assert 400 <= refused.status_code < 500, (body, refused.status_code)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert words.lower() in refused.text.lower(), (body, refused.text)
+    broken = await hooks.post(
+        base, content=b"{not json", headers={**as_admin, "content-type": "application/json"}
+    )
+    assert broken.status_code == 400
+    assert await _endpoint_count(db, firm) == 0
+
+    endpoint = await register(hooks, firm, as_admin, "http://127.0.0.1:9/hook")
+
+    async def unchanged() -> Any:
+        return (await hooks.get(f"{base}/{endpoint['id']}", headers=as_admin)).json()
+
+    # The rival's token on our slug, and our endpoint's id under the rival's slug: 404.
+    for method, path in [
+        ("GET", base),
+        ("GET", f"{base}/{endpoint['id']}"),
+        ("GET", f"{base}/{endpoint['id']}/secret"),
+        ("DELETE", f"{base}/{endpoint['id']}"),
+        ("GET", f"/v1/tenants/{firm.slug}/webhooks/deliveries"),
+    ]:
+        await assert_cross_tenant_404(hooks, method, path, headers=as_rival, unchanged=unchanged)
+    rival_path = f"/v1/tenants/{rival.slug}/webhooks/endpoints/{endpoint['id']}"
+    for method in ("GET", "DELETE"):
+        await assert_cross_tenant_404(
+            hooks, method, rival_path, headers=as_rival, unchanged=unchanged
+        )
+    await assert_cross_tenant_404(
+        hooks, "PATCH", rival_path, headers=as_rival, json={"enabled": False}, unchanged=unchanged
+    )
+
+    changed = await hooks.patch(
+        f"{base}/{endpoint['id']}", json={"enabled": False}, headers=as_admin
+    )
+    assert changed.json()["enabled"] is False
+    assert changed.json()["disabled_reason"] == "disabled by a tenant admin"
+    gone = await hooks.delete(f"{base}/{endpoint['id']}", headers=as_admin)
+    assert gone.status_code == 204
+    assert await _endpoint_count(db, firm) == 0
+
+
+async def _endpoint_count(db: Database, tenant: TenantContext) -> int:
+    async with tenant_session(db.engine, tenant) as session:
+        return int(await session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://localhost:8080/x",
+        "http://[::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "https://10.0.0.8/x",
+        "https://172.16.5.4/x",
+        "https://192.168.1.1/x",
+        "http://169.254.169.254/x",
+        "https://100.64.0.1/x",
+        "https://[fe80::1]/x",
+        "https://[fc00::1]/x",
+        "https://0.0.0.0/x",
+    ],
+)
+async def test_non_public_addresses_are_refused_unless_allowlisted(url: str) -> None:
+    with pytest.raises(RefusedAddress):
+        await check_url(url, ())
+    host = url.split("//")[1].split("/")[0].rsplit(":", 1)[0] if "[" not in url else None
+    if host:
+        await check_url(url, (host,))  # named on the allowlist: accepted
+
+
+async def test_allowlist_cidr_and_public_addresses() -> None:
+    await check_url("https://10.0.0.8/x", ("10.0.0.0/8",))
+    await check_url("https://93.184.215.14/x", ())  # a public address needs no allowlist
+    with pytest.raises(RefusedAddress):
+        await check_url("https://10.0.0.8/x", ("10.1.0.0/16",))
