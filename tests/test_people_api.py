@@ -264,3 +264,18 @@ async def test_a_tenant_member_reaches_no_staff_or_admin_route(
     user_id = await make_user(db, "bo@acme.example", tenants={tenant: "tenant_member"})
     as_bo = bearer(await user_token(db, settings, user_id, tenant=tenant))
     assert (await client.get(path, headers=as_bo)).status_code == 403
+
+
+async def test_a_body_error_on_a_tenant_route_names_only_the_body(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    tenant = await make_tenant(db, "strict-firm")
+    as_admin = await admin_of(db, settings, tenant)
+    refused = await client.post(
+        f"/v1/tenants/{tenant.slug}/clients", json={"name": "ERP"}, headers=as_admin
+    )
+    assert refused.status_code == 422
+    body = refused.json()
+    # The slug in the path was fine: only the missing field is reported.
+    assert body["errors"] == [{"detail": "Object missing required field `scopes`", "pointer": "#"}]
+    assert body["detail"] == "1 field failed validation: #: Object missing required field `scopes`"

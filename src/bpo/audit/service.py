@@ -40,6 +40,7 @@ def digest(value: Any) -> str | None:
 def canonical(
     chain_id: uuid.UUID,
     seq: int,
+    event_id: uuid.UUID,
     at: datetime,
     actor: str,
     action: str,
@@ -51,7 +52,8 @@ def canonical(
 ) -> bytes:
     """The bytes an event's hash covers: a JSON array in a fixed order, times in UTC µs."""
     stamp = at.astimezone(UTC).isoformat(timespec="microseconds")
-    fields = [str(chain_id), seq, stamp, actor, action, target, before, after, request_id]
+    fields = [str(chain_id), seq, str(event_id), stamp, actor, action, target, before, after]
+    fields.append(request_id)
     return msgspec.json.encode([*fields, prev_hash.hex()])
 
 
@@ -114,6 +116,7 @@ def _canonical_of(event: Any) -> bytes:
     return canonical(
         event.chain_id,
         event.seq,
+        event.id,
         event.at,
         event.actor,
         event.action,
@@ -214,19 +217,16 @@ async def _walk(conn: AsyncConnection, chain_id: uuid.UUID) -> Verdict:
     async for row in raw.cursor(_CHAIN_ROWS, chain_id, prefetch=_PREFETCH):
         seq, ident, at, actor, action, target, before, after, request_id, prev_hash, hash_ = row
         checked += 1
-        reason = None
-        if seq != expected:
-            reason = f"expected event {expected} next, found {seq} (events missing)"
-        elif prev_hash != prev:
+        if seq != expected:  # reported at the first missing number
+            reason = f"event {expected} is missing (the next one found is {seq})"
+            return Verdict(False, checked, head_seq, expected, None, reason)
+        if prev_hash != prev:
             reason = "its previous-hash does not match the event before it"
-        elif (
-            hash_
-            != sha256(
-                canonical(chain_id, seq, at, actor, action, target, before, after, request_id, prev)
-            ).digest()
-        ):
+            return Verdict(False, checked, head_seq, seq, ident, reason)
+        fields = (ident, at, actor, action, target, before, after, request_id)
+        form = canonical(chain_id, seq, *fields, prev)
+        if sha256(form).digest() != hash_:
             reason = "its contents do not match its hash (the row was changed)"
-        if reason is not None:
             return Verdict(False, checked, head_seq, seq, ident, reason)
         expected, prev = seq + 1, hash_
     last = expected - 1

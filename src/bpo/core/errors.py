@@ -147,12 +147,24 @@ def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[dict[
 def _on_validation(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
-    errors = [_field_error(item) for item in _as_list(exc.extra)]
+    errors = [_field_error(item) for item in _as_list(exc.extra) if not _phantom(request, item)]
     if not errors:
         errors = [{"detail": exc.detail}]
     count = "1 field" if len(errors) == 1 else f"{len(errors)} fields"
     detail = f"{count} failed validation: " + "; ".join(_describe(e) for e in errors)
     return problem_response(request, 422, "validation-error", detail, extensions={"errors": errors})
+
+
+def _phantom(request: Request[Any, Any, Any], item: Mapping[str, Any]) -> bool:
+    """Litestar, re-checking each field after a body error, reports a path parameter that a
+    dependency (not the handler) consumes as KeyError('slug'): the request was fine there."""
+    key = item.get("key")
+    source = item.get("source")
+    return (
+        str(getattr(source, "value", source)) == "path"
+        and item.get("message") == repr(key)
+        and key in request.path_params
+    )
 
 
 def _on_http_exception(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -14,6 +15,8 @@ from litestar.params import FromPath, JSONBody, PathParameter
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bpo import audit
+from bpo.audit.models import PLATFORM_CHAIN
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.identity import totp
@@ -39,6 +42,7 @@ from bpo.people.schemas import (
     TotpEnrollment,
 )
 from bpo.platform.models import ApiClient, Tenant, User
+from bpo.webhooks.service import record_event
 
 ClientId = Annotated[str, PathParameter(min_length=1, max_length=64)]
 ADMIN = requires("admin", roles=TENANT_ADMINS)
@@ -99,12 +103,15 @@ class MembersController(Controller):
         user_id: FromPath[uuid.UUID],
         data: JSONBody[MemberUpdate],
         tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> MemberOut:
         membership, user = await service.update_member(
             db_session, tenant.tenant_id, user_id, data.role, data.status
         )
-        return member_out(membership, user)
+        out = member_out(membership, user)
+        await _changed(db_session, principal, tenant, "member.updated", f"user:{user_id}", out)
+        return out
 
     @post("/invites", status_code=201, summary="Invite someone (the token is shown once)")
     async def invite(
@@ -122,6 +129,8 @@ class MembersController(Controller):
             tenant_id=tenant.tenant_id,
             invited_by=principal.user_id,
         )
+        out = invite_out(invite)
+        await _changed(db_session, principal, tenant, "member.invited", f"invite:{invite.id}", out)
         return invite_out(invite, token)
 
     @get("/invites", summary="Invites of the firm, with their status")
@@ -135,9 +144,11 @@ class MembersController(Controller):
         self,
         invite_id: FromPath[uuid.UUID],
         tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> None:
         await service.revoke_invite(db_session, tenant.tenant_id, invite_id)
+        await _changed(db_session, principal, tenant, "invite.revoked", f"invite:{invite_id}", None)
 
 
 class ClientsController(Controller):
@@ -156,11 +167,16 @@ class ClientsController(Controller):
         self,
         data: JSONBody[ClientCreate],
         tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
         state: State,
     ) -> ClientOut:
         client, secret = await service.create_client(
             db_session, state.settings.secret_key, tenant.tenant_id, data.name, data.scopes
+        )
+        target = f"api_client:{client.client_id}"
+        await _changed(
+            db_session, principal, tenant, "api_client.created", target, client_out(client)
         )
         return client_out(client, secret)
 
@@ -170,11 +186,16 @@ class ClientsController(Controller):
         client_id: ClientId,
         data: JSONBody[ClientRotate],
         tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
         state: State,
     ) -> ClientOut:
         client, secret = await service.rotate_client(
             db_session, state.settings.secret_key, tenant.tenant_id, client_id, data.overlap_seconds
+        )
+        target = f"api_client:{client_id}"
+        await _changed(
+            db_session, principal, tenant, "api_client.rotated", target, client_out(client)
         )
         return client_out(client, secret)
 
@@ -183,9 +204,12 @@ class ClientsController(Controller):
         self,
         client_id: ClientId,
         tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> None:
         await service.delete_client(db_session, tenant.tenant_id, client_id)
+        target = f"api_client:{client_id}"
+        await _changed(db_session, principal, tenant, "api_client.deleted", target, None)
 
 
 class StaffController(Controller):
@@ -223,7 +247,9 @@ class StaffController(Controller):
         if user_id == principal.user_id and (data.status == "deactivated" or data.role == "staff"):
             raise Problem(409, "conflict", "staff admins cannot demote or deactivate themselves")
         user = await service.update_staff(db_session, user_id, data.role, data.status)
-        return _staff_out(user, [])
+        out = _staff_out(user, [])
+        await _changed(db_session, principal, None, "staff.updated", f"user:{user_id}", out)
+        return out
 
     @put(
         "/members/{user_id:uuid}/assignments/{slug:str}",
@@ -239,6 +265,8 @@ class StaffController(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> None:
         await service.assign(db_session, user_id, slug, principal.user_id)
+        target = f"user:{user_id}"
+        await _changed(db_session, principal, None, "staff.assigned", target, {"tenant": slug})
 
     @delete(
         "/members/{user_id:uuid}/assignments/{slug:str}",
@@ -250,9 +278,12 @@ class StaffController(Controller):
         self,
         user_id: FromPath[uuid.UUID],
         slug: FromPath[str],
+        principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> None:
         await service.unassign(db_session, user_id, slug)
+        target = f"user:{user_id}"
+        await _changed(db_session, principal, None, "staff.unassigned", target, {"tenant": slug})
 
     @post(
         "/invites",
@@ -274,7 +305,28 @@ class StaffController(Controller):
             tenant_id=None,
             invited_by=principal.user_id,
         )
+        out = invite_out(invite)
+        await _changed(db_session, principal, None, "staff.invited", f"invite:{invite.id}", out)
         return invite_out(invite, token)
+
+
+async def _changed(
+    session: AsyncSession,
+    principal: Principal,
+    tenant: TenantContext | None,
+    action: str,
+    target: str,
+    after: Any,
+) -> None:
+    """Audit the change in its transaction: in the firm's chain, and as a tenant event its
+    webhooks receive; provider staff changes (tenant None) in the platform's chain."""
+    chain = tenant.tenant_id if tenant is not None else PLATFORM_CHAIN
+    await audit.record(
+        session, chain, actor=audit.actor_of(principal), action=action, target=target, after=after
+    )
+    if tenant is not None:
+        data = {"target": target, **(msgspec.to_builtins(after) if after is not None else {})}
+        await record_event(session, tenant, action, data)
 
 
 def _staff_out(user: User, slugs: list[str]) -> StaffOut:

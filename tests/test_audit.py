@@ -1,0 +1,215 @@
+"""The audit trail: every admin change appends to the firm's hash chain in its transaction;
+one changed byte anywhere, a removed or a cut-off event, and verify names the row."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from bpo import audit
+from bpo.audit.models import PLATFORM_CHAIN
+from bpo.core.db import Database
+from bpo.core.tenancy import TenantContext, tenant_session
+from bpo.settings import Settings
+from tests.conftest import build_app
+from tests.support.auth import bearer, make_user, staff_admin_token, user_token
+from tests.support.isolation import assert_cross_tenant_404
+from tests.support.tenants import make_tenant
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture
+async def api(settings: Settings, db: Database) -> AsyncIterator[Client]:
+    allow = dataclasses.replace(settings, webhook_allowlist=("127.0.0.1",))
+    async with AsyncTestClient(app=build_app(allow)) as client:
+        yield client
+
+
+async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
+    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
+    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
+
+
+async def some_changes(api: Client, tenant: TenantContext, headers: dict[str, str]) -> None:
+    """API-client changes (a platform connection) and a webhook endpoint (the tenant's role)."""
+    base = f"/v1/tenants/{tenant.slug}"
+    made = await api.post(
+        f"{base}/clients",
+        json={"name": "ERP", "scopes": ["ledger:read"]},
+        headers={**headers, "X-Request-ID": "req-audit-1"},
+    )
+    assert made.status_code == 201, made.text
+    client_id = made.json()["client_id"]
+    rotated = await api.post(
+        f"{base}/clients/{client_id}/rotate", json={"overlap_seconds": 0}, headers=headers
+    )
+    assert rotated.status_code == 200, rotated.text
+    hook = await api.post(
+        f"{base}/webhooks/endpoints", json={"url": "http://127.0.0.1:9/h"}, headers=headers
+    )
+    assert hook.status_code == 201, hook.text
+    assert (await api.delete(f"{base}/clients/{client_id}", headers=headers)).status_code == 204
+
+
+async def test_changes_are_listed_newest_first_filtered_and_paged(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "audit-firm")
+    as_admin = await admin_of(db, settings, firm)
+    await some_changes(api, firm, as_admin)
+    url = f"/v1/tenants/{firm.slug}/audit/events"
+    page = (await api.get(url, headers=as_admin)).json()
+    actions = [e["action"] for e in page["items"]]
+    assert actions == [
+        "api_client.deleted",
+        "webhook_endpoint.created",
+        "api_client.rotated",
+        "api_client.created",
+    ]
+    assert [e["seq"] for e in page["items"]] == [4, 3, 2, 1]
+    created = page["items"][-1]
+    assert created["request_id"] == "req-audit-1"
+    assert created["actor"].startswith("user:")
+    assert created["after_digest"] and created["before_digest"] is None
+    assert created["prev_hash"] == "00" * 32
+    assert page["items"][-2]["prev_hash"] == created["hash"]
+
+    only = (await api.get(url, params={"action": "api_client.rotated"}, headers=as_admin)).json()
+    assert [e["seq"] for e in only["items"]] == [2]
+    first = (await api.get(url, params={"limit": 3}, headers=as_admin)).json()
+    rest = (
+        await api.get(url, params={"limit": 3, "cursor": first["next_cursor"]}, headers=as_admin)
+    ).json()
+    assert [e["seq"] for e in first["items"] + rest["items"]] == [4, 3, 2, 1]
+    assert rest["next_cursor"] is None
+    bad = await api.get(url, params={"cursor": "x'; drop"}, headers=as_admin)
+    assert bad.status_code == 400 and "cursor" in bad.text
+
+    verified = await api.post(f"/v1/tenants/{firm.slug}/audit/verify", headers=as_admin)
+    assert verified.status_code == 200, verified.text
+    assert verified.json() == {"ok": True, "events_checked": 4, "head_seq": 4, "first_broken": None}
+
+
+TAMPERING = [
+    ("actor", "actor = overlay(actor placing 'X' from 1 for 1)"),
+    ("action", "action = overlay(action placing 'X' from 1 for 1)"),
+    ("target", "target = overlay(target placing 'X' from 1 for 1)"),
+    ("after_digest", "after_digest = overlay(after_digest placing 'f' from 1 for 1)"),
+    ("at", "at = at + interval '1 microsecond'"),
+    ("id", "id = overlay(id::text placing 'f' from 1 for 1)::uuid"),
+    ("prev_hash", "prev_hash = overlay(prev_hash placing '\\x01'::bytea from 1 for 1)"),
+    ("hash", "hash = overlay(hash placing '\\x01'::bytea from 32 for 1)"),
+]
+
+
+@pytest.mark.parametrize(("column", "change"), TAMPERING, ids=[c for c, _ in TAMPERING])
+async def test_one_changed_byte_is_reported_at_its_row(
+    api: Client, db: Database, settings: Settings, column: str, change: str
+) -> None:
+    firm = await make_tenant(db, "tamper-firm")
+    as_admin = await admin_of(db, settings, firm)
+    await some_changes(api, firm, as_admin)
+    async with db.engine.begin() as conn:  # as the superuser: no application in the way
+        await conn.execute(
+            text(f"UPDATE platform.audit_events SET {change} WHERE chain_id = :c AND seq = 2"),
+            {"c": firm.tenant_id},
+        )
+    result = (await api.post(f"/v1/tenants/{firm.slug}/audit/verify", headers=as_admin)).json()
+    assert result["ok"] is False
+    assert result["first_broken"]["seq"] == 2, result
+    assert result["first_broken"]["reason"]
+
+
+async def test_removed_and_cut_off_events_are_reported(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "cut-firm")
+    as_admin = await admin_of(db, settings, firm)
+    await some_changes(api, firm, as_admin)
+    verify = f"/v1/tenants/{firm.slug}/audit/verify"
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("DELETE FROM platform.audit_events WHERE chain_id = :c AND seq = 4"),
+            {"c": firm.tenant_id},
+        )
+    cut = (await api.post(verify, headers=as_admin)).json()
+    assert (cut["ok"], cut["first_broken"]["seq"]) == (False, 4)
+    assert "head" in cut["first_broken"]["reason"]
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("DELETE FROM platform.audit_events WHERE chain_id = :c AND seq = 2"),
+            {"c": firm.tenant_id},
+        )
+    gap = (await api.post(verify, headers=as_admin)).json()
+    assert (gap["ok"], gap["first_broken"]["seq"]) == (False, 2)
+    assert "missing" in gap["first_broken"]["reason"]
+
+
+async def test_concurrent_appends_keep_one_linear_chain(db: Database) -> None:
+    firm = await make_tenant(db, "busy-firm")
+
+    async def append(n: int) -> None:
+        async with tenant_session(db.engine, firm) as session:  # the tenant role's path
+            await audit.record(
+                session, firm.tenant_id, actor="system:test", action="x.done", target=f"x:{n}"
+            )
+
+    await asyncio.gather(*(append(n) for n in range(30)))
+    verdict = await audit.service.verify(db.engine, firm.tenant_id)
+    assert (verdict.ok, verdict.events_checked, verdict.head_seq) == (True, 30, 30)
+
+
+async def test_other_tenants_get_404_and_the_database_refuses_their_sql(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "owner-firm")
+    rival = await make_tenant(db, "nosy-firm")
+    as_admin = await admin_of(db, settings, firm)
+    as_rival = await admin_of(db, settings, rival)
+    await some_changes(api, firm, as_admin)
+
+    async def unchanged() -> Any:
+        return (await api.get(f"/v1/tenants/{firm.slug}/audit/events", headers=as_admin)).json()
+
+    for method, path in [
+        ("GET", f"/v1/tenants/{firm.slug}/audit/events"),
+        ("POST", f"/v1/tenants/{firm.slug}/audit/verify"),
+    ]:
+        await assert_cross_tenant_404(api, method, path, headers=as_rival, unchanged=unchanged)
+
+    # The rival's role may append to its own chain only, and read none.
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with tenant_session(db.engine, rival) as session:
+            await audit.record(session, firm.tenant_id, actor="x", action="forged", target="x")
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with tenant_session(db.engine, rival) as session:
+            await session.execute(text("SELECT count(*) FROM platform.audit_events"))
+    assert (await audit.service.verify(db.engine, firm.tenant_id)).ok
+
+
+async def test_staff_admin_actions_go_to_the_platform_chain(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    as_staff_admin = bearer(await staff_admin_token(db, settings))
+    made = await api.post(
+        "/v1/tenants", json={"slug": "fresh-firm", "name": "Fresh"}, headers=as_staff_admin
+    )
+    assert made.status_code == 201, made.text
+    listed = (await api.get("/v1/staff/audit/events", headers=as_staff_admin)).json()
+    assert [(e["action"], e["target"]) for e in listed["items"]] == [
+        ("tenant.created", "tenant:fresh-firm")
+    ]
+    verified = await api.post("/v1/staff/audit/verify", headers=as_staff_admin)
+    assert verified.json()["ok"] is True
+    assert (await audit.service.verify(db.engine, PLATFORM_CHAIN)).head_seq == 1
+    assert uuid.UUID(listed["items"][0]["id"])
