@@ -148,21 +148,14 @@ class WorkerContext(dramatiq.Middleware):
         global _settings
         _settings = self.settings
 
-    def after_process_message(
-        self,
-        broker: dramatiq.Broker,
-        message: Any,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        if exception is None or not message.failed:
-            return
+    def before_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        """A failed message (retries exhausted) is about to go to the dead-letter queue:
+        record it first, so a crash in between loses nothing (a redelivery upserts)."""
         loop_thread = get_event_loop_thread()
         if loop_thread is None:
             return
         try:
-            loop_thread.run_coroutine(_record_failure(message, exception))
+            loop_thread.run_coroutine(_record_failure(message))
         except Exception as exc:  # the broker's dead-letter queue still holds the message
             log.error("failed_job_not_recorded", message_id=message.message_id, error=str(exc))
 
@@ -174,8 +167,10 @@ class WorkerContext(dramatiq.Middleware):
         _database = None
 
 
-async def _record_failure(message: Any, exception: BaseException) -> None:
+async def _record_failure(message: Any) -> None:
     tenant_id = message.options.get(TENANT_OPTION)
+    # Dramatiq's Retries middleware keeps the last traceback; its last line names the error.
+    trace = str(message.options.get("traceback") or "unknown error").strip()
     row = {
         "id": _message_uuid(message.message_id),
         "tenant_id": uuid.UUID(tenant_id) if tenant_id else None,
@@ -183,7 +178,7 @@ async def _record_failure(message: Any, exception: BaseException) -> None:
         "queue": message.queue_name,
         "args": list(message.args),
         "kwargs": dict(message.kwargs),
-        "error": f"{type(exception).__name__}: {exception}"[:4000],
+        "error": trace[-4000:],
         "retries": int(message.options.get("retries", 0)),
     }
     async with worker_database().sessionmaker.begin() as session:

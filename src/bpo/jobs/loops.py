@@ -31,8 +31,9 @@ class LoopThread:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # it closed meanwhile: nothing to wake
+                self._loop.call_soon_threadsafe(self._wake.set)
         if self._thread is not None:
             self._thread.join(timeout)
 

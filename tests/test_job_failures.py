@@ -1,0 +1,152 @@
+"""Retries, the failed-jobs view and replay (staff admins), and the periodic scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select, text
+
+from bpo.core.db import Database
+from bpo.core.tenancy import tenant_session
+from bpo.jobs.models import FailedJob, OutboxMessage
+from bpo.jobs.outbox import enqueue
+from bpo.jobs.scheduler import Scheduler, period_id
+from bpo.settings import Settings
+from tests.support.auth import bearer, make_user, staff_admin_token, user_token
+from tests.support.jobs import (
+    add_effects_table,
+    effect_counts,
+    record_unless_file_exists,
+    running_worker,
+    wait_for,
+)
+from tests.support.tenants import make_tenant
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_a_job_that_keeps_failing_is_listed_and_replayed_by_staff_admins(
+    client: Client, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    firm = await make_tenant(db, "failing-firm")
+    await add_effects_table(db.engine, firm)
+    switch = tmp_path / "fail"
+    switch.touch()
+    as_staff_admin = bearer(await staff_admin_token(db, settings))
+    async with running_worker(settings):
+        async with tenant_session(db.engine, firm) as session:
+            message_id = await enqueue(
+                session, record_unless_file_exists, str(switch), "after-replay", tenant=firm
+            )
+
+        async def failed() -> bool:
+            async with db.sessionmaker() as session:
+                return await session.get(FailedJob, message_id) is not None
+
+        await wait_for(failed)  # a first run and one retry, then it lands in failed_jobs
+        listed = await client.get("/v1/staff/jobs/failed", headers=as_staff_admin)
+        assert listed.status_code == 200, listed.text
+        [row] = listed.json()["items"]
+        assert row["id"] == str(message_id)
+        assert row["actor"] == "record_unless_file_exists"
+        assert row["tenant_id"] == str(firm.tenant_id)
+        assert row["retries"] == 2 and "the switch" in row["error"]
+        assert await effect_counts(db.engine, firm) == {}
+
+        switch.unlink()  # the cause is fixed: replay
+        replayed = await client.post(
+            f"/v1/staff/jobs/failed/{message_id}/replay", headers=as_staff_admin
+        )
+        assert replayed.status_code == 202, replayed.text
+        again = await client.post(
+            f"/v1/staff/jobs/failed/{message_id}/replay", headers=as_staff_admin
+        )
+        assert again.status_code == 409 and "replayed" in again.json()["detail"]
+
+        async def ran() -> bool:
+            return await effect_counts(db.engine, firm) == {"after-replay": 1}
+
+        await wait_for(ran)
+    shown = await client.get(f"/v1/staff/jobs/failed/{message_id}", headers=as_staff_admin)
+    assert shown.json()["replayed_as"] == replayed.json()["message_id"]
+    pending = await client.get("/v1/staff/jobs/failed", headers=as_staff_admin)
+    assert pending.json()["items"] == []  # replayed rows are hidden unless asked for
+    everything = await client.get(
+        "/v1/staff/jobs/failed", params={"include_replayed": "true"}, headers=as_staff_admin
+    )
+    assert len(everything.json()["items"]) == 1
+
+
+async def test_failed_jobs_are_for_staff_admins_only(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "curious-firm")
+    member = await make_user(db, "admin@curious.example", tenants={firm: "tenant_admin"})
+    as_tenant_admin = bearer(
+        await user_token(db, settings, member, tenant=firm, role="tenant_admin")
+    )
+    refused = await client.get("/v1/staff/jobs/failed", headers=as_tenant_admin)
+    assert refused.status_code in (403, 404)
+    as_staff_admin = bearer(await staff_admin_token(db, settings))
+    unknown = await client.post(
+        f"/v1/staff/jobs/failed/{uuid.uuid4()}/replay", headers=as_staff_admin
+    )
+    assert unknown.status_code == 404
+    bad = await client.get(
+        "/v1/staff/jobs/failed", params={"cursor": "nope"}, headers=as_staff_admin
+    )
+    assert bad.status_code == 400
+
+
+async def test_one_scheduler_at_a_time_enqueues_each_period_once(
+    settings: Settings, db: Database
+) -> None:
+    assert settings.database_url
+    first = Scheduler(settings.database_url, tick_s=0.05, retry_s=0.1)
+    second = Scheduler(settings.database_url, tick_s=0.05, retry_s=0.1)
+    first.start()
+    second.start()
+    try:
+
+        async def one_holds() -> bool:
+            return first.holding or second.holding
+
+        await wait_for(one_holds)
+        await asyncio.sleep(0.5)  # many ticks
+        assert [first.holding, second.holding].count(True) == 1
+        async with db.engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.actor == "refill_tenant_pool")
+            )
+        assert count == 1  # one row for the current five-minute period, however many ticks
+        holder, standby = (first, second) if first.holding else (second, first)
+        holder.stop()
+
+        async def taken_over() -> bool:
+            return standby.holding
+
+        await wait_for(taken_over, timeout=10)
+    finally:
+        first.stop()
+        second.stop()
+    async with db.engine.connect() as conn:
+        ids = (await conn.execute(select(OutboxMessage.id))).scalars().all()
+        lock_holders = await conn.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        )
+    assert len(ids) == len(set(ids))
+    assert any(i == period_id("refill_tenant_pool", p) for i in ids for p in _recent_periods())
+    assert lock_holders == 0  # released with the connections
+
+
+def _recent_periods() -> list[int]:
+    import time
+
+    now = int(time.time() // 300)
+    return [now - 1, now]
