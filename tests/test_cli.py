@@ -20,7 +20,7 @@ from tests.support.processes import bpo, bpo_env, free_port, spawn_serve
 def test_help_lists_the_commands() -> None:
     result = bpo("--help", env=bpo_env())
     assert result.returncode == 0
-    for command in ("up", "serve", "worker", "migrate", "demo"):
+    for command in ("up", "serve", "worker", "scheduler", "migrate", "demo"):
         assert command in result.stdout
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import uuid
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from tests.support.jobs import (
     running_worker,
     wait_for,
 )
+from tests.support.processes import bpo_env, spawn
 from tests.support.tenants import make_tenant
 
 Client = AsyncTestClient[Litestar]
@@ -150,3 +153,24 @@ def _recent_periods() -> list[int]:
 
     now = int(time.time() // 300)
     return [now - 1, now]
+
+
+async def test_bpo_scheduler_enqueues_periodic_jobs_and_stops_cleanly(
+    settings: Settings, db: Database
+) -> None:
+    assert settings.database_url
+    process = spawn("scheduler", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
+    try:
+
+        async def enqueued() -> bool:
+            async with db.engine.connect() as conn:
+                actors = (await conn.execute(select(OutboxMessage.actor))).scalars().all()
+            return "refill_tenant_pool" in actors
+
+        await wait_for(enqueued, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=20)
+    assert process.returncode == 0, stderr
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    assert "scheduler_holds_the_lock" in events and events[-1] == "scheduler_stopped"

@@ -126,6 +126,19 @@ def worker() -> None:
 
 
 @cli.command()
+def scheduler() -> None:
+    """Enqueue periodic jobs (one scheduler at a time holds the lock; others stand by)."""
+    from bpo.jobs.scheduler import run_scheduler
+
+    settings = load_settings()
+    database_url = settings.database_url
+    if database_url is None:
+        fail("BPO_DATABASE_URL is not set (bpo up sets it; bpo scheduler needs it)", code=2)
+    check_database(database_url, settings.db_connect_timeout)
+    run_scheduler(settings)
+
+
+@cli.command()
 def migrate(
     check: Annotated[
         bool, typer.Option("--check", help="Report drift and what would run; change nothing")

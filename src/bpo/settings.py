@@ -53,6 +53,9 @@ class Settings:
     worker_threads: int = 8
     # How long an idle Redis consumer blocks before polling again (ms): §8 of DESIGN.md.
     worker_timeout_ms: int = 100
+    # Messages a worker holds ahead of its threads (Dramatiq's default is 2 per thread,
+    # which left the threads idle between refills: benchmarks/jobs.py).
+    worker_prefetch: int = 64
     docs_enabled: bool = True
     tenant_pool_size: int = 5
     # Memory guard: a pooled connection that served this many tenants is closed on check-in.
@@ -101,6 +104,7 @@ class Settings:
             max_body_bytes=reader.get("BPO_MAX_BODY_BYTES", _int_between(1024, 1 << 30), 1_048_576),
             worker_threads=reader.get("BPO_WORKER_THREADS", _int_between(1, 256), 8),
             worker_timeout_ms=reader.get("BPO_WORKER_TIMEOUT_MS", _int_between(10, 60_000), 100),
+            worker_prefetch=reader.get("BPO_WORKER_PREFETCH", _int_between(1, 65_535), 64),
             docs_enabled=reader.get("BPO_DOCS_ENABLED", _bool, True),
             tenant_pool_size=reader.get("BPO_TENANT_POOL_SIZE", _int_between(0, 1000), 5),
             tenants_per_connection=reader.get(

@@ -24,7 +24,11 @@ class BrokerUnavailable(Exception):
 
 
 def build_broker(
-    url: str, *, namespace: str = "bpo", heartbeat_timeout_ms: int = 60_000
+    url: str,
+    *,
+    namespace: str = "bpo",
+    heartbeat_timeout_ms: int = 60_000,
+    confirm_delivery: bool = True,
 ) -> dramatiq.Broker:
     """A Redis or RabbitMQ broker for `url`, able to run `async def` actors.
 
@@ -43,7 +47,8 @@ def build_broker(
             maintenance_chance=20_000,
         )
     elif scheme in AMQP_SCHEMES:
-        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        # Confirms per message, unless the caller batches in AMQP transactions (the relay).
+        broker = RabbitmqBroker(url=url, confirm_delivery=confirm_delivery)
     else:
         raise ValueError(f"unsupported broker URL scheme {scheme!r}")
     broker.add_middleware(AsyncIO())

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from typing import Any
 
 import asyncpg
 import dramatiq
 import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
 
 from bpo.core.db import asyncpg_dsn
 from bpo.jobs.context import TENANT_OPTION
@@ -52,6 +56,79 @@ def message_of(row: Any) -> dramatiq.Message[Any]:
     )
 
 
+class Publisher:
+    """Hands a batch to the broker; returns once the broker holds every message of it."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def publish(self, messages: list[dramatiq.Message[Any]]) -> None:
+        for message in messages:
+            self.broker.enqueue(message)
+
+
+class RedisPublisher(Publisher):
+    """One round trip per batch: Dramatiq's own enqueue script, pipelined.
+
+    `RedisBroker.enqueue` calls the script once per message and waits for each answer; at
+    500 messages a batch the waits were most of the relay's time. The script's arguments
+    are the ones `RedisBroker._dispatch` passes (pinned by the tests through the relay)."""
+
+    def publish(self, messages: list[dramatiq.Message[Any]]) -> None:
+        broker: Any = self.broker
+        dispatch, keys = broker.scripts["dispatch"], [broker.namespace]
+        pipe = broker.client.pipeline(transaction=False)
+        now = int(time.time() * 1000)
+        for message in messages:
+            copy = message.copy(options={"redis_message_id": str(uuid.uuid4())})
+            args = [
+                "enqueue",
+                now,
+                copy.queue_name,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                broker._should_do_maintenance("enqueue"),
+                broker._max_unpack_size(),
+                copy.options["redis_message_id"],
+                copy.encode(),
+            ]
+            dispatch(keys=keys, args=args, client=pipe)
+        pipe.execute()
+
+
+class AmqpPublisher(Publisher):
+    """One round trip per batch: the batch is an AMQP transaction (tx.select / tx.commit),
+    which RabbitMQ accepts as a whole or not at all, instead of a publisher confirm per
+    message. The relay's broker is built without per-message confirms for this."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        super().__init__(broker)
+        self._transactional: set[int] = set()
+
+    def publish(self, messages: list[dramatiq.Message[Any]]) -> None:
+        broker: Any = self.broker
+        channel = broker.channel
+        if id(channel) not in self._transactional:
+            channel.tx_select()
+            self._transactional = {id(channel)}
+        try:
+            for message in messages:
+                broker.enqueue(message)
+            broker.channel.tx_commit()
+        except Exception:
+            self._transactional.clear()
+            raise
+
+
+def publisher_for(broker: dramatiq.Broker) -> Publisher:
+    if isinstance(broker, RedisBroker):
+        return RedisPublisher(broker)
+    if isinstance(broker, RabbitmqBroker):
+        return AmqpPublisher(broker)
+    return Publisher(broker)
+
+
 class Relay(LoopThread):
     name = "bpo-relay"
 
@@ -65,7 +142,8 @@ class Relay(LoopThread):
     ) -> None:
         super().__init__()
         self._dsn = asyncpg_dsn(database_url)
-        self._broker = broker
+        self.broker = broker
+        self._publisher = publisher_for(broker)
         self._batch = batch
         self._poll_s = poll_s
         self.published = 0
@@ -90,9 +168,7 @@ class Relay(LoopThread):
             rows = await conn.fetch(_CLAIM, self._batch)
             if not rows:
                 return 0
-            enqueue = self._broker.enqueue
-            for row in rows:
-                enqueue(message_of(row))
+            self._publisher.publish([message_of(row) for row in rows])
             await conn.execute(_MARK_SENT, [row["id"] for row in rows])
         self.published += len(rows)
         return len(rows)

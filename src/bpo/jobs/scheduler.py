@@ -9,6 +9,7 @@ and the period's number), so even two schedulers racing at a hand-over enqueue i
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -16,8 +17,11 @@ import asyncpg
 import structlog
 
 from bpo.core.db import asyncpg_dsn
+from bpo.core.logging import configure_logging
+from bpo.core.process import install_stop_handlers
 from bpo.jobs.loops import LoopThread
 from bpo.jobs.registry import JOBS, JobSpec, load_job_modules
+from bpo.settings import Settings
 
 log = structlog.get_logger("bpo.scheduler")
 LOCK_KEY = 0x62706F5F7363686E  # "bpo_schn": one scheduler per database
@@ -84,3 +88,17 @@ class Scheduler(LoopThread):
         if ids:
             status = await conn.execute(_INSERT, ids, actors, queues)
             self.enqueued += int(status.split()[-1])
+
+
+def run_scheduler(settings: Settings) -> None:
+    """`bpo scheduler`: schedule until SIGINT/SIGTERM."""
+    assert settings.database_url is not None
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    scheduler = Scheduler(settings.database_url)
+    scheduler.start()
+    log.info("scheduler_started", jobs=sorted(spec.name for spec in periodic_jobs()))
+    stop.wait()
+    scheduler.stop()
+    log.info("scheduler_stopped")

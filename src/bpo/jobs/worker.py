@@ -52,8 +52,17 @@ def start_worker(
         worker_threads=settings.worker_threads,
         worker_timeout=settings.worker_timeout_ms,
     )
+    worker.queue_prefetch = settings.worker_prefetch
     worker.start()
-    running = RunningWorker(worker, Relay(settings.database_url, broker), None)
+    # The relay publishes through a broker of its own: its batches are transactions (AMQP)
+    # or pipelines (Redis), on connections the consumers never wait behind.
+    relay_broker = build_broker(
+        settings.broker_url,
+        namespace=namespace or settings.broker_namespace,
+        heartbeat_timeout_ms=settings.broker_heartbeat_timeout_ms,
+        confirm_delivery=False,
+    )
+    running = RunningWorker(worker, Relay(settings.database_url, relay_broker), None)
     if relay:
         running.relay.start()
     if settings.worker_scheduler:
@@ -67,6 +76,7 @@ def stop_worker(running: RunningWorker, timeout_ms: int = 30_000) -> None:
     if running.scheduler is not None:
         running.scheduler.stop()
     running.relay.stop()
+    running.relay.broker.close()
     running.worker.stop(timeout=timeout_ms)
     running.broker.close()
 
