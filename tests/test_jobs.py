@@ -7,13 +7,14 @@ import dataclasses
 import os
 import uuid
 
+import dramatiq
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import select
 
 from bpo.core.db import Database
-from bpo.jobs.broker import BrokerProbe, BrokerUnavailable, build_broker
+from bpo.jobs.broker import BrokerProbe, BrokerUnavailable, PipelinedRedisBroker, build_broker
 from bpo.jobs.models import JobHeartbeat
 from bpo.jobs.worker import start_worker, stop_worker
 from bpo.settings import Settings
@@ -111,3 +112,22 @@ async def test_broker_probe_names_a_dead_broker(url: str) -> None:
 async def test_broker_probe_speaks_amqp() -> None:
     assert AMQP_URL is not None
     await BrokerProbe(AMQP_URL).check(2.0)
+
+
+def test_pipelined_enqueue_survives_redis_forgetting_its_scripts(services: Services) -> None:
+    if not services.broker_url.startswith(("redis", "unix")):
+        pytest.skip("the session broker is not Redis")
+    broker = build_broker(services.broker_url, namespace=f"bpo-test-{uuid.uuid4().hex[:8]}")
+    assert isinstance(broker, PipelinedRedisBroker)
+    broker.declare_queue("default")
+    try:
+        message = dramatiq.Message(
+            queue_name="default", actor_name="ping", args=("x",), kwargs={}, options={}
+        )
+        broker.enqueue_many([message, message.copy()])
+        broker.client.script_flush()  # as after a Redis restart
+        broker.enqueue_many([message.copy()])
+        assert broker.do_qsize("default") == 3
+    finally:
+        broker.flush_all()
+        broker.close()

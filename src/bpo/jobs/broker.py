@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
+import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
+import redis
 import redis.asyncio as aioredis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import AsyncIO
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -21,6 +26,103 @@ _AMQP_METHOD_FRAME = 1
 
 class BrokerUnavailable(Exception):
     """The broker did not answer."""
+
+
+Row = tuple[Any, ...]  # a script call's arguments after Dramatiq's common ones
+
+
+class PipelinedRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, sending its per-message scripts a batch per round trip.
+
+    Dramatiq runs one Lua script call per enqueue and per ack and waits for each answer;
+    on this machine those waits bounded a worker process (benchmarks/jobs.py). The scripts
+    and their arguments are Dramatiq's own (as `RedisBroker._dispatch` builds them), only
+    pipelined: `enqueue_many` for the relay, and acks gathered by the consumer until it
+    next asks for messages (a crash before that redelivers them; jobs are idempotent).
+    """
+
+    _loaded_sha: str | None = None
+
+    @property
+    def consumer_class(self) -> type[Any]:
+        return _AckBatchingConsumer
+
+    def dispatch_many(self, command: str, queue_name: str, rows: list[Row]) -> None:
+        """Run `command` once per row of extra arguments, in one round trip."""
+        if not rows:
+            return
+        try:
+            self._dispatch_pipelined(command, queue_name, rows)
+        except redis.exceptions.NoScriptError:  # Redis restarted and forgot the script
+            self._loaded_sha = None
+            self._dispatch_pipelined(command, queue_name, rows)
+
+    def _dispatch_pipelined(
+        self, command: str, queue_name: str, rows: list[tuple[Any, ...]]
+    ) -> None:
+        broker: Any = self
+        sha = self._dispatch_sha()
+        pipe = broker.client.pipeline(transaction=False)
+        now = int(time.time() * 1000)
+        head = [now, queue_name, broker.broker_id, broker.heartbeat_timeout]
+        tail = [broker.dead_message_ttl]
+        for row in rows:
+            maintain = broker._should_do_maintenance(command)
+            args = [command, *head, *tail, maintain, broker._max_unpack_size(), *row]
+            pipe.evalsha(sha, 1, broker.namespace, *args)
+        pipe.execute()
+
+    def _dispatch_sha(self) -> str:
+        # evalsha straight into the pipeline: redis-py's Script objects would check
+        # SCRIPT EXISTS in an extra round trip before every pipeline.
+        broker: Any = self
+        sha: str | None = self._loaded_sha
+        if sha is None:
+            script = broker.scripts["dispatch"]
+            sha = self._loaded_sha = broker.client.script_load(script.script)
+        return sha
+
+    def enqueue_many(self, messages: list[dramatiq.Message[Any]]) -> None:
+        by_queue: dict[str, list[Row]] = {}
+        for message in messages:
+            redis_id = str(uuid.uuid4())
+            copy = message.copy(options={"redis_message_id": redis_id})
+            by_queue.setdefault(copy.queue_name, []).append((redis_id, copy.encode()))
+        for queue_name, rows in by_queue.items():
+            self.dispatch_many("enqueue", queue_name, rows)
+
+
+class _AckBatchingConsumer(_RedisConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._pending_acks: list[Any] = []
+
+    def ack(self, message: Any) -> None:
+        self._pending_acks.append(message)
+
+    def _flush_acks(self) -> None:
+        acks, self._pending_acks = self._pending_acks, []
+        try:
+            rows = [(m.options["redis_message_id"],) for m in acks]
+            self.broker.dispatch_many("ack", self.queue_name, rows)
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        finally:
+            for message in acks:
+                self.queued_message_ids.discard(message.message_id)
+
+    def __next__(self) -> Any:
+        # Before fetching more (the outstanding count must drop first), or every 64.
+        if self._pending_acks and (not self.message_cache or len(self._pending_acks) >= 64):
+            self._flush_acks()
+        return super().__next__()  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        try:
+            if self._pending_acks:
+                self._flush_acks()
+        finally:
+            super().close()
 
 
 def build_broker(
@@ -37,7 +139,7 @@ def build_broker(
     scheme = urlsplit(url).scheme
     broker: dramatiq.Broker
     if scheme in REDIS_SCHEMES:
-        broker = RedisBroker(  # type: ignore[no-untyped-call]
+        broker = PipelinedRedisBroker(  # type: ignore[no-untyped-call]
             url=url,
             namespace=namespace,
             heartbeat_timeout=heartbeat_timeout_ms,
