@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 import uuid
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 import dramatiq
 import redis
 import redis.asyncio as aioredis
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import AsyncIO
@@ -125,6 +126,49 @@ class _AckBatchingConsumer(_RedisConsumer):
             super().close()
 
 
+class BatchAckRabbitmqBroker(RabbitmqBroker):
+    """Dramatiq's RabbitMQ broker with consumers that acknowledge in batches.
+
+    Dramatiq acks each message on its own (a frame and a socket flush each); these
+    consumers ack every finished delivery below the oldest one still running with one
+    `basic.ack multiple=true` (the others one by one), each time they ask for more."""
+
+    @property
+    def consumer_class(self) -> type[Any]:
+        return _BatchAckRabbitmqConsumer
+
+
+class _BatchAckRabbitmqConsumer(_RabbitmqConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._done: list[int] = []
+
+    def ack(self, message: Any) -> None:
+        try:
+            self.known_tags.remove(message._tag)
+        except KeyError:
+            return  # a tag from before a reconnect: RabbitMQ redelivers that message
+        self._done.append(message._tag)
+
+    def _flush_acks(self) -> None:
+        running = min(self.known_tags, default=None)
+        below = [t for t in self._done if running is None or t < running]
+        above = [t for t in self._done if running is not None and t > running]
+        acks = [(max(below), True)] if below else []
+        acks += [(tag, False) for tag in above]
+        self._done = []
+        channel = self.channel
+        for tag, multiple in acks:
+            self.connection.add_callback_threadsafe(
+                functools.partial(channel.basic_ack, tag, multiple=multiple)
+            )
+
+    def __next__(self) -> Any:
+        if self._done:
+            self._flush_acks()
+        return super().__next__()  # type: ignore[no-untyped-call]
+
+
 def build_broker(
     url: str,
     *,
@@ -150,7 +194,7 @@ def build_broker(
         )
     elif scheme in AMQP_SCHEMES:
         # Confirms per message, unless the caller batches in AMQP transactions (the relay).
-        broker = RabbitmqBroker(url=url, confirm_delivery=confirm_delivery)
+        broker = BatchAckRabbitmqBroker(url=url, confirm_delivery=confirm_delivery)
     else:
         raise ValueError(f"unsupported broker URL scheme {scheme!r}")
     broker.add_middleware(AsyncIO())

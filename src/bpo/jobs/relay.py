@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import dramatiq
+import pika
 import structlog
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -76,7 +77,8 @@ class RedisPublisher(Publisher):
 class AmqpPublisher(Publisher):
     """One round trip per batch: the batch is an AMQP transaction (tx.select / tx.commit),
     which RabbitMQ accepts as a whole or not at all, instead of a publisher confirm per
-    message. The relay's broker is built without per-message confirms for this."""
+    message. Frames are buffered and flushed by the commit (pika's blocking channel would
+    flush each publish); the message properties are the ones Dramatiq's enqueue sets."""
 
     def __init__(self, broker: dramatiq.Broker) -> None:
         super().__init__(broker)
@@ -84,14 +86,23 @@ class AmqpPublisher(Publisher):
 
     def publish(self, messages: list[dramatiq.Message[Any]]) -> None:
         broker: Any = self.broker
+        for queue_name in {m.queue_name for m in messages}:
+            broker.declare_queue(queue_name, ensure=True)
         channel = broker.channel
         if id(channel) not in self._transactional:
             channel.tx_select()
             self._transactional = {id(channel)}
         try:
             for message in messages:
-                broker.enqueue(message)
-            broker.channel.tx_commit()
+                channel._impl.basic_publish(
+                    exchange="",
+                    routing_key=message.queue_name,
+                    body=message.encode(),
+                    properties=pika.BasicProperties(
+                        delivery_mode=2, priority=message.options.get("broker_priority")
+                    ),
+                )
+            channel.tx_commit()
         except Exception:
             self._transactional.clear()
             raise
