@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/db_fixture.py
 	$(BIN)/python benchmarks/health.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/jobs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
