@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bpo.core.db import Database
@@ -21,6 +21,7 @@ from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.settings import Settings
 from bpo.webhooks.addresses import RefusedAddress, check_url
 from bpo.webhooks.models import WebhookEndpoint
+from bpo.webhooks.service import ENDPOINT_DISABLED, record_event
 from tests.conftest import build_app
 from tests.support.auth import bearer, make_user, user_token
 from tests.support.isolation import assert_cross_tenant_404
@@ -168,8 +169,6 @@ async def test_events_reach_only_subscribed_enabled_endpoints(
         await register(hooks, firm, as_admin, unwanted.url, event_types=["task.completed"])
         off = await register(hooks, firm, as_admin, unwanted.url, event_types=["*"], enabled=False)
         assert off["enabled"] is False
-        from bpo.webhooks.service import record_event
-
         async with running_worker(hook_settings):
             async with tenant_session(db.engine, firm) as session:
                 await record_event(session, firm, "webhook_endpoint.probe", {"n": 1})
@@ -275,3 +274,97 @@ async def test_allowlist_cidr_and_public_addresses() -> None:
     await check_url("https://93.184.215.14/x", ())  # a public address needs no allowlist
     with pytest.raises(RefusedAddress):
         await check_url("https://10.0.0.8/x", ("10.1.0.0/16",))
+
+
+async def test_an_endpoint_failing_every_attempt_is_disabled_and_the_firm_told(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    """Nine scheduled attempts (about three days) are written as already made; the tenth,
+    real one fails too: the endpoint is disabled and a `webhook.endpoint.disabled` event
+    reaches the firm's other endpoint."""
+    firm = await make_tenant(db, "flaky-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    base = f"/v1/tenants/{firm.slug}/webhooks"
+    with webhook_receiver(500) as failing, webhook_receiver(200) as watcher:
+        broken = await register(hooks, firm, as_admin, failing.url, event_types=["*"])
+        await register(hooks, firm, as_admin, watcher.url, event_types=[ENDPOINT_DISABLED])
+        async with running_worker(hook_settings):
+            await hooks.post(f"{base}/endpoints/{broken['id']}/ping", headers=as_admin)
+            await wait_for(lambda: _received(failing, 1))
+
+            async def first_logged() -> bool:
+                listed = await deliveries(hooks, firm, as_admin)
+                return bool(listed) and listed[0]["attempts"] == 1
+
+            await wait_for(first_logged)
+            delivery = (await deliveries(hooks, firm, as_admin))[0]
+            await _pretend_attempts_2_to_9_failed(db, firm, delivery["id"])
+            await wait_for(lambda: _received(failing, 2))
+
+            async def told() -> bool:
+                return any(
+                    json.loads(r.body)["type"] == ENDPOINT_DISABLED for r in watcher.requests
+                )
+
+            await wait_for(told)
+    shown = (await hooks.get(f"{base}/endpoints/{broken['id']}", headers=as_admin)).json()
+    assert shown["enabled"] is False
+    assert "failed attempts" in shown["disabled_reason"]
+    final = (await hooks.get(f"{base}/deliveries/{delivery['id']}", headers=as_admin)).json()
+    assert final["status"] == "failed" and final["attempts"] == 10
+    assert [a["number"] for a in final["attempt_log"]] == list(range(1, 11))
+    notice = next(r for r in watcher.requests if b"disabled" in r.body)
+    assert json.loads(notice.body)["data"]["endpoint_id"] == broken["id"]
+
+
+async def _pretend_attempts_2_to_9_failed(
+    db: Database, tenant: TenantContext, delivery_id: str
+) -> None:
+    """As the superuser: log attempts 2-9 and make the waiting 10th due now."""
+    async with db.engine.begin() as conn:
+        for number in range(2, 10):
+            await conn.execute(
+                text(
+                    f'INSERT INTO "{tenant.schema}".webhook_attempts (id, delivery_id, number,'
+                    " trigger, attempted_at, status_code, latency_ms)"
+                    " VALUES (gen_random_uuid(), :d, :n, 'scheduled', now(), 500, 1)"
+                ),
+                {"d": delivery_id, "n": number},
+            )
+        await conn.execute(
+            text(f'UPDATE "{tenant.schema}".webhook_deliveries SET attempts = 9 WHERE id = :d'),
+            {"d": delivery_id},
+        )
+        moved = await conn.execute(
+            text(
+                "UPDATE platform.outbox SET available_at = now()"
+                " WHERE actor = 'deliver_webhook' AND sent_at IS NULL AND args->>0 = :d"
+            ),
+            {"d": delivery_id},
+        )
+        assert moved.rowcount == 1
+
+
+async def test_a_name_that_does_not_resolve_is_accepted_then_logged_per_attempt(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "future-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    endpoint = await register(hooks, firm, as_admin, "https://hooks.not-yet.invalid/bpo")
+    async with running_worker(hook_settings):
+        await hooks.post(
+            f"/v1/tenants/{firm.slug}/webhooks/endpoints/{endpoint['id']}/ping", headers=as_admin
+        )
+
+        async def logged() -> bool:
+            listed = await deliveries(hooks, firm, as_admin)
+            return bool(listed) and listed[0]["attempts"] == 1
+
+        await wait_for(logged)
+        delivery = (await deliveries(hooks, firm, as_admin))[0]
+        shown = await hooks.get(
+            f"/v1/tenants/{firm.slug}/webhooks/deliveries/{delivery['id']}", headers=as_admin
+        )
+    [attempt] = shown.json()["attempt_log"]
+    assert attempt["status_code"] is None and "does not resolve" in attempt["error"]
+    assert shown.json()["status"] == "pending" and shown.json()["next_attempt_at"]

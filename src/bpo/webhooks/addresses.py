@@ -57,10 +57,22 @@ def parse_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
 
 
-async def check_url(url: str, allowlist: Sequence[str]) -> None:
-    """Raise RefusedAddress unless every address the host resolves to may be called."""
+class Unresolvable(RefusedAddress):
+    """The host name does not resolve (now)."""
+
+
+async def check_url(url: str, allowlist: Sequence[str], *, unresolvable_ok: bool = False) -> None:
+    """Raise RefusedAddress unless every address the host resolves to may be called.
+
+    `unresolvable_ok`: when an endpoint is saved, a name that does not resolve yet is
+    accepted (nothing proves it internal); every attempt checks again before sending."""
     _, host, port = parse_url(url)
-    addresses = await _resolve(host, port)
+    try:
+        addresses = await _resolve(host, port)
+    except Unresolvable:
+        if unresolvable_ok:
+            return
+        raise
     if _host_allowed(host, addresses, allowlist):
         return
     for address in addresses:
@@ -79,5 +91,5 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise RefusedAddress(f"{host} does not resolve ({exc})") from None
+        raise Unresolvable(f"{host} does not resolve ({exc})") from None
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]

@@ -23,7 +23,7 @@ from bpo.jobs.context import current_job, exactly_once, worker_settings
 from bpo.jobs.outbox import enqueue
 from bpo.jobs.registry import job
 from bpo.webhooks import signing
-from bpo.webhooks.addresses import RefusedAddress, check_url
+from bpo.webhooks.addresses import RefusedAddress, Unresolvable, check_url
 from bpo.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from bpo.webhooks.service import (
     ENDPOINT_DISABLED,
@@ -138,6 +138,8 @@ async def _post(
             response = await client.post(url, content=body, headers=headers)
             excerpt = response.text[:EXCERPT_CHARS]
         return Outcome(at, elapsed(), status_code=response.status_code, excerpt=excerpt)
+    except Unresolvable as exc:
+        return Outcome(at, elapsed(), error=str(exc)[:500])
     except RefusedAddress as exc:
         return Outcome(at, elapsed(), error=f"refused: {exc}"[:500])
     except httpx.HTTPError as exc:

@@ -93,7 +93,7 @@ def check_event_types(types: Sequence[str]) -> list[str]:
 
 async def check_endpoint_url(url: str, allowlist: Sequence[str]) -> str:
     try:
-        await check_url(url, allowlist)
+        await check_url(url, allowlist, unresolvable_ok=True)
     except RefusedAddress as exc:
         raise Problem(
             422,
