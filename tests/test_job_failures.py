@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from litestar import Litestar
@@ -174,3 +175,52 @@ async def test_bpo_scheduler_enqueues_periodic_jobs_and_stops_cleanly(
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert "scheduler_holds_the_lock" in events and events[-1] == "scheduler_stopped"
+
+
+async def test_the_sweep_forgets_old_sent_rows_and_processed_ids_only(
+    settings: Settings, db: Database
+) -> None:
+    old_sent, new_sent, old_unsent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    old_id, new_id = uuid.uuid4(), uuid.uuid4()
+    async with db.engine.begin() as conn:
+        for ident, sent in (
+            (old_sent, timedelta(days=2)),
+            (new_sent, timedelta(hours=1)),
+            (old_unsent, None),
+        ):
+            await conn.execute(
+                text(
+                    "INSERT INTO platform.outbox (id, actor, queue, args, kwargs, created_at,"
+                    " available_at, sent_at) VALUES (:id, 'ping', 'default', '[]', '{}',"
+                    " now() - interval '3 days', now() + interval '1 day',"
+                    " now() - CAST(:sent AS interval))"
+                ),
+                {"id": ident, "sent": sent},
+            )
+        for ident, age in ((old_id, timedelta(days=20)), (new_id, timedelta(days=1))):
+            await conn.execute(
+                text(
+                    "INSERT INTO platform.processed_messages (message_id, processed_at)"
+                    " VALUES (:id, now() - CAST(:age AS interval))"
+                ),
+                {"id": ident, "age": age},
+            )
+    async with running_worker(settings):
+        async with db.sessionmaker.begin() as session:
+            await enqueue(session, "sweep_job_tables", tenant=None)
+
+        async def swept() -> bool:
+            async with db.engine.connect() as conn:
+                return not await conn.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.id == old_sent)
+                )
+
+        await wait_for(swept)
+    async with db.engine.connect() as conn:
+        kept = set((await conn.execute(select(OutboxMessage.id))).scalars())
+        processed = await conn.execute(text("SELECT message_id FROM platform.processed_messages"))
+        ids = set(processed.scalars())
+    assert {new_sent, old_unsent} <= kept and old_sent not in kept
+    assert new_id in ids and old_id not in ids
