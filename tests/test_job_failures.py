@@ -23,6 +23,7 @@ from tests.support.auth import bearer, make_user, staff_admin_token, user_token
 from tests.support.jobs import (
     add_effects_table,
     effect_counts,
+    record_after_a_long_wait,
     record_unless_file_exists,
     running_worker,
     wait_for,
@@ -224,3 +225,37 @@ async def test_the_sweep_forgets_old_sent_rows_and_processed_ids_only(
         ids = set(processed.scalars())
     assert {new_sent, old_unsent} <= kept and old_sent not in kept
     assert new_id in ids and old_id not in ids
+
+
+async def test_a_job_over_its_time_limit_is_stopped_and_changes_nothing(
+    settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "slow-firm")
+    await add_effects_table(db.engine, firm)
+    async with running_worker(settings, worker_threads=1):  # the same thread runs both
+        async with tenant_session(db.engine, firm) as session:
+            slow = await enqueue(session, record_after_a_long_wait, "slow", tenant=firm)
+            await enqueue(session, record_unless_file_exists, "/nonexistent", "next", tenant=firm)
+
+        async def failed() -> bool:
+            async with db.sessionmaker() as session:
+                return await session.get(FailedJob, slow) is not None
+
+        async def next_ran() -> bool:
+            return "next" in await effect_counts(db.engine, firm)
+
+        await wait_for(failed)
+        await wait_for(next_ran)
+        async with db.sessionmaker() as session:
+            row = await session.get(FailedJob, slow)
+        assert row is not None and "JobTimeLimitExceeded" in row.error
+    # The cancelled job's transaction rolled back; its connection went back to the pool.
+    assert await effect_counts(db.engine, firm) == {"next": 1}
+    async with db.engine.connect() as conn:
+        lingering = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bpo-worker'"
+                " AND datname = current_database() AND state <> 'idle'"
+            )
+        )
+    assert lingering == 0

@@ -48,6 +48,14 @@ async def record_unless_file_exists(path: str, key: str) -> None:
         await session.execute(EFFECTS.insert().values(key=key))
 
 
+@job(queue="default", max_retries=0, time_limit=300)
+async def record_after_a_long_wait(key: str) -> None:
+    """Holds a transaction open past its 300 ms time limit."""
+    async with exactly_once() as session:
+        await session.execute(EFFECTS.insert().values(key=key))
+        await asyncio.sleep(5)
+
+
 async def add_effects_table(engine: AsyncEngine, tenant: TenantContext) -> None:
     async with engine.begin() as conn:
         await conn.exec_driver_sql(

@@ -12,6 +12,7 @@ was processed, so a redelivered message changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import uuid
@@ -45,6 +46,10 @@ _settings: Settings | None = None
 _thread = threading.local()  # each worker thread's event loop and Database
 _current: contextvars.ContextVar[JobContext] = contextvars.ContextVar("bpo_job")
 _slugs: dict[uuid.UUID, str] = {}  # slugs never change (a trigger refuses it)
+
+
+class JobTimeLimitExceeded(Exception):
+    """The job ran past its time limit and was cancelled (its transaction rolled back)."""
 
 
 class AlreadyProcessed(Exception):
@@ -96,7 +101,18 @@ def job_runner(spec: JobSpec) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         message = CurrentMessage.get_current_message()
         assert message is not None, "worker middleware missing"
-        return _thread_loop().run_until_complete(_run(spec, message, args, kwargs))
+        loop = _thread_loop()
+        task = loop.create_task(_run(spec, message, args, kwargs))
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            # Dramatiq's time limit (or shutdown) raised into this thread mid-job: cancel
+            # the task, so it gives its connection back instead of lingering on the loop.
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
+            raise
 
     run.__name__ = run.__qualname__ = spec.name
     return run
@@ -111,8 +127,16 @@ async def _run(spec: JobSpec, message: Any, args: Any, kwargs: Any) -> Any:
         return None
     job = JobContext(_message_uuid(message.message_id), spec.name, tenant, db)
     token = _current.set(job)
+    deadline = asyncio.timeout(spec.time_limit_ms / 1000)
     try:
-        return await spec.fn(*args, **kwargs)
+        async with deadline:
+            return await spec.fn(*args, **kwargs)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the job's own timeout, not its time limit
+        raise JobTimeLimitExceeded(
+            f"{spec.name} ran past its time limit of {spec.time_limit_ms} ms"
+        ) from None
     except AlreadyProcessed:
         log.info("job_already_processed", actor=spec.name, message_id=message.message_id)
         return None

@@ -26,7 +26,17 @@ class JobSpec:
     options: dict[str, Any] = field(default_factory=dict)
     every: timedelta | None = None  # periodic: the scheduler enqueues it once per period
 
+    @property
+    def time_limit_ms(self) -> int:
+        """How long one run may take (`time_limit=` in ms, as Dramatiq's; 10 minutes)."""
+        return int(self.options.get("time_limit", DEFAULT_TIME_LIMIT_MS))
 
+
+DEFAULT_TIME_LIMIT_MS = 600_000
+# The runner enforces time limits inside the job's event loop (a cancelled coroutine rolls
+# back and returns its connection); Dramatiq's own limit, an exception raised into the
+# thread, stays only as a backstop for a job that blocks its loop.
+BACKSTOP_MS = 30_000
 JOBS: dict[str, JobSpec] = {}
 # Modules whose jobs register themselves on import.
 JOB_MODULES = (
@@ -77,12 +87,15 @@ def bind_jobs(
         if spec.name in broker.actors:
             actors[spec.name] = broker.get_actor(spec.name)
             continue
+        options = dict(spec.options)
+        if wrap is not None:
+            options["time_limit"] = spec.time_limit_ms + BACKSTOP_MS
         actors[spec.name] = dramatiq.Actor(
             wrap(spec) if wrap else spec.fn,
             broker=broker,
             actor_name=spec.name,
             queue_name=spec.queue,
             priority=0,
-            options=spec.options,
+            options=options,
         )
     return actors
