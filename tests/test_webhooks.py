@@ -368,3 +368,25 @@ async def test_a_name_that_does_not_resolve_is_accepted_then_logged_per_attempt(
     [attempt] = shown.json()["attempt_log"]
     assert attempt["status_code"] is None and "does not resolve" in attempt["error"]
     assert shown.json()["status"] == "pending" and shown.json()["next_attempt_at"]
+
+
+async def test_if_match_guards_endpoint_changes(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "etag-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    endpoint = await register(hooks, firm, as_admin, "http://127.0.0.1:9/h")
+    url = f"/v1/tenants/{firm.slug}/webhooks/endpoints/{endpoint['id']}"
+    read = await hooks.get(url, headers=as_admin)
+    etag = read.headers["etag"]
+    changed = await hooks.patch(
+        url, json={"description": "ERP"}, headers={**as_admin, "If-Match": etag}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.headers["etag"] != etag
+    stale = await hooks.patch(
+        url, json={"description": "lost update"}, headers={**as_admin, "If-Match": etag}
+    )
+    assert stale.status_code == 412
+    assert stale.json()["type"].endswith("/precondition-failed")
+    assert (await hooks.get(url, headers=as_admin)).json()["description"] == "ERP"

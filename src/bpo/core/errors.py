@@ -42,6 +42,7 @@ PROBLEM_TITLES: dict[str, str] = {
     "method-not-allowed": "Method not allowed",
     "not-acceptable": "Not acceptable",
     "conflict": "Conflict",
+    "precondition-failed": "The resource changed since you read it",
     "payload-too-large": "Request body too large",
     "unsupported-media-type": "Unsupported media type",
     "rate-limited": "Too many requests",

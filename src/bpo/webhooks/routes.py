@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
@@ -81,6 +81,31 @@ def delivery_out(
     )
 
 
+def _etag(endpoint: WebhookEndpoint) -> str:
+    return f'"v{endpoint.version}"'
+
+
+def _with_etag(endpoint: WebhookEndpoint, status_code: int = 200) -> Response[EndpointOut]:
+    return Response(
+        endpoint_out(endpoint), status_code=status_code, headers={"ETag": _etag(endpoint)}
+    )
+
+
+def _check_if_match(request: Request[Any, Any, Any], endpoint: WebhookEndpoint) -> None:
+    """RFC 9110 If-Match: change only the version the client read (lost-update guard)."""
+    wanted = request.headers.get("if-match")
+    if wanted is None:
+        return
+    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+    if "*" not in tags and _etag(endpoint) not in tags:
+        raise Problem(
+            412,
+            "precondition-failed",
+            f"If-Match {wanted} does not match the endpoint's current ETag {_etag(endpoint)}: "
+            "read it again, then retry",
+        )
+
+
 def _secret_key(state: State) -> str:
     key: str | None = state.settings.secret_key
     if not key:
@@ -141,11 +166,11 @@ class EndpointsController(Controller):
     async def list_(self, tenant_db: NamedDependency[AsyncSession]) -> list[EndpointOut]:
         return [endpoint_out(e) for e in await service.list_endpoints(tenant_db)]
 
-    @get("/{endpoint_id:uuid}", summary="One endpoint")
+    @get("/{endpoint_id:uuid}", summary="One endpoint (with its ETag)")
     async def show(
         self, endpoint_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
-    ) -> EndpointOut:
-        return endpoint_out(await service.get_endpoint(tenant_db, endpoint_id))
+    ) -> Response[EndpointOut]:
+        return _with_etag(await service.get_endpoint(tenant_db, endpoint_id))
 
     @get("/{endpoint_id:uuid}/secret", summary="The endpoint's signing secret")
     async def secret(
@@ -157,17 +182,22 @@ class EndpointsController(Controller):
         endpoint = await service.get_endpoint(tenant_db, endpoint_id)
         return EndpointSecret(service.endpoint_secret(_secret_key(state), endpoint))
 
-    @patch("/{endpoint_id:uuid}", summary="Change the URL, event types, or enable/disable")
+    @patch(
+        "/{endpoint_id:uuid}",
+        summary="Change the URL, event types, or enable/disable (If-Match guards the change)",
+    )
     async def update(
         self,
+        request: Request[Any, Any, Any],
         endpoint_id: FromPath[uuid.UUID],
         data: JSONBody[EndpointUpdate],
         tenant: NamedDependency[TenantContext],
         principal: NamedDependency[Principal],
         tenant_db: NamedDependency[AsyncSession],
         state: State,
-    ) -> EndpointOut:
-        endpoint = await service.get_endpoint(tenant_db, endpoint_id)
+    ) -> Response[EndpointOut]:
+        endpoint = await service.get_endpoint(tenant_db, endpoint_id, lock=True)
+        _check_if_match(request, endpoint)
         before = endpoint_out(endpoint)
         if data.url is not None:
             endpoint.url = await service.check_endpoint_url(
@@ -195,7 +225,7 @@ class EndpointsController(Controller):
             before=before,
             after=out,
         )
-        return out
+        return _with_etag(endpoint)
 
     @delete("/{endpoint_id:uuid}", status_code=204, summary="Remove an endpoint and its log")
     async def remove(

@@ -132,8 +132,10 @@ async def create_endpoint(
     return endpoint, secret
 
 
-async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    endpoint = await session.get(WebhookEndpoint, endpoint_id)
+async def get_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, lock: bool = False
+) -> WebhookEndpoint:
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=lock)
     if endpoint is None:
         raise _not_found("webhook endpoint", endpoint_id)
     return endpoint
