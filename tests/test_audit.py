@@ -100,15 +100,20 @@ async def test_changes_are_listed_newest_first_filtered_and_paged(
     assert verified.json() == {"ok": True, "events_checked": 4, "head_seq": 4, "first_broken": None}
 
 
+FLIP_FIRST = "overlay({c} placing chr(ascii(left({c}, 1)) # 1) from 1 for 1)"  # always differs
 TAMPERING = [
-    ("actor", "actor = overlay(actor placing 'X' from 1 for 1)"),
-    ("action", "action = overlay(action placing 'X' from 1 for 1)"),
-    ("target", "target = overlay(target placing 'X' from 1 for 1)"),
-    ("after_digest", "after_digest = overlay(after_digest placing 'f' from 1 for 1)"),
+    ("actor", "actor = " + FLIP_FIRST.format(c="actor")),
+    ("action", "action = " + FLIP_FIRST.format(c="action")),
+    ("target", "target = " + FLIP_FIRST.format(c="target")),
+    ("after_digest", "after_digest = " + FLIP_FIRST.format(c="after_digest")),
     ("at", "at = at + interval '1 microsecond'"),
-    ("id", "id = overlay(id::text placing 'f' from 1 for 1)::uuid"),
-    ("prev_hash", "prev_hash = overlay(prev_hash placing '\\x01'::bytea from 1 for 1)"),
-    ("hash", "hash = overlay(hash placing '\\x01'::bytea from 32 for 1)"),
+    (
+        "id",
+        "id = overlay(id::text placing CASE WHEN left(id::text, 1) = 'f' THEN 'e' ELSE 'f' END"
+        " from 1 for 1)::uuid",
+    ),
+    ("prev_hash", "prev_hash = set_byte(prev_hash, 0, get_byte(prev_hash, 0) # 1)"),
+    ("hash", "hash = set_byte(hash, 31, get_byte(hash, 31) # 1)"),
 ]
 
 
