@@ -20,6 +20,7 @@ from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.errors import exception_handlers
 from bpo.core.health import ReadinessProbe
+from bpo.core.idempotency import IdempotencyMiddleware
 from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
 from bpo.core.openapi import document_problems, fix_options_allow
@@ -117,7 +118,10 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics)
+    idempotent = IdempotencyMiddleware(
+        app.asgi_handler, lambda: app.state.get("db") and app.state.db.engine, settings.secret_key
+    )
+    app.asgi_handler = RequestContextMiddleware(idempotent, metrics)
     fix_options_allow(app)
     return app
 

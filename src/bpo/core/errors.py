@@ -43,6 +43,8 @@ PROBLEM_TITLES: dict[str, str] = {
     "not-acceptable": "Not acceptable",
     "conflict": "Conflict",
     "precondition-failed": "The resource changed since you read it",
+    "idempotency-key-reused": "Idempotency-Key reused for a different request",
+    "idempotency-key-in-use": "A request with this Idempotency-Key is in progress",
     "payload-too-large": "Request body too large",
     "unsupported-media-type": "Unsupported media type",
     "rate-limited": "Too many requests",

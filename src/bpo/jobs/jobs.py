@@ -8,10 +8,12 @@ from datetime import timedelta
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from bpo.core.idempotency import KEPT_FOR as KEYS_KEPT
 from bpo.jobs.context import worker_database
 from bpo.jobs.models import JobHeartbeat, OutboxMessage, ProcessedMessage
 from bpo.jobs.registry import job
 from bpo.jobs.scheduler import periodic_jobs
+from bpo.platform.models import IdempotencyKey
 
 SENT_ROWS_KEPT = timedelta(days=1)
 PROCESSED_IDS_KEPT = timedelta(days=14)  # redeliveries come within minutes, not weeks
@@ -31,7 +33,8 @@ async def ping(token: str) -> None:
 
 @job(queue="default", max_retries=3, every=timedelta(hours=1))
 async def sweep_job_tables() -> None:
-    """Forget outbox rows sent a day ago and platform jobs' processed ids after 14 days.
+    """Forget outbox rows sent a day ago, Idempotency-Keys after 24 hours, and platform
+    jobs' processed ids after 14 days.
 
     Sent rows are kept at least one period of the longest periodic job: a period's row is
     what stops a scheduler from enqueuing that period twice. (Tenants' processed ids are
@@ -41,6 +44,9 @@ async def sweep_job_tables() -> None:
     async with worker_database().sessionmaker.begin() as session:
         await session.execute(
             delete(OutboxMessage).where(OutboxMessage.sent_at < func.now() - keep)
+        )
+        await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < func.now() - KEYS_KEPT)
         )
         await session.execute(
             delete(ProcessedMessage).where(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bpo.core.ids import uuid7
@@ -128,3 +129,19 @@ class ApiClient(PlatformBase):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list, server_default="{}")
     status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IdempotencyKey(PlatformBase):
+    """A POST's Idempotency-Key and, once it succeeded, its sealed answer (24 hours)."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # client:subject
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))  # method, path, body
+    status: Mapped[int | None] = mapped_column(Integer)  # None while the first still runs
+    headers: Mapped[list[Any] | None] = mapped_column(JSONB)
+    body_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
