@@ -79,3 +79,12 @@ def test_uuid7_is_time_ordered_and_versioned() -> None:
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+
+
+def test_webhook_allowlist_defaults_to_loopback_in_development_only() -> None:
+    assert Settings.from_env({}).webhook_allowlist == ("localhost", "127.0.0.0/8", "::1/128")
+    assert Settings.from_env({"BPO_ENV": "test"}).webhook_allowlist == ()
+    chosen = Settings.from_env({"BPO_WEBHOOK_ALLOWLIST": "hooks.internal, 10.0.0.0/8"})
+    assert chosen.webhook_allowlist == ("hooks.internal", "10.0.0.0/8")
+    with pytest.raises(SettingsError, match="BPO_WEBHOOK_ALLOWLIST"):
+        Settings.from_env({"BPO_WEBHOOK_ALLOWLIST": "10.0.0.0/99"})

@@ -30,6 +30,10 @@ class SettingsError(ValueError):
         self.problem = problem
 
 
+Environment = Literal["development", "test", "production"]
+DEV_WEBHOOK_ALLOWLIST = ("localhost", "127.0.0.0/8", "::1/128")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Process configuration. Build with `Settings.from_env()`; never mutate."""
@@ -40,7 +44,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".bpo"))
     host: str = "127.0.0.1"
     port: int = 8000
-    environment: Literal["development", "test", "production"] = "development"
+    environment: Environment = "development"
     log_level: str = "INFO"
     log_json: bool = True
     secret_key: str | None = None
@@ -77,7 +81,8 @@ class Settings:
     # Redis broker: a worker silent this long is dead and its messages are delivered again.
     broker_heartbeat_timeout_ms: int = 60_000
     # Webhook URLs may resolve to private, loopback or link-local addresses only when their
-    # host (name, address or CIDR) is listed here.
+    # host (name, address or CIDR) is listed here. Unset: loopback in development (a local
+    # receiver while trying bpo out), nothing otherwise.
     webhook_allowlist: tuple[str, ...] = ()
     webhook_timeout_s: float = 10.0
 
@@ -85,13 +90,14 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
+        environment: Environment = reader.get("BPO_ENV", _environment, "development")
         settings = cls(
             database_url=reader.get("BPO_DATABASE_URL", _database_url, None),
             broker_url=reader.get("BPO_BROKER_URL", _broker_url, None),
             data_dir=reader.get("BPO_DATA_DIR", Path, Path(".bpo")),
             host=reader.get("BPO_HOST", _non_empty, "127.0.0.1"),
             port=reader.get("BPO_PORT", _int_between(1, 65535), 8000),
-            environment=reader.get("BPO_ENV", _environment, "development"),
+            environment=environment,
             log_level=reader.get("BPO_LOG_LEVEL", _log_level, "INFO"),
             log_json=reader.get("BPO_LOG_JSON", _bool, True),
             secret_key=reader.get("BPO_SECRET_KEY", _secret_key, None),
@@ -129,7 +135,11 @@ class Settings:
             broker_heartbeat_timeout_ms=reader.get(
                 "BPO_BROKER_HEARTBEAT_TIMEOUT_MS", _int_between(1_000, 3_600_000), 60_000
             ),
-            webhook_allowlist=reader.get("BPO_WEBHOOK_ALLOWLIST", _host_list, ()),
+            webhook_allowlist=reader.get(
+                "BPO_WEBHOOK_ALLOWLIST",
+                _host_list,
+                DEV_WEBHOOK_ALLOWLIST if environment == "development" else (),
+            ),
             webhook_timeout_s=reader.get("BPO_WEBHOOK_TIMEOUT_S", _positive_float, 10.0),
         )
         if settings.environment == "production":
