@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/health.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/usage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,8 @@ from bpo.platform.tenants.service import drop_schema_and_role
 from bpo.settings import Settings
 from tests.support.probe import probe_routes
 
+# Seeded by migrations, not by tests: kept between tests.
+REFERENCE_TABLES = {"meters"}
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 
 
@@ -112,7 +114,8 @@ async def delete_platform_rows(database: Database) -> None:
     await drop_tenant_objects(database)
     async with database.engine.begin() as conn:
         for table in reversed(PlatformBase.metadata.sorted_tables):
-            await conn.execute(table.delete())
+            if table.name not in REFERENCE_TABLES:
+                await conn.execute(table.delete())
 
 
 _REGISTERED_IDS = text(

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import __version__
 from bpo.audit import routes as audit_routes
+from bpo.billing import routes as billing_routes
+from bpo.billing.counter import ApiCallCounter
 from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.errors import exception_handlers
@@ -78,6 +80,8 @@ def create_app(
         )
         app.state.verified_tokens = VerifiedTokens()
         app.state.token_events = token_event_writer(db)
+        app.state.api_calls = api_calls = ApiCallCounter(db.engine)
+        api_calls.start()
         if settings.secret_key:  # keys load lazily, on the first token request
             app.state.key_ring = KeyRing(settings.secret_key)
             app.state.oauth_clients = client_loader(db, settings.secret_key)
@@ -87,6 +91,7 @@ def create_app(
         try:
             yield
         finally:
+            await api_calls.stop()
             await limiter.close()
             await probe.close()
             await db.dispose()
@@ -98,6 +103,7 @@ def create_app(
             *people_routes.route_handlers,
             TenantAdminController,
             *audit_routes.route_handlers,
+            *billing_routes.route_handlers,
             *jobs_routes.route_handlers,
             *webhooks_routes.route_handlers,
             *extra_route_handlers,

@@ -33,6 +33,7 @@ class TenantBase(DeclarativeBase):
 def load_all_models() -> None:
     """Import every module that declares tables, so the metadata is complete."""
     import bpo.audit.models
+    import bpo.billing.models
     import bpo.identity.models
     import bpo.jobs.models
     import bpo.people.models

@@ -141,6 +141,9 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
             headers={"WWW-Authenticate": _insufficient(missing)},
         )
     connection.state.principal = principal
+    billed = principal.tenant.tenant_id if principal.tenant else claims.tenant
+    if billed is not None:
+        state.api_calls.count(billed)  # api_calls: counted in memory, written each second
     return principal
 
 

@@ -1,0 +1,188 @@
+"""Recording usage, rolling it up by hour, and reading a period's usage.
+
+`record_usage` writes one event in the caller's transaction (platform or tenant session);
+`record_usage_batch` writes many in one statement, sorted by key (concurrent batches with
+keys in different orders deadlocked, DESIGN §8). Both skip a (tenant, meter, key) seen
+before. `roll_up` folds pending events into their hour in one statement; a late event
+(up to 35 days, as Stripe accepts) simply updates its hour.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from bpo.billing.models import UsageEvent
+from bpo.core.tenancy import TenantContext
+
+LATE_LIMIT = timedelta(days=35)  # Stripe meter events may be up to 35 days old
+EARLY_LIMIT = timedelta(minutes=5)  # clock skew allowed for events "in the future"
+BATCH_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    tenant_id: uuid.UUID
+    meter: str
+    quantity: Decimal
+    key: str
+    at: datetime
+
+
+class UsageRefused(ValueError):
+    """Usage that cannot be recorded as given; the message says why."""
+
+
+def check_usage(quantity: Decimal, at: datetime, now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
+    if quantity < 0:
+        raise UsageRefused("quantity must not be negative")
+    if at.tzinfo is None:
+        raise UsageRefused("at must carry a time zone (RFC 3339)")
+    if at > now + EARLY_LIMIT:
+        raise UsageRefused("at is in the future")
+    if at < now - LATE_LIMIT:
+        raise UsageRefused("at is more than 35 days ago (Stripe accepts no older usage)")
+
+
+async def record_usage(
+    session: AsyncSession | AsyncConnection,
+    tenant: TenantContext | uuid.UUID,
+    meter: str,
+    quantity: Decimal | int,
+    key: str,
+    at: datetime | None = None,
+) -> bool:
+    """Record usage in the caller's transaction; False if this key was recorded before."""
+    when = at or datetime.now(UTC)
+    amount = Decimal(quantity)
+    check_usage(amount, when)
+    tenant_id = tenant.tenant_id if isinstance(tenant, TenantContext) else tenant
+    result: Any = await session.execute(
+        pg_insert(UsageEvent)
+        .values(tenant_id=tenant_id, meter=meter, key=key, quantity=amount, at=when)
+        .on_conflict_do_nothing()
+    )
+    return bool(result.rowcount)
+
+
+_BATCH = text(
+    "INSERT INTO platform.usage_events (tenant_id, meter, key, quantity, at)"
+    " SELECT t, m, k, q, a FROM unnest("
+    "CAST(:tenants AS uuid[]), CAST(:meters AS text[]), CAST(:keys AS text[]),"
+    " CAST(:quantities AS numeric[]), CAST(:ats AS timestamptz[])) AS u(t, m, k, q, a)"
+    " ORDER BY t, m, k ON CONFLICT DO NOTHING"
+)
+
+
+async def record_usage_batch(conn: AsyncConnection, events: Sequence[Usage]) -> int:
+    """Record many events in one statement; returns how many were new."""
+    if not events:
+        return 0
+    ordered = sorted(events, key=lambda e: (str(e.tenant_id), e.meter, e.key))
+    result: Any = await conn.execute(
+        _BATCH,
+        {
+            "tenants": [e.tenant_id for e in ordered],
+            "meters": [e.meter for e in ordered],
+            "keys": [e.key for e in ordered],
+            "quantities": [e.quantity for e in ordered],
+            "ats": [e.at for e in ordered],
+        },
+    )
+    return int(result.rowcount)
+
+
+_ROLL_UP = text(
+    """
+    WITH batch AS (
+        UPDATE platform.usage_events SET pending = false
+         WHERE id IN (SELECT id FROM platform.usage_events WHERE pending
+                       ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+        RETURNING tenant_id, meter, at, quantity
+    ), hours AS (
+        SELECT tenant_id, meter, date_trunc('hour', at, 'UTC') AS hour,
+               sum(quantity) AS total, count(*) AS events, max(quantity) AS maximum,
+               (array_agg(quantity ORDER BY at DESC))[1] AS last_value, max(at) AS last_at
+          FROM batch GROUP BY 1, 2, 3
+    )
+    INSERT INTO platform.usage_rollups AS r
+        (tenant_id, meter, hour, total, events, maximum, last_value, last_at)
+    SELECT * FROM hours ORDER BY tenant_id, meter, hour
+    ON CONFLICT (tenant_id, meter, hour) DO UPDATE SET
+        total = r.total + EXCLUDED.total,
+        events = r.events + EXCLUDED.events,
+        maximum = GREATEST(r.maximum, EXCLUDED.maximum),
+        last_value = CASE WHEN EXCLUDED.last_at >= r.last_at
+                          THEN EXCLUDED.last_value ELSE r.last_value END,
+        last_at = GREATEST(r.last_at, EXCLUDED.last_at)
+    RETURNING events
+    """
+)
+
+
+async def roll_up(conn: AsyncConnection, limit: int = 50_000) -> int:
+    """Fold up to `limit` pending events into their hours; returns how many hour rows moved
+    (0 when nothing was pending). Rows are upserted in key order: concurrent runs, each
+    with its own SKIP LOCKED share, take the rollup rows' locks in the same order."""
+    rows = (await conn.execute(_ROLL_UP, {"limit": limit})).all()
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterUsage:
+    meter: str
+    name: str
+    unit: str
+    aggregation: str
+    quantity: Decimal
+    events: int
+
+
+_PERIOD_USAGE = text(
+    """
+    WITH parts AS (
+        SELECT meter, total, events, maximum, last_value, last_at FROM platform.usage_rollups
+         WHERE tenant_id = :tenant AND hour >= :start AND hour < :end
+        UNION ALL  -- events the rollup job has not folded in yet (a minute's worth at most)
+        SELECT meter, quantity, 1, quantity, quantity, at FROM platform.usage_events
+         WHERE pending AND tenant_id = :tenant AND at >= :start AND at < :end
+    )
+    SELECT m.key, m.name, m.unit, m.aggregation,
+           coalesce(sum(p.total), 0), coalesce(sum(p.events), 0), coalesce(max(p.maximum), 0),
+           coalesce((array_agg(p.last_value ORDER BY p.last_at DESC)
+                     FILTER (WHERE p.last_at IS NOT NULL))[1], 0)
+      FROM platform.meters m LEFT JOIN parts p ON p.meter = m.key
+     GROUP BY m.key, m.name, m.unit, m.aggregation ORDER BY m.key
+    """
+)
+
+
+async def period_usage(
+    conn: AsyncConnection | AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime
+) -> list[MeterUsage]:
+    """Each meter's quantity for [start, end), by its aggregation. `start` and `end` fall on
+    whole hours (billing periods do), since rollups are hourly."""
+    rows = (
+        await conn.execute(_PERIOD_USAGE, {"tenant": tenant_id, "start": start, "end": end})
+    ).all()
+    out = []
+    for key, name, unit, aggregation, total, events, maximum, last in rows:
+        quantity = {"sum": total, "count": Decimal(events), "max": maximum, "last": last}
+        out.append(MeterUsage(key, name, unit, aggregation, Decimal(quantity[aggregation]), events))
+    return out
+
+
+def month_of(moment: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding `moment`: the period until subscriptions set one."""
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
