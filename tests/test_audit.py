@@ -21,7 +21,7 @@ from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.settings import Settings
 from tests.conftest import build_app
-from tests.support.auth import bearer, make_user, staff_admin_token, user_token
+from tests.support.auth import admin_of, bearer, staff_admin_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.tenants import make_tenant
 
@@ -33,11 +33,6 @@ async def api(settings: Settings, db: Database) -> AsyncIterator[Client]:
     allow = dataclasses.replace(settings, webhook_allowlist=("127.0.0.1",))
     async with AsyncTestClient(app=build_app(allow)) as client:
         yield client
-
-
-async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
-    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
-    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
 
 
 async def some_changes(api: Client, tenant: TenantContext, headers: dict[str, str]) -> None:

@@ -20,7 +20,7 @@ from bpo.platform.models import ApiClient
 from bpo.settings import Settings
 from bpo.webhooks.models import WebhookEndpoint
 from tests.conftest import build_app
-from tests.support.auth import bearer, make_user, user_token
+from tests.support.auth import admin_of
 from tests.support.tenants import make_tenant
 
 Client = AsyncTestClient[Litestar]
@@ -31,11 +31,6 @@ async def api(settings: Settings, db: Database) -> AsyncIterator[Client]:
     allow = dataclasses.replace(settings, webhook_allowlist=("127.0.0.1",))
     async with AsyncTestClient(app=build_app(allow)) as client:
         yield client
-
-
-async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
-    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
-    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
 
 
 async def clients_of(db: Database, tenant: TenantContext) -> int:

@@ -12,12 +12,12 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from bpo.core.db import Database
-from bpo.core.tenancy import TenantContext
 from bpo.people.models import Invite, Membership
 from bpo.platform.models import ApiClient
 from bpo.settings import Settings
 from tests.support.auth import (
     PASSWORD,
+    admin_of,
     bearer,
     client_token,
     make_user,
@@ -28,11 +28,6 @@ from tests.support.isolation import assert_cross_tenant_404
 from tests.support.tenants import make_tenant
 
 Client = AsyncTestClient[Litestar]
-
-
-async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
-    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
-    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
 
 
 async def rows(db: Database, model: Any) -> int:

@@ -22,18 +22,13 @@ from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.jobs.outbox import enqueue
 from bpo.settings import Settings
-from tests.support.auth import bearer, make_user, staff_admin_token, user_token
+from tests.support.auth import admin_of, bearer, staff_admin_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.jobs import running_worker, wait_for
 from tests.support.tenants import make_tenant
 
 Client = AsyncTestClient[Litestar]
 HOUR = timedelta(hours=1)
-
-
-async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
-    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
-    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
 
 
 async def events_of(db: Database, tenant: TenantContext) -> int:

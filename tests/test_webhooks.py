@@ -23,7 +23,7 @@ from bpo.webhooks.addresses import RefusedAddress, check_url
 from bpo.webhooks.models import WebhookEndpoint
 from bpo.webhooks.service import ENDPOINT_DISABLED, record_event
 from tests.conftest import build_app
-from tests.support.auth import bearer, make_user, user_token
+from tests.support.auth import admin_of
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.jobs import running_worker, wait_for
 from tests.support.receiver import Receiver, webhook_receiver
@@ -42,11 +42,6 @@ def hook_settings(settings: Settings) -> Settings:
 async def hooks(hook_settings: Settings, db: Database) -> AsyncIterator[Client]:
     async with AsyncTestClient(app=build_app(hook_settings)) as client:
         yield client
-
-
-async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
-    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
-    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
 
 
 async def register(
@@ -156,6 +151,14 @@ async def test_500_then_200_is_two_attempts_both_logged_then_a_manual_replay(
                 return len(again.json()["attempt_log"]) == 3
 
             await wait_for(three_attempts)
+            # Another firm reaches this delivery neither by its own slug nor by ours.
+            rival = await make_tenant(db, "nosy-retry-firm")
+            as_rival = await admin_of(db, hook_settings, rival)
+            for slug in (rival.slug, firm.slug):
+                path = f"/v1/tenants/{slug}/webhooks/deliveries/{delivery['id']}"
+                await assert_cross_tenant_404(hooks, "GET", path, headers=as_rival)
+                await assert_cross_tenant_404(hooks, "POST", f"{path}/replay", headers=as_rival)
+    assert len(receiver.requests) == 3  # no replay went out for the rival
     assert receiver.requests[2].headers["webhook-id"] == first.headers["webhook-id"]
 
 

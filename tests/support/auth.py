@@ -106,5 +106,11 @@ async def staff_admin_token(db: Database, settings: Settings) -> str:
     return await user_token(db, settings, user_id, staff_role="staff_admin")
 
 
+async def admin_of(db: Database, settings: Settings, tenant: TenantContext) -> dict[str, str]:
+    """Headers of a new tenant admin of `tenant` (a user token with the admin role)."""
+    user_id = await make_user(db, f"admin@{tenant.slug}.example", tenants={tenant: "tenant_admin"})
+    return bearer(await user_token(db, settings, user_id, tenant=tenant, role="tenant_admin"))
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

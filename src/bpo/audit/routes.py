@@ -17,10 +17,8 @@ from bpo.audit import service
 from bpo.audit.models import PLATFORM_CHAIN, AuditEvent
 from bpo.audit.schemas import AuditEventOut, AuditPage, BrokenLink, VerifyOut
 from bpo.core.tenancy import TenantContext
-from bpo.identity.guards import TENANT_ADMINS, requires
+from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMIN
 
-ADMIN = requires("admin", roles=TENANT_ADMINS)
-STAFF_ADMIN = requires("admin", roles=("staff_admin",), tenant_bound=False)
 Text = Annotated[str | None, Parameter(max_length=300)]
 Cursor = Annotated[str | None, Parameter(max_length=32)]
 Limit = Annotated[int, Parameter(ge=1, le=500)]
@@ -70,7 +68,7 @@ async def _verify(state: State, chain_id: uuid.UUID) -> VerifyOut:
 
 @get(
     "/v1/tenants/{slug:str}/audit/events",
-    guards=[ADMIN],
+    guards=[TENANT_ADMIN],
     tags=["audit"],
     summary="The firm's audit trail, newest first",
 )
@@ -91,7 +89,7 @@ async def tenant_events(
 
 @post(
     "/v1/tenants/{slug:str}/audit/verify",
-    guards=[ADMIN],
+    guards=[TENANT_ADMIN],
     tags=["audit"],
     status_code=200,
     summary="Walk the firm's chain; report the first broken link",

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -23,8 +23,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bpo.audit.models import AuditEvent, AuditHead
-from bpo.core.errors import Problem
 from bpo.core.ids import uuid7
+from bpo.core.pagination import bad_cursor
 
 GENESIS = bytes(32)  # the "previous hash" of a chain's first event
 _encode = msgspec.json.Encoder(order="sorted").encode
@@ -57,9 +57,17 @@ def canonical(
     return msgspec.json.encode([*fields, prev_hash.hex()])
 
 
-def actor_of(principal: Any) -> str:
-    """ "user:<id>", "staff:<id>" or "client:<client_id>": who acted, as the token said."""
-    return f"{principal.kind}:{principal.subject}"
+class Actor(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
+
+
+def actor_of(who: str | Actor) -> str:
+    """ "user:<id>", "staff:<id>", "client:<client_id>" (as the token said), or as given."""
+    return who if isinstance(who, str) else f"{who.kind}:{who.subject}"
 
 
 def _request_id() -> str | None:
@@ -71,13 +79,14 @@ async def record(
     session: AsyncSession,
     chain_id: uuid.UUID,
     *,
-    actor: str,
+    actor: str | Actor,
     action: str,
     target: str,
     before: Any = None,
     after: Any = None,
 ) -> AuditEvent:
-    """Append one event to `chain_id`'s chain in the caller's transaction."""
+    """Append one event to `chain_id`'s chain in the caller's transaction; `actor` is the
+    request's principal or a name such as "system:worker"."""
     head = (
         await session.execute(
             pg_insert(AuditHead)
@@ -93,7 +102,7 @@ async def record(
         seq=head.seq + 1,
         id=uuid7(),
         at=datetime.now(UTC),
-        actor=actor[:200],
+        actor=actor_of(actor)[:200],
         action=action[:100],
         target=target[:300],
         before_digest=digest(before),
@@ -166,12 +175,7 @@ async def list_events(
 
 def _decode_cursor(cursor: str) -> int:
     if not cursor.isdigit() or len(cursor) > 18:
-        raise Problem(
-            400,
-            "invalid-cursor",
-            "cursor is not one this API gave out",
-            errors=[{"parameter": "cursor", "location": "query", "detail": "unknown cursor"}],
-        )
+        raise bad_cursor()
     return int(cursor)
 
 

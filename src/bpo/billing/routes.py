@@ -19,11 +19,8 @@ from bpo.billing.models import Meter
 from bpo.billing.schemas import MeterUsageOut, UsageBatch, UsageBatchResult, UsageOut
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
-from bpo.identity.guards import TENANT_ADMINS, Principal, requires
+from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMIN, Principal
 from bpo.platform.models import Tenant
-
-ADMIN = requires("admin", roles=TENANT_ADMINS)
-STAFF_ADMIN = requires("admin", roles=("staff_admin",), tenant_bound=False)
 
 
 @post(
@@ -45,7 +42,7 @@ async def record_batch(
     await audit.record(
         db_session,
         PLATFORM_CHAIN,
-        actor=audit.actor_of(principal),
+        actor=principal,
         action="usage.recorded",
         target="usage",
         after={"received": received, "recorded": recorded},
@@ -86,7 +83,7 @@ async def _checked(session: AsyncSession, data: UsageBatch) -> list[service.Usag
 
 @get(
     "/v1/tenants/{slug:str}/billing/usage",
-    guards=[ADMIN],
+    guards=[TENANT_ADMIN],
     tags=["billing"],
     summary="Usage per meter in the current period (the calendar month, UTC) or a given one",
 )

@@ -114,6 +114,11 @@ def requires(*scopes: str, roles: tuple[str, ...] = ANY_ROLE, tenant_bound: bool
     return guard
 
 
+# The two guards most routes use: a firm's admins on its tenant routes, the provider's.
+TENANT_ADMIN = requires("admin", roles=TENANT_ADMINS)
+STAFF_ADMIN = requires("admin", roles=("staff_admin",), tenant_bound=False)
+
+
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Access) -> Principal:
     state = connection.app.state
     token = bearer_token(connection.headers.get("authorization"))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.audit.models import PLATFORM_CHAIN
-from bpo.identity.guards import Principal, requires
+from bpo.identity.guards import STAFF_ADMIN, Principal
 from bpo.jobs import service
 from bpo.jobs.models import FailedJob
 from bpo.jobs.schemas import FailedJobOut, FailedJobPage, ReplayOut
@@ -38,7 +38,7 @@ def failed_out(row: FailedJob) -> FailedJobOut:
 class FailedJobsController(Controller):
     path = "/v1/staff/jobs/failed"
     tags = ["jobs"]
-    guards = [requires("admin", roles=("staff_admin",), tenant_bound=False)]
+    guards = [STAFF_ADMIN]
 
     @get("/", summary="Jobs that exhausted their retries, newest first")
     async def list_(
@@ -77,7 +77,7 @@ class FailedJobsController(Controller):
         await audit.record(
             db_session,
             PLATFORM_CHAIN,
-            actor=audit.actor_of(principal),
+            actor=principal,
             action="failed_job.replayed",
             target=f"job:{row.id}",
             after={"replayed_as": str(message_id)},

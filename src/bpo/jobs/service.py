@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
+from bpo.core.pagination import uuid_cursor
 from bpo.jobs.models import FailedJob
 from bpo.jobs.outbox import UnknownJob, enqueue
 
@@ -31,22 +32,10 @@ async def list_failed(
     if not include_replayed:
         query = query.where(FailedJob.replayed_at.is_(None))
     if cursor:
-        query = query.where(FailedJob.id < _cursor(cursor))
+        query = query.where(FailedJob.id < uuid_cursor(cursor))
     rows = (await session.scalars(query.order_by(FailedJob.id.desc()).limit(limit + 1))).all()
     more = len(rows) > limit
     return rows[:limit], (str(rows[limit - 1].id) if more else None)
-
-
-def _cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise Problem(
-            400,
-            "invalid-cursor",
-            "cursor is not one this API gave out",
-            errors=[{"parameter": "cursor", "location": "query", "detail": "unknown cursor"}],
-        ) from None
 
 
 async def get_failed(session: AsyncSession, ident: uuid.UUID, *, lock: bool = False) -> FailedJob:

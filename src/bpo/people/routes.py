@@ -20,7 +20,14 @@ from bpo.audit.models import PLATFORM_CHAIN
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.identity import totp
-from bpo.identity.guards import PUBLIC, TENANT_ADMINS, TENANT_STAFF, Principal, requires
+from bpo.identity.guards import (
+    PUBLIC,
+    STAFF_ADMIN,
+    TENANT_ADMIN,
+    TENANT_STAFF,
+    Principal,
+    requires,
+)
 from bpo.people import service
 from bpo.people.models import Invite, Membership
 from bpo.people.schemas import (
@@ -45,8 +52,6 @@ from bpo.platform.models import ApiClient, Tenant, User
 from bpo.webhooks.service import record_event
 
 ClientId = Annotated[str, PathParameter(min_length=1, max_length=64)]
-ADMIN = requires("admin", roles=TENANT_ADMINS)
-STAFF_ADMIN = requires("admin", roles=("staff_admin",), tenant_bound=False)
 
 
 def member_out(membership: Membership, user: User) -> MemberOut:
@@ -87,7 +92,7 @@ def client_out(client: ApiClient, secret: str | None = None) -> ClientOut:
 class MembersController(Controller):
     path = "/v1/tenants/{slug:str}/users"
     tags = ["members"]
-    guards = [ADMIN]
+    guards = [TENANT_ADMIN]
 
     @get("/", summary="The firm's members and their roles")
     async def list_(
@@ -154,7 +159,7 @@ class MembersController(Controller):
 class ClientsController(Controller):
     path = "/v1/tenants/{slug:str}/clients"
     tags = ["api clients"]
-    guards = [ADMIN]
+    guards = [TENANT_ADMIN]
 
     @get("/", summary="The firm's API clients (never their secrets)")
     async def list_(
@@ -321,9 +326,7 @@ async def _changed(
     """Audit the change in its transaction: in the firm's chain, and as a tenant event its
     webhooks receive; provider staff changes (tenant None) in the platform's chain."""
     chain = tenant.tenant_id if tenant is not None else PLATFORM_CHAIN
-    await audit.record(
-        session, chain, actor=audit.actor_of(principal), action=action, target=target, after=after
-    )
+    await audit.record(session, chain, actor=principal, action=action, target=target, after=after)
     if tenant is not None:
         data = {"target": target, **(msgspec.to_builtins(after) if after is not None else {})}
         await record_event(session, tenant, action, data)

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.core.errors import Problem
+from bpo.core.pagination import uuid_cursor
 from bpo.core.tenancy import TenantContext
-from bpo.identity.guards import TENANT_ADMINS, Principal, requires
+from bpo.identity.guards import TENANT_ADMIN, Principal
 from bpo.webhooks import service
 from bpo.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from bpo.webhooks.schemas import (
@@ -32,7 +33,6 @@ from bpo.webhooks.schemas import (
     ReplayQueued,
 )
 
-ADMIN = requires("admin", roles=TENANT_ADMINS)
 PING = "webhook.ping"
 
 
@@ -113,24 +113,10 @@ def _secret_key(state: State) -> str:
     return key
 
 
-def _uuid_cursor(cursor: str | None) -> uuid.UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise Problem(
-            400,
-            "invalid-cursor",
-            "cursor is not one this API gave out",
-            errors=[{"parameter": "cursor", "location": "query", "detail": "unknown cursor"}],
-        ) from None
-
-
 class EndpointsController(Controller):
     path = "/v1/tenants/{slug:str}/webhooks/endpoints"
     tags = ["webhooks"]
-    guards = [ADMIN]
+    guards = [TENANT_ADMIN]
 
     @post("/", status_code=201, summary="Register an endpoint (its signing secret is shown)")
     async def create(
@@ -155,7 +141,7 @@ class EndpointsController(Controller):
         await audit.record(
             tenant_db,
             tenant.tenant_id,
-            actor=audit.actor_of(principal),
+            actor=principal,
             action="webhook_endpoint.created",
             target=f"webhook_endpoint:{endpoint.id}",
             after=out,
@@ -219,7 +205,7 @@ class EndpointsController(Controller):
         await audit.record(
             tenant_db,
             tenant.tenant_id,
-            actor=audit.actor_of(principal),
+            actor=principal,
             action="webhook_endpoint.updated",
             target=f"webhook_endpoint:{endpoint.id}",
             before=before,
@@ -239,7 +225,7 @@ class EndpointsController(Controller):
         await audit.record(
             tenant_db,
             tenant.tenant_id,
-            actor=audit.actor_of(principal),
+            actor=principal,
             action="webhook_endpoint.deleted",
             target=f"webhook_endpoint:{endpoint.id}",
             before=endpoint_out(endpoint),
@@ -264,7 +250,7 @@ class EndpointsController(Controller):
 class DeliveriesController(Controller):
     path = "/v1/tenants/{slug:str}/webhooks/deliveries"
     tags = ["webhooks"]
-    guards = [ADMIN]
+    guards = [TENANT_ADMIN]
 
     @get("/", summary="Deliveries, newest first, with their status")
     async def list_(
@@ -280,7 +266,7 @@ class DeliveriesController(Controller):
             endpoint_id=endpoint_id,
             status=status,
             limit=limit,
-            cursor=_uuid_cursor(cursor),
+            cursor=uuid_cursor(cursor),
         )
         return DeliveryPage(items=[delivery_out(d) for d in rows], next_cursor=next_cursor)
 
@@ -303,7 +289,7 @@ class DeliveriesController(Controller):
         await audit.record(
             tenant_db,
             tenant.tenant_id,
-            actor=audit.actor_of(principal),
+            actor=principal,
             action="webhook_delivery.replayed",
             target=f"webhook_delivery:{delivery.id}",
         )

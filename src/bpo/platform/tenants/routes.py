@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.audit.models import PLATFORM_CHAIN
 from bpo.core.errors import Problem
-from bpo.identity.guards import Principal, requires
+from bpo.identity.guards import STAFF_ADMIN, Principal
 from bpo.jobs.outbox import enqueue
 from bpo.platform.models import Tenant
 from bpo.platform.tenants import service
@@ -51,7 +51,7 @@ def tenant_out(tenant: Tenant, provisioned_from: str | None = None) -> TenantOut
 class TenantAdminController(Controller):
     path = "/v1/tenants"
     tags = ["tenants"]
-    guards = [requires("admin", roles=("staff_admin",), tenant_bound=False)]
+    guards = [STAFF_ADMIN]
 
     @post("/", status_code=201, summary="Register a tenant (schema and role included)")
     async def create(
@@ -153,7 +153,7 @@ async def _audit(
     await audit.record(
         session,
         PLATFORM_CHAIN,
-        actor=audit.actor_of(principal),
+        actor=principal,
         action=action,
         target=f"tenant:{slug}",
         after=after,

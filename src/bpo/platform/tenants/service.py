@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bpo.audit.models import AuditEvent, AuditHead
 from bpo.core.errors import Problem
+from bpo.core.pagination import bad_cursor
 from bpo.core.tenancy import role_name, schema_name
 from bpo.jobs.models import FailedJob, OutboxMessage
 from bpo.platform.models import SLUG_PATTERN, Tenant, TenantMigration
@@ -185,9 +186,4 @@ def _decode_cursor(cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):
-        raise Problem(
-            400,
-            "malformed-request",
-            "cursor is not one this API gave out",
-            errors=[{"parameter": "cursor", "location": "query", "detail": "unknown cursor"}],
-        ) from None
+        raise bad_cursor() from None
