@@ -37,7 +37,7 @@ from bpo.settings import Settings
 from tests.support.probe import probe_routes
 
 # Seeded by migrations, not by tests: kept between tests.
-REFERENCE_TABLES = {"meters"}
+REFERENCE_TABLES = {"meters", "plans", "plan_prices"}
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 
 
@@ -116,6 +116,12 @@ async def delete_platform_rows(database: Database) -> None:
         for table in reversed(PlatformBase.metadata.sorted_tables):
             if table.name not in REFERENCE_TABLES:
                 await conn.execute(table.delete())
+        # Each test's Stripe stand-in starts empty: forget the ids an earlier one handed out.
+        await conn.execute(text("UPDATE platform.meters SET stripe_meter_id = NULL"))
+        await conn.execute(
+            text("UPDATE platform.plans SET stripe_product = NULL, stripe_base_price = NULL")
+        )
+        await conn.execute(text("UPDATE platform.plan_prices SET stripe_price = NULL"))
 
 
 _REGISTERED_IDS = text(

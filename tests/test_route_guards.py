@@ -24,6 +24,7 @@ PUBLIC_ROUTES = {
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
     ("POST", "/v1/invites/accept"),  # the invite token is the credential
+    ("POST", "/v1/billing/stripe/webhook"),  # Stripe's signature is the credential
 }
 DOCS_PREFIX = "/schema"  # the OpenAPI document and its viewers (BPO_DOCS_ENABLED)
 

@@ -80,7 +80,7 @@ def create_app(
         )
         app.state.verified_tokens = VerifiedTokens()
         app.state.token_events = token_event_writer(db)
-        app.state.api_calls = api_calls = ApiCallCounter(db.engine)
+        app.state.api_calls = api_calls = ApiCallCounter(db.engine, limiter)
         api_calls.start()
         if settings.secret_key:  # keys load lazily, on the first token request
             app.state.key_ring = KeyRing(settings.secret_key)

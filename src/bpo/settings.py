@@ -85,6 +85,13 @@ class Settings:
     # receiver while trying bpo out), nothing otherwise.
     webhook_allowlist: tuple[str, ...] = ()
     webhook_timeout_s: float = 10.0
+    # Stripe (billing/gateway.py). No key: nothing is sent to Stripe, usage still counts.
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    # Where the SDK sends requests: Stripe itself unless a stand-in is named (tests, dev).
+    stripe_api_base: str | None = None
+    # Dunning: a tenant whose invoice payment failed is suspended after this long unpaid.
+    billing_grace_hours: int = 168
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -141,6 +148,12 @@ class Settings:
                 DEV_WEBHOOK_ALLOWLIST if environment == "development" else (),
             ),
             webhook_timeout_s=reader.get("BPO_WEBHOOK_TIMEOUT_S", _positive_float, 10.0),
+            stripe_api_key=reader.get("BPO_STRIPE_API_KEY", _non_empty, None),
+            stripe_webhook_secret=reader.get("BPO_STRIPE_WEBHOOK_SECRET", _non_empty, None),
+            stripe_api_base=reader.get("BPO_STRIPE_API_BASE", _http_url, None),
+            billing_grace_hours=reader.get(
+                "BPO_BILLING_GRACE_HOURS", _int_between(0, 24 * 90), 168
+            ),
         )
         if settings.environment == "production":
             for name, value in (

@@ -1,26 +1,53 @@
-"""Usage APIs: staff admins record usage in batches; tenant admins read their period's."""
+"""Billing APIs: staff admins record usage in batches; tenant admins read their usage,
+plan, preview and invoices, subscribe and open Stripe's portal; Stripe posts its events."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from litestar import get, post
+import msgspec
+import stripe
+from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.audit.models import PLATFORM_CHAIN
-from bpo.billing import service
-from bpo.billing.models import Meter
-from bpo.billing.schemas import MeterUsageOut, UsageBatch, UsageBatchResult, UsageOut
+from bpo.billing import accounts, service, stripe_events
+from bpo.billing.gateway import StripeGateway, StripeRefused, StripeUnavailable, verified_event
+from bpo.billing.models import Invoice, Meter, Plan, Subscription
+from bpo.billing.pricing import Line, PlanTerms, plan_terms
+from bpo.billing.schemas import (
+    InvoiceList,
+    InvoiceOut,
+    LineOut,
+    MeterUsageOut,
+    PlanOut,
+    PortalIn,
+    PortalOut,
+    PreviewOut,
+    PriceOut,
+    SubscribeIn,
+    SubscriptionOut,
+    TierOut,
+    UsageBatch,
+    UsageBatchResult,
+    UsageOut,
+    WebhookAck,
+)
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
-from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMIN, Principal
+from bpo.identity.guards import PUBLIC, STAFF_ADMIN, TENANT_ADMIN, Principal
+from bpo.jobs.outbox import enqueue
 from bpo.platform.models import Tenant
+from bpo.settings import Settings
+from bpo.webhooks.service import record_event
 
 
 @post(
@@ -116,4 +143,258 @@ async def current_usage(
     )
 
 
-route_handlers: list[ControllerRouterHandler] = [record_batch, current_usage]
+def plan_out(terms: PlanTerms) -> PlanOut:
+    prices = [
+        PriceOut(p.meter, p.included, [TierOut(t.up_to, t.unit_amount) for t in p.tiers])
+        for p in sorted(terms.prices.values(), key=lambda p: p.meter)
+    ]
+    return PlanOut(terms.key, terms.name, terms.currency, terms.base_fee, terms.limits, prices)
+
+
+@get(
+    "/v1/tenants/{slug:str}/billing/plans",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    summary="The plans a firm can subscribe to",
+)
+async def list_plans(db_session: NamedDependency[AsyncSession]) -> list[PlanOut]:
+    keys = (
+        await db_session.scalars(select(Plan.key).where(Plan.active).order_by(Plan.base_fee))
+    ).all()
+    return [plan_out(await plan_terms(db_session, key)) for key in keys]
+
+
+async def _subscription_out(session: AsyncSession, sub: Subscription) -> SubscriptionOut:
+    start, end = service.month_of(datetime.now(UTC))
+    return SubscriptionOut(
+        plan=plan_out(await plan_terms(session, sub.plan)),
+        status=sub.status,
+        stripe_connected=sub.stripe_subscription is not None,
+        period_start=start,
+        period_end=end,
+        past_due_since=sub.past_due_since,
+        suspended_for_payment=sub.suspended_for_payment,
+    )
+
+
+@get(
+    "/v1/tenants/{slug:str}/billing/subscription",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    summary="The firm's plan and subscription",
+)
+async def show_subscription(
+    tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+) -> SubscriptionOut:
+    sub = await accounts.subscription_of(db_session, tenant.tenant_id)
+    if sub is None:
+        raise Problem(404, "not-found", "the tenant has no subscription: subscribe to a plan")
+    return await _subscription_out(db_session, sub)
+
+
+@post(
+    "/v1/tenants/{slug:str}/billing/subscription",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    status_code=201,
+    summary="Subscribe to a plan (the Stripe customer and subscription follow in a job)",
+)
+async def subscribe(
+    data: JSONBody[SubscribeIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    db_session: NamedDependency[AsyncSession],
+    request: Request[Any, Any, Any],
+) -> SubscriptionOut:
+    settings: Settings = request.app.state.settings
+    plan = await db_session.get(Plan, data.plan)
+    if plan is None or not plan.active:
+        raise Problem(
+            422, "validation-error", f"no plan {data.plan!r}",
+            errors=[{"pointer": "#/plan", "detail": "not an active plan"}],
+        )  # fmt: skip
+    sub = await db_session.get(Subscription, tenant.tenant_id, with_for_update=True)
+    before = None if sub is None else {"plan": sub.plan, "status": sub.status}
+    if sub is not None and sub.status != "canceled":
+        if sub.plan == plan.key:
+            return await _subscription_out(db_session, sub)
+        if sub.stripe_subscription is not None:
+            raise Problem(
+                409, "conflict",
+                "the subscription is with Stripe: change plans in the customer portal",
+            )  # fmt: skip
+    if sub is None:
+        sub = Subscription(tenant_id=tenant.tenant_id, plan=plan.key)
+        db_session.add(sub)
+    sub.plan, sub.stripe_subscription, sub.stripe_state_at = plan.key, None, None
+    sub.status = "pending" if settings.stripe_api_key else "active"
+    sub.updated_at = datetime.now(UTC)
+    await db_session.flush()
+    after = {"plan": plan.key, "status": sub.status}
+    await audit.record(
+        db_session, tenant.tenant_id, actor=principal, action="subscription.created",
+        target=plan.key, before=before, after=after,
+    )  # fmt: skip
+    await record_event(db_session, tenant.tenant_id, "billing.subscription.created", after)
+    if settings.stripe_api_key:
+        await enqueue(db_session, "connect_subscription", str(tenant.tenant_id), tenant=None)
+    return await _subscription_out(db_session, sub)
+
+
+def _line_out(line: Line | dict[str, Any]) -> LineOut:
+    raw = line.as_json() if isinstance(line, Line) else line
+    return msgspec.convert(raw, LineOut, strict=False)
+
+
+@get(
+    "/v1/tenants/{slug:str}/billing/preview",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    summary="The current period's invoice as it stands, priced as the final one will be",
+)
+async def invoice_preview(
+    tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+) -> PreviewOut:
+    draft = await accounts.preview(db_session, tenant.tenant_id, datetime.now(UTC))
+    return PreviewOut(
+        period_start=draft.period_start,
+        period_end=draft.period_end,
+        plan=draft.plan.key,
+        currency=draft.plan.currency,
+        lines=[_line_out(line) for line in draft.lines],
+        total=draft.total,
+    )
+
+
+def invoice_out(invoice: Invoice) -> InvoiceOut:
+    return InvoiceOut(
+        id=str(invoice.id),
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        plan=invoice.plan,
+        currency=invoice.currency,
+        status=invoice.status,
+        total=invoice.total,
+        lines=[_line_out(line) for line in invoice.lines],
+        finalized_at=invoice.finalized_at,
+        stripe_invoice=invoice.stripe_invoice,
+        amount_due=invoice.amount_due,
+        amount_paid=invoice.amount_paid,
+        hosted_invoice_url=invoice.hosted_invoice_url,
+    )
+
+
+@get(
+    "/v1/tenants/{slug:str}/billing/invoices",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    summary="The firm's invoices, newest first (the last ten years at most)",
+)
+async def list_invoices(
+    tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+) -> InvoiceList:
+    invoices = await db_session.scalars(
+        select(Invoice)
+        .where(Invoice.tenant_id == tenant.tenant_id)
+        .order_by(Invoice.period_start.desc())
+        .limit(120)
+    )
+    return InvoiceList([invoice_out(i) for i in invoices])
+
+
+@get(
+    "/v1/tenants/{slug:str}/billing/invoices/{invoice_id:uuid}",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    summary="One invoice with its lines",
+)
+async def show_invoice(
+    invoice_id: FromPath[uuid.UUID],
+    tenant: NamedDependency[TenantContext],
+    db_session: NamedDependency[AsyncSession],
+) -> InvoiceOut:
+    invoice = await db_session.get(Invoice, invoice_id)
+    if invoice is None or invoice.tenant_id != tenant.tenant_id:
+        raise Problem(404, "not-found", f"no invoice {invoice_id}")
+    return invoice_out(invoice)
+
+
+@post(
+    "/v1/tenants/{slug:str}/billing/portal",
+    guards=[TENANT_ADMIN],
+    tags=["billing"],
+    status_code=201,
+    summary="A Stripe customer-portal session: payment methods, invoices, cancellation",
+)
+async def portal_session(
+    tenant: NamedDependency[TenantContext],
+    db_session: NamedDependency[AsyncSession],
+    request: Request[Any, Any, Any],
+    data: JSONBody[PortalIn | None] = None,
+) -> PortalOut:
+    settings: Settings = request.app.state.settings
+    if not settings.stripe_api_key:
+        raise Problem(503, "service-unavailable", "Stripe is not configured on this bpo")
+    sub = await accounts.subscription_of(db_session, tenant.tenant_id)
+    if sub is None or sub.stripe_customer is None:
+        raise Problem(409, "conflict", "the tenant has no Stripe customer yet: subscribe first")
+    back = (data.return_url if data else None) or settings.public_url
+    try:
+        url = await StripeGateway(settings).portal_url(sub.stripe_customer, back)
+    except StripeUnavailable as exc:
+        raise Problem(503, "service-unavailable", str(exc), headers={"Retry-After": "5"}) from exc
+    except StripeRefused as exc:
+        raise Problem(502, "upstream-refused", str(exc)) from exc
+    return PortalOut(url)
+
+
+@post(
+    "/v1/billing/stripe/webhook",
+    tags=["billing"],
+    status_code=200,
+    opt={PUBLIC: True},
+    summary="Stripe's events (signed; applied in a job, each event id once)",
+    include_in_schema=False,
+)
+async def stripe_webhook(
+    request: Request[Any, Any, Any],
+    db_session: NamedDependency[AsyncSession],
+) -> WebhookAck:
+    settings: Settings = request.app.state.settings
+    if not settings.stripe_webhook_secret:
+        raise Problem(503, "service-unavailable", "Stripe webhooks are not configured on this bpo")
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    if not signature:
+        raise Problem(400, "malformed-request", "the Stripe-Signature header is missing")
+    try:
+        verified_event(payload, signature, settings.stripe_webhook_secret)
+    except stripe.SignatureVerificationError as exc:
+        raise Problem(400, "bad-signature", f"the signature does not verify: {exc}") from exc
+    except ValueError as exc:
+        raise Problem(400, "malformed-request", "the body is not a Stripe event") from exc
+    body = json.loads(payload)  # the verified bytes, as Stripe sent them
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("id"), str)
+        or not isinstance(body.get("created"), int)
+    ):
+        raise Problem(400, "malformed-request", "the event has no id or created time")
+    new = await stripe_events.store(db_session, body)
+    if new:
+        await enqueue(db_session, "apply_stripe_event", body["id"], tenant=None)
+    return WebhookAck(received=True, duplicate=not new)
+
+
+route_handlers: list[ControllerRouterHandler] = [
+    record_batch,
+    current_usage,
+    list_plans,
+    show_subscription,
+    subscribe,
+    invoice_preview,
+    list_invoices,
+    show_invoice,
+    portal_session,
+    stripe_webhook,
+]

@@ -44,3 +44,93 @@ class UsageOut(msgspec.Struct):
     period_start: datetime
     period_end: datetime
     meters: list[MeterUsageOut]
+
+
+PlanKey = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+
+
+class SubscribeIn(msgspec.Struct, forbid_unknown_fields=True):
+    plan: PlanKey
+
+
+class TierOut(msgspec.Struct):
+    up_to: int | None  # billable units (past the included ones); None: and beyond
+    unit_amount: Decimal  # minor units per unit
+
+
+class PriceOut(msgspec.Struct):
+    meter: str
+    included: Decimal
+    tiers: list[TierOut]
+
+
+class PlanOut(msgspec.Struct):
+    key: str
+    name: str
+    currency: str
+    base_fee: int  # minor units per period
+    limits: dict[str, int | float]
+    prices: list[PriceOut]
+
+
+class SubscriptionOut(msgspec.Struct):
+    plan: PlanOut
+    status: str  # pending | active | past_due | canceled
+    stripe_connected: bool
+    period_start: datetime
+    period_end: datetime
+    past_due_since: datetime | None
+    suspended_for_payment: bool
+
+
+class LineOut(msgspec.Struct, omit_defaults=True):
+    kind: str  # base_fee | usage | adjustment
+    description: str
+    amount: int  # minor units
+    meter: str | None = None
+    quantity: Decimal | None = None
+    included: Decimal | None = None
+    period_start: datetime | None = None  # adjustments: the earlier period
+    period_end: datetime | None = None
+
+
+class PreviewOut(msgspec.Struct):
+    period_start: datetime
+    period_end: datetime
+    plan: str
+    currency: str
+    lines: list[LineOut]
+    total: int
+
+
+class InvoiceOut(msgspec.Struct):
+    id: str
+    period_start: datetime
+    period_end: datetime
+    plan: str
+    currency: str
+    status: str  # finalized | open | paid | payment_failed | void | uncollectible
+    total: int  # as bpo priced it, minor units
+    lines: list[LineOut]
+    finalized_at: datetime
+    stripe_invoice: str | None
+    amount_due: int | None  # Stripe's figures once Stripe has invoiced the period
+    amount_paid: int | None
+    hosted_invoice_url: str | None
+
+
+class InvoiceList(msgspec.Struct):
+    items: list[InvoiceOut]
+
+
+class PortalIn(msgspec.Struct, forbid_unknown_fields=True):
+    return_url: Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^https?://")] | None = None
+
+
+class PortalOut(msgspec.Struct):
+    url: str
+
+
+class WebhookAck(msgspec.Struct):
+    received: bool
+    duplicate: bool

@@ -4,7 +4,9 @@
 `record_usage_batch` writes many in one statement, sorted by key (concurrent batches with
 keys in different orders deadlocked, DESIGN §8). Both skip a (tenant, meter, key) seen
 before. `roll_up` folds pending events into their hour in one statement; a late event
-(up to 35 days, as Stripe accepts) simply updates its hour.
+(up to 35 days, as Stripe accepts) simply updates its hour. The same statement fixes the
+batch's meter events for Stripe (`usage_pushes`), so what is pushed is exactly what was
+rolled up, whatever crashes in between.
 """
 
 from __future__ import annotations
@@ -113,18 +115,40 @@ _ROLL_UP = text(
                sum(quantity) AS total, count(*) AS events, max(quantity) AS maximum,
                (array_agg(quantity ORDER BY at DESC))[1] AS last_value, max(at) AS last_at
           FROM batch GROUP BY 1, 2, 3
+    ), rolled AS (
+        INSERT INTO platform.usage_rollups AS r
+            (tenant_id, meter, hour, total, events, maximum, last_value, last_at)
+        SELECT * FROM hours ORDER BY tenant_id, meter, hour
+        ON CONFLICT (tenant_id, meter, hour) DO UPDATE SET
+            total = r.total + EXCLUDED.total,
+            events = r.events + EXCLUDED.events,
+            maximum = GREATEST(r.maximum, EXCLUDED.maximum),
+            last_value = CASE WHEN EXCLUDED.last_at >= r.last_at
+                              THEN EXCLUDED.last_value ELSE r.last_value END,
+            last_at = GREATEST(r.last_at, EXCLUDED.last_at)
+        RETURNING 1
+    ), pushes AS (
+        -- The batch's meter events for Stripe, fixed now: one per tenant, meter and hour,
+        -- named tenant:meter:window (the window: the hour and this batch's number).
+        INSERT INTO platform.usage_pushes (identifier, tenant_id, meter, at, value)
+        SELECT h.tenant_id || ':' || h.meter || ':'
+                 || to_char(h.hour AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24') || '.' || b.n,
+               h.tenant_id, h.meter, h.last_at,
+               CASE m.aggregation
+                 WHEN 'sum' THEN h.total
+                 WHEN 'count' THEN h.events
+                 -- Stripe keeps the last value: send the period's maximum so far.
+                 WHEN 'max' THEN GREATEST(h.maximum, (
+                     SELECT max(o.maximum) FROM platform.usage_rollups o
+                      WHERE o.tenant_id = h.tenant_id AND o.meter = h.meter AND o.hour <= h.hour
+                        AND o.hour >= date_trunc('month', h.hour, 'UTC')))
+                 ELSE h.last_value END
+          FROM hours h
+          JOIN platform.meters m ON m.key = h.meter
+         CROSS JOIN (SELECT nextval('platform.usage_push_batch_seq') AS n) b
+        RETURNING 1
     )
-    INSERT INTO platform.usage_rollups AS r
-        (tenant_id, meter, hour, total, events, maximum, last_value, last_at)
-    SELECT * FROM hours ORDER BY tenant_id, meter, hour
-    ON CONFLICT (tenant_id, meter, hour) DO UPDATE SET
-        total = r.total + EXCLUDED.total,
-        events = r.events + EXCLUDED.events,
-        maximum = GREATEST(r.maximum, EXCLUDED.maximum),
-        last_value = CASE WHEN EXCLUDED.last_at >= r.last_at
-                          THEN EXCLUDED.last_value ELSE r.last_value END,
-        last_at = GREATEST(r.last_at, EXCLUDED.last_at)
-    RETURNING events
+    SELECT count(*) FROM rolled  -- every data-modifying CTE runs, referenced or not
     """
 )
 
@@ -133,8 +157,7 @@ async def roll_up(conn: AsyncConnection, limit: int = 50_000) -> int:
     """Fold up to `limit` pending events into their hours; returns how many hour rows moved
     (0 when nothing was pending). Rows are upserted in key order: concurrent runs, each
     with its own SKIP LOCKED share, take the rollup rows' locks in the same order."""
-    rows = (await conn.execute(_ROLL_UP, {"limit": limit})).all()
-    return len(rows)
+    return int((await conn.execute(_ROLL_UP, {"limit": limit})).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from litestar.connection import ASGIConnection
@@ -27,6 +29,7 @@ from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import text
 
+from bpo.billing.counter import RATE_LIMIT, OverLimit
 from bpo.core.db import Database
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext, issue_tenant_context
@@ -148,8 +151,26 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
     connection.state.principal = principal
     billed = principal.tenant.tenant_id if principal.tenant else claims.tenant
     if billed is not None:
-        state.api_calls.count(billed)  # api_calls: counted in memory, written each second
+        try:
+            state.api_calls.count(billed)  # api_calls: counted in memory, written each second
+        except OverLimit as exc:
+            raise _over_limit(exc) from None
     return principal
+
+
+def _over_limit(exc: OverLimit) -> Problem:
+    wait = max(1, math.ceil(exc.reset_in_s))
+    resets = datetime.fromtimestamp(time.time() + exc.reset_in_s, UTC).replace(microsecond=0)
+    return Problem(
+        429,
+        "plan-limit-exceeded",
+        f"the plan allows {exc.allowed} API calls per minute; the limit resets in {wait} s"
+        f" ({resets.isoformat()})",
+        headers={"Retry-After": str(wait)},
+        limit=RATE_LIMIT,
+        allowed=exc.allowed,
+        resets_at=resets.isoformat(),
+    )
 
 
 def _insufficient(missing: list[str]) -> str:

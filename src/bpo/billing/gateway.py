@@ -1,0 +1,243 @@
+"""Every call bpo makes to Stripe, through the official SDK, in one place.
+
+Each creating call carries an Idempotency-Key derived from what it creates, so a job that
+runs again after a crash asks Stripe for the same object and gets it back instead of a
+second one. The SDK retries connection failures and 5xx answers itself (with Stripe's
+backoff); a 429 or a 5xx that outlasts those retries surfaces as `StripeUnavailable`, which
+the calling job leaves to its own retry schedule. `BPO_STRIPE_API_BASE` points the SDK at
+a stand-in (tests, development); nothing else in bpo knows Stripe's address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from bpo.settings import Settings
+
+WEBHOOK_TOLERANCE_S = 300
+# Stripe meters sum, count or keep the last value; bpo's `max` meters report their
+# period-to-date maximum, which Stripe's `last` then keeps.
+STRIPE_FORMULA = {"sum": "sum", "count": "sum", "max": "last", "last": "last"}
+
+
+class StripeNotConfigured(RuntimeError):
+    """BPO_STRIPE_API_KEY is not set: bpo counts and prices usage but sends nothing."""
+
+
+class StripeUnavailable(RuntimeError):
+    """Stripe answered 429 or 5xx, or did not answer: try again later."""
+
+
+class StripeRefused(RuntimeError):
+    """Stripe refused the request (4xx): trying again would not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    up_to: int | None  # None: and beyond
+    unit_amount: Decimal  # minor units per unit
+
+
+def _fail(exc: stripe.StripeError) -> RuntimeError:
+    status = exc.http_status or 0
+    if isinstance(exc, stripe.APIConnectionError) or status == 429 or status >= 500:
+        return StripeUnavailable(f"Stripe unavailable ({status or 'no answer'}): {exc}")
+    return StripeRefused(f"Stripe refused ({status}): {exc.user_message or exc}")
+
+
+def is_duplicate_identifier(exc: stripe.StripeError) -> bool:
+    """Stripe's answer to a meter event whose identifier it has seen: already delivered."""
+    error = (exc.json_body or {}).get("error", {}) if isinstance(exc.json_body, dict) else {}
+    return exc.http_status == 400 and (
+        error.get("code") == "resource_already_exists" or error.get("param") == "identifier"
+    )
+
+
+class StripeGateway:
+    def __init__(self, settings: Settings) -> None:
+        if not settings.stripe_api_key:
+            raise StripeNotConfigured("BPO_STRIPE_API_KEY is not set")
+        base = settings.stripe_api_base
+        self._client = stripe.StripeClient(
+            settings.stripe_api_key,
+            base_addresses={"api": base.rstrip("/")} if base else None,
+            http_client=stripe.HTTPXClient(timeout=20),
+            max_network_retries=2,
+        )
+
+    async def _call(self, method: Any, *args: Any, key: str | None = None) -> Any:
+        options = {"idempotency_key": key} if key else None
+        try:
+            return await method(*args, options=options)
+        except stripe.StripeError as exc:
+            raise _fail(exc) from exc
+
+    async def create_meter(self, event_name: str, name: str, aggregation: str) -> str:
+        meter = await self._call(
+            self._client.v1.billing.meters.create_async,
+            {
+                "display_name": name,
+                "event_name": event_name,
+                "default_aggregation": {"formula": STRIPE_FORMULA[aggregation]},
+                "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+                "value_settings": {"event_payload_key": "value"},
+            },
+            key=f"bpo-meter-{event_name}",
+        )
+        return str(meter.id)
+
+    async def create_metered_price(
+        self, plan: str, meter: str, meter_id: str, currency: str, tiers: Sequence[Tier]
+    ) -> str:
+        """A graduated, metered monthly price: `recurring.usage_type=metered` on the meter."""
+        price = await self._call(
+            self._client.v1.prices.create_async,
+            {
+                "currency": currency,
+                "product_data": {"name": f"bpo {plan}: {meter}"},
+                "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
+                "billing_scheme": "tiered",
+                "tiers_mode": "graduated",
+                "tiers": [
+                    {
+                        "up_to": "inf" if t.up_to is None else t.up_to,
+                        "unit_amount_decimal": str(t.unit_amount),
+                    }
+                    for t in tiers
+                ],
+                "metadata": {"bpo_plan": plan, "bpo_meter": meter},
+            },
+            key=f"bpo-price-{plan}-{meter}",
+        )
+        return str(price.id)
+
+    async def create_base_price(self, plan: str, name: str, currency: str, amount: int) -> str:
+        price = await self._call(
+            self._client.v1.prices.create_async,
+            {
+                "currency": currency,
+                "unit_amount": amount,
+                "product_data": {"name": f"bpo {name}: base fee"},
+                "recurring": {"interval": "month", "usage_type": "licensed"},
+                "metadata": {"bpo_plan": plan},
+            },
+            key=f"bpo-price-{plan}-base",
+        )
+        return str(price.id)
+
+    async def create_customer(self, tenant_id: str, slug: str, name: str) -> str:
+        customer = await self._call(
+            self._client.v1.customers.create_async,
+            {"name": name, "metadata": {"bpo_tenant": tenant_id, "bpo_slug": slug}},
+            key=f"bpo-customer-{tenant_id}",
+        )
+        return str(customer.id)
+
+    async def create_subscription(
+        self,
+        customer: str,
+        base_price: str,
+        metered_prices: Sequence[str],
+        anchor: datetime,
+        key: str,
+        metadata: dict[str, str],
+    ) -> dict[str, Any]:
+        """Billed monthly from `anchor` (the next calendar month), like bpo's periods."""
+        items: list[dict[str, Any]] = [{"price": base_price, "quantity": 1}]
+        items += [{"price": price} for price in metered_prices]
+        subscription = await self._call(
+            self._client.v1.subscriptions.create_async,
+            {
+                "customer": customer,
+                "items": items,
+                "billing_cycle_anchor": int(anchor.timestamp()),
+                "proration_behavior": "none",
+                "metadata": metadata,
+            },
+            key=key,
+        )
+        return {"id": str(subscription.id), "status": str(subscription.status)}
+
+    async def send_meter_event(
+        self, event_name: str, identifier: str, customer: str, value: Decimal, at: datetime
+    ) -> bool:
+        """Send one meter event; False when Stripe already has this identifier (delivered)."""
+        try:
+            await self._client.v1.billing.meter_events.create_async(
+                {
+                    "event_name": event_name,
+                    "identifier": identifier,
+                    "timestamp": int(at.timestamp()),
+                    "payload": {"stripe_customer_id": customer, "value": _plain(value)},
+                },
+                options={"idempotency_key": f"bpo-usage-{identifier}"},
+            )
+        except stripe.StripeError as exc:
+            if is_duplicate_identifier(exc):
+                return False
+            raise _fail(exc) from exc
+        return True
+
+    async def metered_total(
+        self, meter_id: str, customer: str, start: datetime, end: datetime
+    ) -> Decimal:
+        """Stripe's own total for a customer on a meter over [start, end)."""
+        page = await self._call(
+            self._client.v1.billing.meters.event_summaries.list_async,
+            meter_id,
+            {
+                "customer": customer,
+                "start_time": int(start.timestamp()),
+                "end_time": int(end.timestamp()),
+                "limit": 100,
+            },
+        )
+        total = Decimal(0)
+        async for summary in page.auto_paging_iter():
+            total += Decimal(str(summary.aggregated_value))
+        return total
+
+    async def add_invoice_item(
+        self, customer: str, amount: int, currency: str, description: str, key: str
+    ) -> str:
+        """A one-off line (an adjustment for late usage) on the customer's next invoice."""
+        item = await self._call(
+            self._client.v1.invoice_items.create_async,
+            {
+                "customer": customer,
+                "amount": amount,
+                "currency": currency,
+                "description": description,
+            },
+            key=key,
+        )
+        return str(item.id)
+
+    async def portal_url(self, customer: str, return_url: str) -> str:
+        session = await self._call(
+            self._client.v1.billing_portal.sessions.create_async,
+            {"customer": customer, "return_url": return_url},
+        )
+        return str(session.url)
+
+
+def verified_event(payload: bytes, signature: str, secret: str) -> stripe.Event:
+    """The event, if its signature and timestamp (at most 300 s old) check out, with the
+    SDK's own check over the raw body; raises `stripe.SignatureVerificationError` or
+    `ValueError` (a body that is not an event) otherwise."""
+    event: stripe.Event = stripe.Webhook.construct_event(
+        payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_S
+    )
+    return event
+
+
+def _plain(value: Decimal) -> str:
+    """12.500000 → "12.5", 3.000000 → "3": what Stripe's payload values look like."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
