@@ -18,7 +18,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text
 
 from bpo.audit.models import AuditEvent
-from bpo.billing import accounts
+from bpo.billing import accounts, stripe_sync
+from bpo.billing.gateway import StripeGateway
 from bpo.billing.models import Invoice, Plan, PlanPrice, StripeEvent, Subscription
 from bpo.billing.pricing import draft_invoice, plan_terms
 from bpo.billing.service import month_of, record_usage, roll_up
@@ -29,6 +30,7 @@ from bpo.settings import Settings
 from tests.conftest import build_app
 from tests.support.auth import admin_of
 from tests.support.billing import (
+    backdate_subscription,
     invoice_object,
     signed,
     stripe_event,
@@ -281,20 +283,24 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
         first = await accounts.finalize_period(session, firm.tenant_id, p1_start, p2_start)
         assert first is not None
         first_total = first.total
-    # 4,900 base + 40 tasks × 500 + 500 calls × 0.05 + 30.5 minutes × 150
+    # 4,900 base + 40 tasks x 500 + 500 calls x 0.05 + 30.5 minutes x 150
     assert first_total == 4900 + 20000 + 25 + 4575
 
     await usage(
         [("tasks_completed", "70", _at(p1_start, 30)), ("api_calls", "33", _at(p1_start, 31))],
         "late",
     )
-    await usage(
-        [("tasks_completed", "5", _at(p2_start, 2)), ("api_calls", "99999", _at(p2_start, 2)),
-         ("staff_minutes", "7.25", _at(p2_start, 3)), ("documents_gb_month", "3", _at(p2_start, 4)),
-         ("documents_gb_month", "7.5", _at(p2_start, 5)), ("documents_gb_month", "6", _at(p2_start, 6)),
-         ("statement_lines", "1001", _at(p2_start, 7)), ("entries_posted", "1003", _at(p2_start, 8))],
-        "p2",
-    )  # fmt: skip
+    p2 = [
+        ("tasks_completed", "5", 2),
+        ("api_calls", "99999", 2),
+        ("staff_minutes", "7.25", 3),
+        ("documents_gb_month", "3", 4),
+        ("documents_gb_month", "7.5", 5),
+        ("documents_gb_month", "6", 6),
+        ("statement_lines", "1001", 7),
+        ("entries_posted", "1003", 8),
+    ]
+    await usage([(meter, qty, _at(p2_start, hours)) for meter, qty, hours in p2], "p2")
     async with db.engine.begin() as conn:
         await roll_up(conn, limit=4)  # some rolled up, the rest still pending
     async with db.sessionmaker() as session:
@@ -311,13 +317,13 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
         ("base_fee", None): 4900,
         ("usage", "tasks_completed"): 0,  # 5 of 10 included
         ("usage", "api_calls"): 0,  # 99,999 of 100,000 included
-        ("usage", "staff_minutes"): 1088,  # 7.25 × 150 = 1,087.5, half up
-        ("usage", "documents_gb_month"): 63,  # max 7.5 − 5 included = 2.5 × 25 = 62.5
+        ("usage", "staff_minutes"): 1088,  # 7.25 x 150 = 1,087.5, half up
+        ("usage", "documents_gb_month"): 63,  # max 7.5 - 5 included = 2.5 x 25 = 62.5
         ("usage", "statement_lines"): 1,
-        ("usage", "entries_posted"): 2,  # 3 × 0.5 = 1.5, half up
-        # Late usage for the first period: 120 tasks = 100 × 500 + 10 × 400, 20,000 billed.
+        ("usage", "entries_posted"): 2,  # 3 x 0.5 = 1.5, half up
+        # Late usage for the first period: 120 tasks = 100 x 500 + 10 x 400, 20,000 billed.
         ("adjustment", "tasks_completed"): 54000 - 20000,
-        ("adjustment", "api_calls"): 27 - 25,  # 533 × 0.05 = 26.65 → 27, 25 billed
+        ("adjustment", "api_calls"): 27 - 25,  # 533 x 0.05 = 26.65 -> 27, 25 billed
     }
     previewed = {(line.kind, line.meter): line.amount for line in preview.lines}
     finalized = {(line["kind"], line.get("meter")): line["amount"] for line in final_lines}
@@ -415,3 +421,67 @@ async def test_plan_limits_answer_429_and_402_saying_which_limit_and_when_it_res
     _, period_end = month_of(now)
     assert quota.value.extensions["limit"] == "documents_gb_month"
     assert quota.value.extensions["resets_at"] == period_end.isoformat()
+
+
+async def _events_sent(db: Database, event_type: str) -> int:
+    async with db.engine.connect() as conn:
+        query = text(
+            "SELECT count(*) FROM platform.outbox"
+            " WHERE actor = 'fan_out_event' AND args ->> 1 = :type"
+        )
+        return int(await conn.scalar(query, {"type": event_type}) or 0)
+
+
+async def test_reconciliation_audits_and_announces_any_difference_with_stripe(
+    db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "reconciled-firm")
+    await subscribe_directly(db, firm, "starter", "cus_reconciled")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with stripe_standin() as standin:
+        gateway = StripeGateway(stripe_settings(settings, standin))
+        meter_id = await gateway.create_meter("bpo_api_calls", "API calls", "sum")
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE platform.meters SET stripe_meter_id = :id WHERE key = 'api_calls'"),
+                {"id": meter_id},
+            )
+            await record_usage(
+                conn, firm, "api_calls", 120, "calls-1", hour - timedelta(minutes=90)
+            )
+            await roll_up(conn)
+        pushed = await stripe_sync.push_usage(db.engine, gateway)
+        assert (pushed.sent, pushed.unavailable) == (1, 0)
+        [sent] = standin.state.sent("/v1/billing/meter_events")
+        assert sent.params["identifier"].startswith(f"{firm.tenant_id}:api_calls:")
+        assert sent.idempotency_key == f"bpo-usage-{sent.params['identifier']}"
+        assert sent.params["payload"] == {"stripe_customer_id": "cus_reconciled", "value": "120"}
+
+        window = (hour - timedelta(hours=3), hour)
+        assert await stripe_sync.reconcile(db.sessionmaker, gateway, *window) == []
+        assert await _audited(db, "usage.mismatch") == 0
+        stray = dict(standin.state.meter_events[sent.params["identifier"]])
+        stray["payload"] = {"stripe_customer_id": "cus_reconciled", "value": "5"}
+        standin.state.meter_events["sent-by-someone-else"] = stray
+        found = await stripe_sync.reconcile(db.sessionmaker, gateway, *window)
+    assert [(d.meter, d.ours, d.stripe) for d in found] == [("api_calls", 120, 125)]
+    assert await _audited(db, "usage.mismatch") == 1
+    assert await _events_sent(db, "billing.usage.mismatch") == 1
+
+
+async def test_periods_close_once_for_every_tenant_subscribed_then(db: Database) -> None:
+    firm = await make_tenant(db, "closing-firm")
+    newcomer = await make_tenant(db, "new-firm")
+    await subscribe_directly(db, firm, "growth")
+    await subscribe_directly(db, newcomer, "starter")
+    start, end = accounts.previous_month(datetime.now(UTC))
+    await backdate_subscription(db, firm, start - timedelta(days=3))
+    async with db.sessionmaker.begin() as session:
+        assert await accounts.close_periods(session, datetime.now(UTC)) == 1
+    async with db.sessionmaker.begin() as session:
+        assert await accounts.close_periods(session, datetime.now(UTC)) == 0
+        invoices = (await session.scalars(select(Invoice))).all()
+    assert [(i.tenant_id, i.period_start, i.period_end, i.total) for i in invoices] == [
+        (firm.tenant_id, start, end, 49_900)
+    ]
+    assert await _events_sent(db, "billing.invoice.finalized") == 1

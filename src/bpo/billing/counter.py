@@ -129,7 +129,7 @@ class ApiCallCounter:
         if stale:
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(_LIMITS, {"tenants": stale})).all()
-            found: dict[uuid.UUID, int | None] = {t: n for t, n in rows}
+            found: dict[uuid.UUID, int | None] = {row[0]: row[1] for row in rows}
             for tenant in stale:
                 self._limits[tenant] = (found.get(tenant), now)
         if self._limiter is None:

@@ -238,6 +238,6 @@ def verified_event(payload: bytes, signature: str, secret: str) -> stripe.Event:
 
 
 def _plain(value: Decimal) -> str:
-    """12.500000 → "12.5", 3.000000 → "3": what Stripe's payload values look like."""
+    """12.500000 -> "12.5", 3.000000 -> "3": what Stripe's payload values look like."""
     text = format(value.normalize(), "f")
     return text if text != "-0" else "0"

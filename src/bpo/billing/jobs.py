@@ -95,6 +95,7 @@ async def reconcile_usage() -> None:
     gateway = _gateway()
     if gateway is not None:
         sessions = worker_database().sessionmaker
-        found = await stripe_sync.reconcile(sessions, gateway, datetime.now(UTC))
+        window = stripe_sync.reconciliation_window(datetime.now(UTC))
+        found = await stripe_sync.reconcile(sessions, gateway, *window)
         if found:
             log.warning("usage_mismatch", differences=len(found))

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import structlog
@@ -213,15 +213,21 @@ class Difference:
     stripe: Decimal
 
 
+def reconciliation_window(now: datetime) -> tuple[datetime, datetime]:
+    """Last month and this one, up to the last whole hour: late usage for last month
+    still arrives, and the current hour is still being pushed."""
+    start, _ = month_of(month_of(now)[0] - timedelta(seconds=1))
+    return start, now.replace(minute=0, second=0, microsecond=0)
+
+
 async def reconcile(
-    sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, now: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    gw: StripeGateway,
+    start: datetime,
+    end: datetime,
 ) -> list[Difference]:
-    """Our totals against Stripe's meter event summaries, this period up to the last whole
-    hour; every difference is audited and sent to the tenant as a webhook event."""
-    start, _ = month_of(now)
-    end = now.replace(minute=0, second=0, microsecond=0)
-    if end <= start:
-        return []
+    """Our totals against Stripe's meter event summaries over [start, end) (whole hours);
+    every difference is audited and sent to the tenant as a webhook event."""
     async with sessions.begin() as session:
         accounts = (
             await session.execute(
