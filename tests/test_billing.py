@@ -485,3 +485,40 @@ async def test_periods_close_once_for_every_tenant_subscribed_then(db: Database)
         (firm.tenant_id, start, end, 49_900)
     ]
     assert await _events_sent(db, "billing.invoice.finalized") == 1
+
+
+async def test_late_usage_adjustments_reach_stripe_as_invoice_items_once(
+    db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "adjusted-firm")
+    await subscribe_directly(db, firm, "starter", "cus_adjusted")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    first = (hour - timedelta(days=6), hour - timedelta(days=3))
+    second = (first[1], hour)
+    async with db.sessionmaker.begin() as session:
+        await accounts.finalize_period(session, firm.tenant_id, *first)
+    async with db.engine.begin() as conn:  # late: 20 tasks for the finalized period
+        await record_usage(
+            conn, firm, "tasks_completed", 30, "late-tasks", first[0] + timedelta(hours=1)
+        )
+    async with db.sessionmaker.begin() as session:
+        invoice = await accounts.finalize_period(session, firm.tenant_id, *second)
+        assert invoice is not None
+        invoice_id = invoice.id
+    adjustments = [line for line in invoice.lines if line["kind"] == "adjustment"]
+    assert [(a["meter"], a["quantity"], a["amount"]) for a in adjustments] == [
+        ("tasks_completed", "30.000000", 20 * 500)
+    ]
+    async with db.engine.connect() as conn:
+        queued = await conn.scalar(
+            text("SELECT count(*) FROM platform.outbox WHERE actor = 'bill_adjustments'")
+        )
+    assert queued == 1
+    with stripe_standin() as standin:
+        gateway = StripeGateway(stripe_settings(settings, standin))
+        for _ in range(2):  # a job run twice sends the same item twice: Stripe keeps one
+            assert await stripe_sync.bill_adjustments(db.sessionmaker, gateway, invoice_id) == 1
+    items = standin.state.sent("/v1/invoiceitems")
+    assert [r.idempotency_key for r in items] == [f"bpo-adjustment-{invoice_id}-0"] * 2
+    assert items[0].params["customer"] == "cus_adjusted" and items[0].params["amount"] == "10000"
+    assert len(standin.state.of("invoiceitem")) == 1

@@ -139,7 +139,9 @@ async def test_100k_events_with_duplicates_and_a_killed_worker_match_the_oracle(
     assert {(t, m, h): Decimal(v) for t, m, h, v in rows} == dict(by_hour)
     assert standin.totals() == dict(by_meter)
     # Nothing was sent twice as new, and the injected failures did happen.
-    identifiers = [r.params["identifier"] for r in standin.state.sent("/v1/billing/meter_events")]
+    sent = standin.state.sent("/v1/billing/meter_events")
+    assert all("identifier" in r.params for r in sent)
+    identifiers = [r.params["identifier"] for r in sent]
     assert len(standin.state.meter_events) == await _scalar(
         db, "SELECT count(*) FROM platform.usage_pushes"
     )

@@ -158,6 +158,9 @@ class StripeStandIn:
         return _error(404, f"Unrecognized request URL ({method}: {path})")
 
     def _meter_event(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        for name in ("event_name", "payload"):
+            if name not in params:
+                return _error(400, f"Missing required param: {name}.", param=name)
         identifier = params.get("identifier") or uuid.uuid4().hex
         stamp = int(params.get("timestamp") or time.time())
         if stamp < time.time() - 35 * 86400 or stamp > time.time() + 300:
@@ -233,7 +236,11 @@ class StripeStandIn:
             def _answer(self) -> None:
                 split = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else split.query
+                body = self.rfile.read(length) if length else split.query.encode()
+                if length and len(body) < length:  # the client died mid-request
+                    self.close_connection = True
+                    return
+                raw = body.decode()
                 params = parse_form(raw)
                 status, body = standin.handle(
                     self.command, split.path, params, self.headers.get("Idempotency-Key")
