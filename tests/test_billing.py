@@ -16,6 +16,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from bpo.audit.models import AuditEvent
 from bpo.billing import accounts, stripe_sync
@@ -25,7 +26,7 @@ from bpo.billing.pricing import draft_invoice, plan_terms
 from bpo.billing.service import month_of, record_usage, roll_up
 from bpo.core.db import Database
 from bpo.core.errors import Problem
-from bpo.core.tenancy import TenantContext
+from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.settings import Settings
 from tests.conftest import build_app
 from tests.support.auth import admin_of
@@ -101,8 +102,13 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
             assert change.status_code == 409 and "portal" in change.json()["detail"]
 
             as_rival = await admin_of(db, config, rival)
-            for method, path in (("GET", "subscription"), ("GET", "preview"), ("POST", "portal")):
-                await assert_cross_tenant_404(client, method, f"{base}/{path}", headers=as_rival)
+            paths = ["subscription", "preview", "portal", "plans", "invoices", "subscription"]
+            for method, path in zip(
+                ["GET", "GET", "POST", "GET", "GET", "POST"], paths, strict=True
+            ):
+                await assert_cross_tenant_404(
+                    client, method, f"{base}/{path}", headers=as_rival, json={"plan": "growth"}
+                )
 
     state = standin.state
     meters = {r.params["event_name"]: r for r in state.sent("/v1/billing/meters")}
@@ -228,8 +234,11 @@ async def test_stripe_webhooks_are_verified_stored_once_and_applied_in_order(
                 firm.slug
             ]
         as_admin = await admin_of(db, config, firm)
-        blocked = await client.get(f"/v1/tenants/{firm.slug}/billing/invoices", headers=as_admin)
+        blocked = await client.get(f"/v1/tenants/{firm.slug}/users", headers=as_admin)
         assert blocked.status_code == 403 and "suspended" in blocked.json()["detail"]
+        # Billing stays open, so the firm can see what it owes and pay.
+        owed = await client.get(f"/v1/tenants/{firm.slug}/billing/invoices", headers=as_admin)
+        assert owed.status_code == 200 and owed.json()["items"][0]["status"] == "payment_failed"
         paid_invoice = failed_invoice | {"status": "paid", "amount_paid": 4900, "amount_due": 4900}
         paid = stripe_event("invoice.paid", paid_invoice)
         late_failure = stripe_event(
@@ -522,3 +531,15 @@ async def test_late_usage_adjustments_reach_stripe_as_invoice_items_once(
     assert [r.idempotency_key for r in items] == [f"bpo-adjustment-{invoice_id}-0"] * 2
     assert items[0].params["customer"] == "cus_adjusted" and items[0].params["amount"] == "10000"
     assert len(standin.state.of("invoiceitem")) == 1
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["plans", "plan_prices", "subscriptions", "invoices", "billed_usage", "usage_pushes",
+     "stripe_events", "usage_rollups"],
+)  # fmt: skip
+async def test_tenant_roles_cannot_read_billing_tables(db: Database, table: str) -> None:
+    firm = await make_tenant(db, f"curious-firm-{table.replace('_', '-')}")
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with tenant_session(db.engine, firm) as session:
+            await session.execute(text(f"SELECT count(*) FROM platform.{table}"))

@@ -136,6 +136,7 @@ def upgrade() -> None:
         sa.Column(
             "suspended_for_payment", sa.Boolean(), server_default=sa.text("false"), nullable=False
         ),
+        sa.Column("canceled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

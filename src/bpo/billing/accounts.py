@@ -121,12 +121,14 @@ def invoice_summary(invoice: Invoice) -> dict[str, Any]:
 
 
 async def close_periods(session: AsyncSession, now: datetime) -> int:
-    """Finalize last month for every subscription that had it; returns how many now."""
+    """Finalize last month for every subscription that had it (subscribed before its end,
+    not canceled before its start); returns how many were finalized now."""
     start, end = previous_month(now)
     due = (
         await session.scalars(
             select(Subscription.tenant_id).where(
                 Subscription.created_at < end,
+                Subscription.canceled_at.is_(None) | (Subscription.canceled_at > start),
                 ~select(Invoice.id)
                 .where(Invoice.tenant_id == Subscription.tenant_id, Invoice.period_start == start)
                 .exists(),

@@ -145,6 +145,7 @@ class Subscription(PlatformBase):
     past_due_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when dunning suspended the tenant, so payment resumes only what dunning suspended.
     suspended_for_payment: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

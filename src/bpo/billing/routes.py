@@ -43,7 +43,7 @@ from bpo.billing.schemas import (
 )
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
-from bpo.identity.guards import PUBLIC, STAFF_ADMIN, TENANT_ADMIN, Principal
+from bpo.identity.guards import PUBLIC, STAFF_ADMIN, TENANT_BILLING, Principal
 from bpo.jobs.outbox import enqueue
 from bpo.platform.models import Tenant
 from bpo.settings import Settings
@@ -110,7 +110,7 @@ async def _checked(session: AsyncSession, data: UsageBatch) -> list[service.Usag
 
 @get(
     "/v1/tenants/{slug:str}/billing/usage",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     summary="Usage per meter in the current period (the calendar month, UTC) or a given one",
 )
@@ -153,7 +153,7 @@ def plan_out(terms: PlanTerms) -> PlanOut:
 
 @get(
     "/v1/tenants/{slug:str}/billing/plans",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The plans a firm can subscribe to",
 )
@@ -179,7 +179,7 @@ async def _subscription_out(session: AsyncSession, sub: Subscription) -> Subscri
 
 @get(
     "/v1/tenants/{slug:str}/billing/subscription",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The firm's plan and subscription",
 )
@@ -194,7 +194,7 @@ async def show_subscription(
 
 @post(
     "/v1/tenants/{slug:str}/billing/subscription",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     status_code=201,
     summary="Subscribe to a plan (the Stripe customer and subscription follow in a job)",
@@ -227,6 +227,7 @@ async def subscribe(
         sub = Subscription(tenant_id=tenant.tenant_id, plan=plan.key)
         db_session.add(sub)
     sub.plan, sub.stripe_subscription, sub.stripe_state_at = plan.key, None, None
+    sub.canceled_at = None
     sub.status = "pending" if settings.stripe_api_key else "active"
     sub.updated_at = datetime.now(UTC)
     await db_session.flush()
@@ -248,7 +249,7 @@ def _line_out(line: Line | dict[str, Any]) -> LineOut:
 
 @get(
     "/v1/tenants/{slug:str}/billing/preview",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The current period's invoice as it stands, priced as the final one will be",
 )
@@ -286,7 +287,7 @@ def invoice_out(invoice: Invoice) -> InvoiceOut:
 
 @get(
     "/v1/tenants/{slug:str}/billing/invoices",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The firm's invoices, newest first (the last ten years at most)",
 )
@@ -304,7 +305,7 @@ async def list_invoices(
 
 @get(
     "/v1/tenants/{slug:str}/billing/invoices/{invoice_id:uuid}",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     summary="One invoice with its lines",
 )
@@ -321,7 +322,7 @@ async def show_invoice(
 
 @post(
     "/v1/tenants/{slug:str}/billing/portal",
-    guards=[TENANT_ADMIN],
+    guards=[TENANT_BILLING],
     tags=["billing"],
     status_code=201,
     summary="A Stripe customer-portal session: payment methods, invoices, cancellation",

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.billing.accounts import finalize_period, invoice_summary, settle
 from bpo.billing.models import Invoice, StripeEvent, Subscription
+from bpo.billing.service import month_of
 from bpo.webhooks.service import record_event
 
 log = structlog.get_logger("bpo.billing")
@@ -96,6 +97,8 @@ async def _subscription_changed(
 ) -> str:
     if _stale(sub.stripe_state_at, event.created):
         return "stale: a newer subscription event was applied"
+    if sub.stripe_subscription and obj.get("id") not in (None, sub.stripe_subscription):
+        return "ignored: not the tenant's current subscription"
     before = {"status": sub.status}
     if event.type == "customer.subscription.deleted":
         status = "canceled"
@@ -103,8 +106,9 @@ async def _subscription_changed(
         status = _SUBSCRIPTION_STATUS.get(str(obj.get("status")), sub.status)
     sub.status = status
     sub.stripe_state_at = event.created
-    if obj.get("id"):
-        sub.stripe_subscription = str(obj["id"])
+    sub.updated_at = datetime.now(UTC)
+    if status == "canceled" and sub.canceled_at is None:
+        sub.canceled_at = event.created
     if status == "past_due" and sub.past_due_since is None:
         sub.past_due_since = event.created
     after = {"status": status, "stripe_event": event.id}
@@ -166,6 +170,7 @@ async def _invoice_for(
         return None
     period_start = datetime.fromtimestamp(start, UTC)
     period_end = datetime.fromtimestamp(end, UTC)
-    if period_end > datetime.now(UTC):
+    # bpo's periods are calendar months; Stripe's first (anchoring) invoice is not one.
+    if month_of(period_start) != (period_start, period_end) or period_end > datetime.now(UTC):
         return None
     return await finalize_period(session, sub.tenant_id, period_start, period_end)

@@ -52,6 +52,9 @@ class Access:
     scopes: tuple[str, ...]
     roles: tuple[str, ...]
     tenant_bound: bool  # a /v1/tenants/{slug}/... route: the token must grant the tenant
+    # Open while the tenant is suspended: billing, so a firm suspended for an unpaid
+    # invoice can still see it and pay.
+    while_suspended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +107,14 @@ def _kid_of(token: str) -> str:
     return str(header["kid"])
 
 
-def requires(*scopes: str, roles: tuple[str, ...] = ANY_ROLE, tenant_bound: bool = True) -> Any:
+def requires(
+    *scopes: str,
+    roles: tuple[str, ...] = ANY_ROLE,
+    tenant_bound: bool = True,
+    while_suspended: bool = False,
+) -> Any:
     """The guard of one route: `guards=[requires("work:read", roles=TENANT_ADMINS)]`."""
-    access = Access(tuple(scopes), tuple(roles), tenant_bound)
+    access = Access(tuple(scopes), tuple(roles), tenant_bound, while_suspended)
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if connection.scope.get("method") == "OPTIONS":
@@ -120,6 +128,8 @@ def requires(*scopes: str, roles: tuple[str, ...] = ANY_ROLE, tenant_bound: bool
 # The two guards most routes use: a firm's admins on its tenant routes, the provider's.
 TENANT_ADMIN = requires("admin", roles=TENANT_ADMINS)
 STAFF_ADMIN = requires("admin", roles=("staff_admin",), tenant_bound=False)
+# A firm's admins on its billing routes, which stay open while the tenant is suspended.
+TENANT_BILLING = requires("admin", roles=TENANT_ADMINS, while_suspended=True)
 
 
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Access) -> Principal:
@@ -132,7 +142,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
     except InvalidToken as exc:
         raise _unauthorized(exc.reason) from exc
     slug = connection.path_params.get("slug") if access.tenant_bound else None
-    principal = await load_principal(state.db, claims, slug)
+    principal = await load_principal(state.db, claims, slug, access.while_suspended)
     if access.roles and principal.role not in access.roles:
         raise Problem(
             403,
@@ -258,7 +268,9 @@ _PLATFORM_ACCESS = {
 }
 
 
-async def load_principal(db: Database, claims: AccessClaims, slug: str | None) -> Principal:
+async def load_principal(
+    db: Database, claims: AccessClaims, slug: str | None, while_suspended: bool = False
+) -> Principal:
     """The caller as the database sees them now; refusals as problems (401, 403, 404)."""
     kind = kind_of(claims)
     user_id = _user_id(claims, kind)
@@ -280,11 +292,12 @@ async def load_principal(db: Database, claims: AccessClaims, slug: str | None) -
     if slug is not None:
         if row.id is None or row.role is None:  # no such tenant, or not granted: one answer
             raise Problem(404, "not-found", f"no tenant {slug!r}")
-        if row.status == "suspended":
+        if row.status == "suspended" and not while_suspended:
             raise Problem(
                 403,
                 "tenant-suspended",
-                f"tenant {slug!r} is suspended; contact the provider",
+                f"tenant {slug!r} is suspended; contact the provider"
+                f" (its billing routes, /v1/tenants/{slug}/billing/..., stay open)",
                 title="The tenant is suspended",
             )
         tenant = issue_tenant_context(row.id, slug)
