@@ -41,6 +41,8 @@ from bpo.platform.access import current_principal, tenant_context, tenant_db_ses
 from bpo.platform.tenants.routes import TenantAdminController
 from bpo.settings import Settings
 from bpo.webhooks import routes as webhooks_routes
+from bpo.work import routes as work_routes
+from bpo.work import task_routes as work_task_routes
 
 
 def create_app(
@@ -106,6 +108,8 @@ def create_app(
             *billing_routes.route_handlers,
             *jobs_routes.route_handlers,
             *webhooks_routes.route_handlers,
+            *work_routes.route_handlers,
+            *work_task_routes.route_handlers,
             *extra_route_handlers,
         ],
         lifespan=[lifespan],

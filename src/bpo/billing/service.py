@@ -43,9 +43,11 @@ class UsageRefused(ValueError):
     """Usage that cannot be recorded as given; the message says why."""
 
 
-def check_usage(quantity: Decimal, at: datetime, now: datetime | None = None) -> None:
+def check_usage(
+    quantity: Decimal, at: datetime, now: datetime | None = None, *, correction: bool = False
+) -> None:
     now = now or datetime.now(UTC)
-    if quantity < 0:
+    if quantity < 0 and not correction:
         raise UsageRefused("quantity must not be negative")
     if at.tzinfo is None:
         raise UsageRefused("at must carry a time zone (RFC 3339)")
@@ -62,11 +64,16 @@ async def record_usage(
     quantity: Decimal | int,
     key: str,
     at: datetime | None = None,
+    *,
+    correction: bool = False,
 ) -> bool:
-    """Record usage in the caller's transaction; False if this key was recorded before."""
+    """Record usage in the caller's transaction; False if this key was recorded before.
+
+    A `correction` may be negative: it takes back part of earlier usage of a sum meter
+    (Stripe sums meter event values, negative ones included)."""
     when = at or datetime.now(UTC)
     amount = Decimal(quantity)
-    check_usage(amount, when)
+    check_usage(amount, when, correction=correction)
     tenant_id = tenant.tenant_id if isinstance(tenant, TenantContext) else tenant
     result: Any = await session.execute(
         pg_insert(UsageEvent)

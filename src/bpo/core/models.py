@@ -38,4 +38,5 @@ def load_all_models() -> None:
     import bpo.jobs.models
     import bpo.people.models
     import bpo.platform.models
-    import bpo.webhooks.models  # noqa: F401
+    import bpo.webhooks.models
+    import bpo.work.models  # noqa: F401

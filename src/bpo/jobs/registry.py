@@ -44,6 +44,7 @@ JOB_MODULES = (
     "bpo.platform.tenants.jobs",
     "bpo.webhooks.jobs",
     "bpo.billing.jobs",
+    "bpo.work.jobs",
 )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.core.errors import Problem
+from bpo.core.etags import check_if_match, etag
 from bpo.core.pagination import uuid_cursor
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import TENANT_ADMIN, Principal
@@ -81,29 +82,10 @@ def delivery_out(
     )
 
 
-def _etag(endpoint: WebhookEndpoint) -> str:
-    return f'"v{endpoint.version}"'
-
-
 def _with_etag(endpoint: WebhookEndpoint, status_code: int = 200) -> Response[EndpointOut]:
     return Response(
-        endpoint_out(endpoint), status_code=status_code, headers={"ETag": _etag(endpoint)}
+        endpoint_out(endpoint), status_code=status_code, headers={"ETag": etag(endpoint.version)}
     )
-
-
-def _check_if_match(request: Request[Any, Any, Any], endpoint: WebhookEndpoint) -> None:
-    """RFC 9110 If-Match: change only the version the client read (lost-update guard)."""
-    wanted = request.headers.get("if-match")
-    if wanted is None:
-        return
-    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
-    if "*" not in tags and _etag(endpoint) not in tags:
-        raise Problem(
-            412,
-            "precondition-failed",
-            f"If-Match {wanted} does not match the endpoint's current ETag {_etag(endpoint)}: "
-            "read it again, then retry",
-        )
 
 
 def _secret_key(state: State) -> str:
@@ -183,7 +165,7 @@ class EndpointsController(Controller):
         state: State,
     ) -> Response[EndpointOut]:
         endpoint = await service.get_endpoint(tenant_db, endpoint_id, lock=True)
-        _check_if_match(request, endpoint)
+        check_if_match(request, endpoint.version, "endpoint")
         before = endpoint_out(endpoint)
         if data.url is not None:
             endpoint.url = await service.check_endpoint_url(

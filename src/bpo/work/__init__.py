@@ -1,0 +1,1 @@
+"""Work queues: service catalog, requests, tasks, SLAs, review, time."""

@@ -1,0 +1,378 @@
+"""Work APIs of the catalog and of client firms: services, staff profiles, requests, the
+business calendar and reports. Staff routes on tasks are in `task_routes`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
+from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo import audit
+from bpo.audit.models import PLATFORM_CHAIN
+from bpo.billing.service import month_of
+from bpo.core.errors import Problem
+from bpo.core.etags import check_if_match, etag
+from bpo.core.pagination import uuid_cursor
+from bpo.core.tenancy import TenantContext
+from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMINS, Principal, requires
+from bpo.work import catalog, reports, service
+from bpo.work.calendar import BusinessCalendar, CalendarError
+from bpo.work.models import Task, TaskComment, WorkCalendar, WorkRequest
+from bpo.work.schemas import (
+    AnswerIn,
+    CalendarIn,
+    CancelIn,
+    CommentOut,
+    ReportOut,
+    RequestIn,
+    RequestOut,
+    RequestPage,
+    RequestStatus,
+    ServiceIn,
+    ServiceOut,
+    ServiceUpdate,
+    StaffProfileIn,
+    StaffProfileOut,
+    TaskSummary,
+)
+
+ANY_CALLER = requires(tenant_bound=False)
+READ_WORK = requires("work:read")
+WRITE_WORK = requires("work:write")
+MAX_PAGE = 100
+
+
+# --- the catalog --------------------------------------------------------------------------
+
+
+@get("/v1/services", guards=[ANY_CALLER], tags=["work"], summary="The provider's service catalog")
+async def list_services(
+    db_session: NamedDependency[AsyncSession],
+    include_inactive: FromQuery[bool] = False,
+) -> list[ServiceOut]:
+    services = await catalog.list_services(db_session, include_inactive)
+    return [catalog.service_out(s) for s in services]
+
+
+@get("/v1/services/{key:str}", guards=[ANY_CALLER], tags=["work"], summary="One service")
+async def show_service(
+    key: FromPath[str], db_session: NamedDependency[AsyncSession]
+) -> Response[ServiceOut]:
+    found = await catalog.get_service(db_session, key)
+    return Response(catalog.service_out(found), headers={"ETag": etag(found.version)})
+
+
+@post(
+    "/v1/services",
+    guards=[STAFF_ADMIN],
+    tags=["work"],
+    status_code=201,
+    summary="Add a service (form: a JSON Schema; SLA goals per priority band, business hours)",
+)
+async def create_service(
+    data: JSONBody[ServiceIn],
+    principal: NamedDependency[Principal],
+    db_session: NamedDependency[AsyncSession],
+) -> Response[ServiceOut]:
+    created = await catalog.create_service(db_session, data)
+    out = catalog.service_out(created)
+    await audit.record(db_session, PLATFORM_CHAIN, actor=principal, action="service.created",
+                       target=f"service:{created.key}", after=out)  # fmt: skip
+    return Response(out, status_code=201, headers={"ETag": etag(created.version)})
+
+
+@patch(
+    "/v1/services/{key:str}",
+    guards=[STAFF_ADMIN],
+    tags=["work"],
+    summary="Change a service (If-Match guards the change; open requests keep their terms)",
+)
+async def update_service(
+    key: FromPath[str],
+    request: Request[Any, Any, Any],
+    data: JSONBody[ServiceUpdate],
+    principal: NamedDependency[Principal],
+    db_session: NamedDependency[AsyncSession],
+) -> Response[ServiceOut]:
+    found = await catalog.get_service(db_session, key, lock=True)
+    check_if_match(request, found.version, "service")
+    before = catalog.service_out(found)
+    changed = await catalog.update_service(db_session, found, data)
+    out = catalog.service_out(changed)
+    await audit.record(db_session, PLATFORM_CHAIN, actor=principal, action="service.updated",
+                       target=f"service:{key}", before=before, after=out)  # fmt: skip
+    return Response(out, headers={"ETag": etag(changed.version)})
+
+
+@put(
+    "/v1/staff/members/{user_id:uuid}/work-profile",
+    guards=[STAFF_ADMIN],
+    tags=["work"],
+    summary="A staff member's skills and capacity (tasks held at once)",
+)
+async def set_staff_profile(
+    user_id: FromPath[uuid.UUID],
+    data: JSONBody[StaffProfileIn],
+    principal: NamedDependency[Principal],
+    db_session: NamedDependency[AsyncSession],
+) -> StaffProfileOut:
+    profile = await catalog.set_staff_profile(db_session, user_id, data)
+    out = StaffProfileOut(str(user_id), list(profile.skills), profile.capacity)
+    await audit.record(db_session, PLATFORM_CHAIN, actor=principal, action="staff.profile.set",
+                       target=f"user:{user_id}", after=out)  # fmt: skip
+    return out
+
+
+@get(
+    "/v1/staff/members/{user_id:uuid}/work-profile",
+    guards=[STAFF_ADMIN],
+    tags=["work"],
+    summary="A staff member's skills and capacity",
+)
+async def show_staff_profile(
+    user_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
+) -> StaffProfileOut:
+    profile = await catalog.staff_profile(db_session, user_id)
+    return StaffProfileOut(str(user_id), list(profile.skills), profile.capacity)
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+def comment_out(c: TaskComment) -> CommentOut:
+    return CommentOut(
+        id=str(c.id),
+        kind=c.kind,
+        author=c.author,
+        body=c.body,
+        client_visible=c.client_visible,
+        task_id=str(c.task_id) if c.task_id else None,
+        created_at=c.created_at,
+    )
+
+
+def request_out(
+    r: WorkRequest, tasks: list[Task] | None = None, comments: list[TaskComment] | None = None
+) -> RequestOut:
+    return RequestOut(
+        id=str(r.id),
+        service=r.service_key,
+        title=r.title,
+        status=r.status,
+        priority=r.priority,
+        payload=r.payload,
+        attachments=list(r.attachments),
+        result=r.result if r.status == "completed" else None,
+        requested_by=r.requested_by,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        closed_at=r.closed_at,
+        tasks=None
+        if tasks is None
+        else [
+            TaskSummary(str(t.id), t.title, t.status, t.response_due_at, t.resolution_due_at)
+            for t in tasks
+        ],
+        comments=None if comments is None else [comment_out(c) for c in comments],
+    )
+
+
+async def _full(session: AsyncSession, r: WorkRequest) -> RequestOut:
+    """The request as the client sees it: tasks, and only the comments addressed to it."""
+    comments = await session.scalars(
+        select(TaskComment)
+        .where(TaskComment.request_id == r.id, TaskComment.client_visible)
+        .order_by(TaskComment.id)
+    )
+    return request_out(r, await service.tasks_of(session, r.id), list(comments))
+
+
+@post(
+    "/v1/tenants/{slug:str}/work/requests",
+    guards=[WRITE_WORK],
+    tags=["work"],
+    status_code=201,
+    summary="Ask for work: a service, a payload its form accepts, a priority (0-100)",
+)
+async def create_request(
+    data: JSONBody[RequestIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> RequestOut:
+    offered = await catalog.get_service(tenant_db, data.service)
+    created, _ = await service.create_request(
+        tenant_db, tenant, principal, offered, payload=data.payload, priority=data.priority,
+        title=data.title, attachments=data.attachments,
+    )  # fmt: skip
+    return await _full(tenant_db, created)
+
+
+@get(
+    "/v1/tenants/{slug:str}/work/requests",
+    guards=[READ_WORK],
+    tags=["work"],
+    summary="The firm's requests, newest first (cursor pagination)",
+)
+async def list_requests(
+    tenant_db: NamedDependency[AsyncSession],
+    status: FromQuery[RequestStatus | None] = None,
+    cursor: Annotated[str | None, Parameter(max_length=100)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+) -> RequestPage:
+    query = select(WorkRequest).order_by(WorkRequest.id.desc()).limit(limit)
+    after = uuid_cursor(cursor)
+    if after is not None:
+        query = query.where(WorkRequest.id < after)
+    if status is not None:
+        query = query.where(WorkRequest.status == status)
+    rows = list(await tenant_db.scalars(query))
+    following = str(rows[-1].id) if len(rows) == limit else None
+    return RequestPage(items=[request_out(r) for r in rows], next_cursor=following)
+
+
+@get(
+    "/v1/tenants/{slug:str}/work/requests/{request_id:uuid}",
+    guards=[READ_WORK],
+    tags=["work"],
+    summary="One request: status, tasks, comments addressed to the client, the result",
+)
+async def show_request(
+    request_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
+) -> RequestOut:
+    return await _full(tenant_db, await service.get_request(tenant_db, request_id))
+
+
+@post(
+    "/v1/tenants/{slug:str}/work/requests/{request_id:uuid}/answer",
+    guards=[WRITE_WORK],
+    tags=["work"],
+    status_code=200,
+    summary="Answer the provider's question (the SLA clock resumes)",
+)
+async def answer_request(
+    request_id: FromPath[uuid.UUID],
+    data: JSONBody[AnswerIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> RequestOut:
+    answered = await service.answer(tenant_db, tenant, principal, request_id, data.body)
+    return await _full(tenant_db, answered)
+
+
+@post(
+    "/v1/tenants/{slug:str}/work/requests/{request_id:uuid}/cancel",
+    guards=[WRITE_WORK],
+    tags=["work"],
+    status_code=200,
+    summary="Cancel a request that is not completed",
+)
+async def cancel_request(
+    request_id: FromPath[uuid.UUID],
+    data: JSONBody[CancelIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> RequestOut:
+    canceled = await service.cancel(tenant_db, tenant, principal, request_id, data.reason)
+    return await _full(tenant_db, canceled)
+
+
+# --- calendar and reports -----------------------------------------------------------------
+
+
+@get(
+    "/v1/tenants/{slug:str}/work/calendar",
+    guards=[READ_WORK],
+    tags=["work"],
+    summary="The firm's business calendar: SLA clocks run only in its working time",
+)
+async def show_calendar(tenant_db: NamedDependency[AsyncSession]) -> Response[dict[str, Any]]:
+    row = await tenant_db.get(WorkCalendar, 1)
+    settings = row.settings if row else BusinessCalendar().to_settings()
+    return Response(settings, headers={"ETag": etag(row.version if row else 0)})
+
+
+@put(
+    "/v1/tenants/{slug:str}/work/calendar",
+    guards=[requires("admin", roles=TENANT_ADMINS)],
+    tags=["work"],
+    summary="Set the business calendar (applies to clocks started or resumed from now on)",
+)
+async def set_calendar(
+    request: Request[Any, Any, Any],
+    data: JSONBody[CalendarIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> Response[dict[str, Any]]:
+    raw = {k: v for k, v in _builtins(data).items() if v is not None}
+    try:
+        settings = BusinessCalendar.from_settings(raw).to_settings()
+    except CalendarError as exc:
+        raise Problem(422, "validation-error", str(exc), errors=[{"detail": str(exc)}]) from None
+    row = await tenant_db.get(WorkCalendar, 1, with_for_update=True)
+    check_if_match(request, row.version if row else 0, "calendar")
+    before = row.settings if row else None
+    if row is None:
+        row = WorkCalendar(id=1, settings=settings, version=1)
+        tenant_db.add(row)
+    else:
+        row.settings, row.version, row.updated_at = settings, row.version + 1, datetime.now(UTC)
+    await tenant_db.flush()
+    await audit.record(tenant_db, tenant.tenant_id, actor=principal, action="work.calendar.set",
+                       target="work_calendar", before=before, after=settings)  # fmt: skip
+    return Response(settings, headers={"ETag": etag(row.version)})
+
+
+def _builtins(data: CalendarIn) -> dict[str, Any]:
+    return {f: getattr(data, f) for f in data.__struct_fields__}
+
+
+@get(
+    "/v1/tenants/{slug:str}/work/reports",
+    guards=[READ_WORK],
+    tags=["work"],
+    summary="Volume, SLA attainment, breaches, median resolution and minutes for a period",
+)
+async def work_report(
+    tenant_db: NamedDependency[AsyncSession],
+    start: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    end: Annotated[datetime | None, QueryParameter(name="to")] = None,
+) -> ReportOut:
+    """The period is [from, to); by default the current calendar month (UTC)."""
+    month_start, month_end = month_of(datetime.now(UTC))
+    start, end = start or month_start, end or month_end
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise Problem(
+            400,
+            "malformed-request",
+            "from and to must be RFC 3339 times with a zone, and from must come before to",
+        )
+    return await reports.report(tenant_db, start, end)
+
+
+route_handlers: list[ControllerRouterHandler] = [
+    list_services,
+    show_service,
+    create_service,
+    update_service,
+    set_staff_profile,
+    show_staff_profile,
+    create_request,
+    list_requests,
+    show_request,
+    answer_request,
+    cancel_request,
+    show_calendar,
+    set_calendar,
+    work_report,
+]

@@ -1,0 +1,439 @@
+"""Staff work: the inbox across assigned tenants, claim-next, and every action on a task
+(claim, heartbeat, release, notes, questions, time, complete, approve, send back)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo.core.errors import Problem
+from bpo.core.pagination import uuid_cursor
+from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
+from bpo.identity.guards import TENANT_STAFF, Principal, requires
+from bpo.work import catalog, queue, service, timesheet
+from bpo.work.models import Task, TaskComment
+from bpo.work.routes import MAX_PAGE, comment_out
+from bpo.work.schemas import (
+    ClaimIn,
+    CommentOut,
+    CompleteIn,
+    InboxItem,
+    InboxPage,
+    NoteIn,
+    ReviewIn,
+    SendBackIn,
+    TaskOut,
+    TaskPage,
+    TaskStatus,
+    TimeIn,
+    TimeOut,
+    TimeUpdate,
+)
+
+STAFF_READ = requires("work:read", roles=TENANT_STAFF)
+STAFF_WRITE = requires("work:write", roles=TENANT_STAFF)
+STAFF_INBOX = requires("work:read", roles=TENANT_STAFF, tenant_bound=False)
+STAFF_CLAIM = requires("work:write", roles=TENANT_STAFF, tenant_bound=False)
+TASKS = "/v1/tenants/{slug:str}/work/tasks"
+
+
+def task_out(
+    task: Task,
+    slug: str,
+    comments: list[TaskComment] | None = None,
+    entries: list[TimeOut] | None = None,
+) -> TaskOut:
+    return TaskOut(
+        id=str(task.id),
+        request_id=str(task.request_id),
+        tenant=slug,
+        title=task.title,
+        service=task.service_key,
+        status=task.status,
+        priority=task.priority,
+        skills=list(task.skills),
+        checklist=list(task.checklist),
+        review_required=task.review_required,
+        claimed_by=_s(task.claimed_by),
+        lease_until=task.lease_until,
+        completed_by=_s(task.completed_by),
+        reviewed_by=_s(task.reviewed_by),
+        result=task.result,
+        response_due_at=task.response_due_at,
+        resolution_due_at=task.resolution_due_at,
+        responded_at=task.responded_at,
+        resolved_at=task.resolved_at,
+        paused=task.paused_at is not None,
+        response_breached=task.response_breached_at is not None,
+        resolution_breached=task.resolution_breached_at is not None,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        comments=None if comments is None else [comment_out(c) for c in comments],
+        time_entries=entries,
+    )
+
+
+def _s(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _staff(principal: Principal) -> uuid.UUID:
+    assert principal.user_id is not None  # staff roles are people
+    return principal.user_id
+
+
+async def _viewer(state: State, principal: Principal) -> queue.Viewer:
+    async with state.db.sessionmaker() as session:
+        profile = await catalog.staff_profile(session, _staff(principal))
+    return queue.Viewer(_staff(principal), principal.role == "staff_admin", list(profile.skills))
+
+
+async def _check_capacity(state: State, principal: Principal) -> None:
+    """Omni-channel style capacity: a member holds at most `capacity` tasks at once."""
+    staff = _staff(principal)
+    async with state.db.autocommit() as conn:
+        held = await queue.held_by(conn, staff)
+    async with state.db.sessionmaker() as session:
+        capacity = (await catalog.staff_profile(session, staff)).capacity
+    if held >= capacity:
+        raise Problem(
+            409,
+            "at-capacity",
+            f"you hold {held} tasks, your capacity; release or finish one first",
+            held=held,
+            capacity=capacity,
+        )
+
+
+# --- inbox ----------------------------------------------------------------------------------
+
+
+@get(
+    "/v1/staff/inbox",
+    guards=[STAFF_INBOX],
+    tags=["work"],
+    summary="Claimable tasks across your tenants and skills, most urgent SLA first",
+)
+async def inbox(
+    principal: NamedDependency[Principal],
+    state: State,
+    cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+    escalated: FromQuery[bool] = False,
+) -> InboxPage:
+    viewer = await _viewer(state, principal)
+    async with state.db.autocommit() as conn:
+        rows, following = await queue.inbox(
+            conn, viewer, limit=limit, cursor=cursor, escalated_only=escalated
+        )
+    return InboxPage(items=[_inbox_item(r) for r in rows], next_cursor=following)
+
+
+def _inbox_item(r: Any) -> InboxItem:
+    """A row of the queue index; urgency 'infinity' (paused or met) shows as no due time."""
+    return InboxItem(
+        task_id=str(r.task_id),
+        tenant=r.slug,
+        service=r.service_key,
+        status=r.status,
+        priority=r.priority,
+        due_at=None if r.urgency.year >= 9999 else r.urgency,
+        response_due_at=r.response_due_at,
+        resolution_due_at=r.resolution_due_at,
+        claimed_by=_s(r.claimed_by),
+        lease_until=r.lease_until,
+        escalated=r.escalated,
+        created_at=r.created_at,
+    )
+
+
+@post(
+    "/v1/staff/inbox/claim",
+    guards=[STAFF_CLAIM],
+    tags=["work"],
+    status_code=200,
+    summary="Claim the most urgent task you may take (204 when there is none)",
+)
+async def claim_next(
+    data: JSONBody[ClaimIn], principal: NamedDependency[Principal], state: State
+) -> Response[TaskOut | None]:
+    await _check_capacity(state, principal)
+    viewer = await _viewer(state, principal)
+    async with state.db.autocommit() as conn:
+        candidates = await queue.candidate_tenants(conn, viewer)
+    for tenant_id, slug in candidates[:3]:
+        tenant = issue_tenant_context(tenant_id, slug)  # routed by the index, assigned above
+        async with tenant_session(state.db.engine, tenant, "api") as session:
+            task_id = await queue.lock_next(session, tenant_id, viewer)
+            if task_id is None:
+                continue
+            task = await service.get_task(session, task_id)
+            lease = timedelta(minutes=data.lease_minutes)
+            await service.claim(session, tenant, principal, viewer.user_id, task, lease)
+            return Response(task_out(task, slug))
+    return Response(None, status_code=204)
+
+
+# --- one tenant's tasks ---------------------------------------------------------------------
+
+
+@get(TASKS, guards=[STAFF_READ], tags=["work"], summary="The tenant's tasks (cursor pagination)")
+async def list_tasks(
+    tenant: NamedDependency[TenantContext],
+    tenant_db: NamedDependency[AsyncSession],
+    status: FromQuery[TaskStatus | None] = None,
+    cursor: Annotated[str | None, Parameter(max_length=100)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+) -> TaskPage:
+    query = select(Task).order_by(Task.id.desc()).limit(limit)
+    after = uuid_cursor(cursor)
+    if after is not None:
+        query = query.where(Task.id < after)
+    if status is not None:
+        query = query.where(Task.status == status)
+    rows = list(await tenant_db.scalars(query))
+    following = str(rows[-1].id) if len(rows) == limit else None
+    return TaskPage(items=[task_out(t, tenant.slug) for t in rows], next_cursor=following)
+
+
+@get(
+    TASKS + "/{task_id:uuid}",
+    guards=[STAFF_READ],
+    tags=["work"],
+    summary="One task with its notes, comments and time",
+)
+async def show_task(
+    task_id: FromPath[uuid.UUID],
+    tenant: NamedDependency[TenantContext],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id, lock=False)
+    return await _detailed(tenant_db, task, tenant.slug)
+
+
+async def _detailed(session: AsyncSession, task: Task, slug: str) -> TaskOut:
+    comments = await session.scalars(
+        select(TaskComment)
+        .where(TaskComment.request_id == task.request_id)
+        .order_by(TaskComment.id)
+    )
+    entries = [timesheet.time_out(e) for e in await timesheet.entries_of(session, task.id)]
+    return task_out(task, slug, list(comments), entries)
+
+
+@post(TASKS + "/{task_id:uuid}/claim", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Claim it (to work or review) with a lease; a 409 names who holds it")  # fmt: skip
+async def claim_task(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[ClaimIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+    state: State,
+) -> TaskOut:
+    await _check_capacity(state, principal)
+    task = await service.get_task(tenant_db, task_id)
+    lease = timedelta(minutes=data.lease_minutes)
+    await service.claim(tenant_db, tenant, principal, _staff(principal), task, lease)
+    return task_out(task, tenant.slug)
+
+
+@post(TASKS + "/{task_id:uuid}/heartbeat", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Extend your lease")  # fmt: skip
+async def heartbeat(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[ClaimIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id)
+    lease = timedelta(minutes=data.lease_minutes)
+    await service.heartbeat(tenant_db, tenant, _staff(principal), task, lease)
+    return task_out(task, tenant.slug)
+
+
+@post(TASKS + "/{task_id:uuid}/release", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Give the task back to the queue")  # fmt: skip
+async def release(
+    task_id: FromPath[uuid.UUID],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id)
+    await service.release(tenant_db, tenant, principal, _staff(principal), task)
+    return task_out(task, tenant.slug)
+
+
+@post(TASKS + "/{task_id:uuid}/comments", guards=[STAFF_WRITE], tags=["work"], status_code=201,
+      summary="An internal note, or a comment the client sees (client_visible)")  # fmt: skip
+async def add_comment(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[NoteIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> CommentOut:
+    task = await service.get_task(tenant_db, task_id)
+    note = await service.comment(tenant_db, tenant, principal, task, data.body, data.client_visible)
+    return comment_out(note)
+
+
+@post(TASKS + "/{task_id:uuid}/questions", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Ask the client a question: the SLA pauses until they answer")  # fmt: skip
+async def ask(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[NoteIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id)
+    await service.ask(tenant_db, tenant, principal, _staff(principal), task, data.body)
+    return task_out(task, tenant.slug)
+
+
+@post(TASKS + "/{task_id:uuid}/complete", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Complete with a result (to review first, if the service requires it)")  # fmt: skip
+async def complete(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[CompleteIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id)
+    await service.complete(tenant_db, tenant, principal, _staff(principal), task, data.result)
+    return task_out(task, tenant.slug)
+
+
+@post(TASKS + "/{task_id:uuid}/approve", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Approve a reviewed task (never your own): the client gets the result")  # fmt: skip
+async def approve(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[ReviewIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id)
+    await service.approve(tenant_db, tenant, principal, _staff(principal), task, data.note)
+    return task_out(task, tenant.slug)
+
+
+@post(TASKS + "/{task_id:uuid}/send-back", guards=[STAFF_WRITE], tags=["work"], status_code=200,
+      summary="Send a reviewed task back to the queue with the reason")  # fmt: skip
+async def send_back(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[SendBackIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+) -> TaskOut:
+    task = await service.get_task(tenant_db, task_id)
+    await service.send_back(tenant_db, tenant, principal, _staff(principal), task, data.reason)
+    return task_out(task, tenant.slug)
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+@post(TASKS + "/{task_id:uuid}/time", guards=[STAFF_WRITE], tags=["work"], status_code=201,
+      summary="Log minutes worked (billed as staff_minutes, rounded up per entry)")  # fmt: skip
+async def log_time(
+    task_id: FromPath[uuid.UUID],
+    data: JSONBody[TimeIn],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+    state: State,
+) -> TimeOut:
+    task = await service.get_task(tenant_db, task_id)
+    worked_at = data.worked_at or service.now_utc()
+    async with state.db.autocommit() as conn:
+        invoiced = await timesheet.invoiced(conn, tenant.tenant_id, worked_at)
+    minutes = timesheet.minutes_of(data.minutes)
+    entry = await timesheet.log_time(
+        tenant_db, tenant, principal, _staff(principal), task, minutes=minutes,
+        worked_at=worked_at, note=data.note, period_invoiced=invoiced,
+    )  # fmt: skip
+    return timesheet.time_out(entry)
+
+
+async def _change_time(
+    task_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    data: TimeUpdate | None,
+    tenant: TenantContext,
+    principal: Principal,
+    session: AsyncSession,
+    state: State,
+) -> TimeOut:
+    task = await service.get_task(session, task_id)
+    entry = await timesheet.get_entry(session, task, entry_id)
+    async with state.db.autocommit() as conn:
+        invoiced = await timesheet.invoiced(conn, tenant.tenant_id, entry.worked_at)
+    minutes = timesheet.minutes_of(data.minutes) if data and data.minutes is not None else None
+    changed = await timesheet.change_time(
+        session, tenant, principal, task, entry, staff_id=_staff(principal),
+        is_admin=principal.role == "staff_admin", minutes=minutes,
+        note=data.note if data else None, delete=data is None, period_invoiced=invoiced,
+    )  # fmt: skip
+    return timesheet.time_out(changed)
+
+
+@patch(TASKS + "/{task_id:uuid}/time/{entry_id:uuid}", guards=[STAFF_WRITE], tags=["work"],
+       summary="Correct a time entry (409 once its period is invoiced)")  # fmt: skip
+async def change_time(
+    task_id: FromPath[uuid.UUID],
+    entry_id: FromPath[uuid.UUID],
+    data: JSONBody[TimeUpdate],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+    state: State,
+) -> TimeOut:
+    return await _change_time(task_id, entry_id, data, tenant, principal, tenant_db, state)
+
+
+@delete(TASKS + "/{task_id:uuid}/time/{entry_id:uuid}", guards=[STAFF_WRITE], tags=["work"],
+        status_code=200, summary="Delete a time entry (409 once its period is invoiced)",
+        )  # fmt: skip
+async def delete_time(
+    task_id: FromPath[uuid.UUID],
+    entry_id: FromPath[uuid.UUID],
+    tenant: NamedDependency[TenantContext],
+    principal: NamedDependency[Principal],
+    tenant_db: NamedDependency[AsyncSession],
+    state: State,
+) -> TimeOut:
+    return await _change_time(task_id, entry_id, None, tenant, principal, tenant_db, state)
+
+
+route_handlers: list[ControllerRouterHandler] = [
+    inbox,
+    claim_next,
+    list_tasks,
+    show_task,
+    claim_task,
+    heartbeat,
+    release,
+    add_comment,
+    ask,
+    complete,
+    approve,
+    send_back,
+    log_time,
+    change_time,
+    delete_time,
+]
