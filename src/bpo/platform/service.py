@@ -1,4 +1,5 @@
-"""Provider-level rules. For now: seeding the demo that `bpo up` prints."""
+"""Provider-level rules. For now: seeding the demo that `bpo up` prints (with the starter
+service catalog)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bpo.identity.models import OAuthApp
 from bpo.identity.scopes import CLIENT_SCOPES, USER_SCOPES
 from bpo.platform.models import ApiClient, Tenant, User
 from bpo.platform.tenants.service import create_tenant
+from bpo.work.starter import seed_catalog
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_TENANT_SLUG = "demo"
@@ -105,6 +107,8 @@ async def seed_demo(
                 scopes=sorted(USER_SCOPES),
             )
         )
+    if await seed_catalog(session):
+        changed = True
     await session.flush()
 
     credentials = DemoCredentials(

@@ -80,8 +80,8 @@ class BusinessCalendar:
         return cls(
             time_zone=_text(given.get("time_zone", "UTC"), "time_zone"),
             hours=_default_hours() if hours is None else _parse_hours(hours),
-            country=_optional_text(given.get("country"), "country"),
-            subdivision=_optional_text(given.get("subdivision"), "subdivision"),
+            country=_text(given.get("country"), "country"),
+            subdivision=_text(given.get("subdivision"), "subdivision"),
             closed_days=_parse_days(given.get("closed_days", []), "closed_days"),
             open_days=_parse_days(given.get("open_days", []), "open_days"),
         )
@@ -220,14 +220,11 @@ def _check_region(country: str | None, subdivision: str | None) -> None:
             raise CalendarError(error) from None
 
 
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
+def _text(value: Any, name: str) -> Any:
+    """The value if it is a string or None (absent)."""
+    if value is not None and not isinstance(value, str):
         raise CalendarError(f"{name}: expected a string")
     return value
-
-
-def _optional_text(value: Any, name: str) -> str | None:
-    return value if value is None else _text(value, name)
 
 
 def _parse_hours(value: Any) -> dict[int, tuple[time, time]]:
