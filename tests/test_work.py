@@ -287,7 +287,7 @@ async def test_another_tenants_tasks_and_requests_are_404_and_the_database_refus
     async with tenant_session(db.engine, ours) as session:
         seen = await session.scalar(text("SELECT count(*) FROM platform.work_queue"))
         assert seen == 0
-    with pytest.raises(DBAPIError, match="row-level security|permission denied"):
+    with pytest.raises(DBAPIError, match=r"row-level security|permission denied"):
         async with tenant_session(db.engine, ours) as session:
             await session.execute(
                 text(
@@ -381,7 +381,9 @@ async def test_catalog_is_managed_by_staff_admins_with_checked_forms(
     as_provider = bearer(await staff_admin_token(db, work_settings))
     firm = await make_tenant(db, "catalog-readers")
     as_admin = await admin_of(db, work_settings, firm)
-    sla = {b: {"response_hours": 1, "resolution_hours": 4} for b in ("urgent", "high", "normal", "low")}  # noqa: E501
+    sla = {
+        b: {"response_hours": 1, "resolution_hours": 4} for b in ("urgent", "high", "normal", "low")
+    }  # noqa: E501
     body = {"key": "payroll-check", "name": "Payroll check", "function": "payroll", "sla": sla}
     made = await api.post("/v1/services", json=body, headers=as_provider)
     assert made.status_code == 201 and made.headers["etag"] == '"v1"'

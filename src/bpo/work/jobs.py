@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
 from bpo.jobs.context import worker_database
 from bpo.jobs.registry import job
@@ -21,37 +22,12 @@ from bpo.platform.models import Tenant
 from bpo.work import queue, service
 
 log = structlog.get_logger("bpo.work")
-BATCH = 1000
-
-TenantWork = Callable[[AsyncSession, TenantContext, Sequence[uuid.UUID]], Awaitable[int]]
-
-
-async def _per_tenant(found: dict[uuid.UUID, list[uuid.UUID]], work: TenantWork) -> int:
-    db = worker_database()
-    if not found:
-        return 0
-    async with db.sessionmaker() as session:
-        slugs = dict(
-            (
-                await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(found)))
-            ).all()
-        )
-    done = 0
-    for tenant_id, task_ids in found.items():
-        if tenant_id not in slugs:
-            continue
-        tenant = issue_tenant_context(tenant_id, slugs[tenant_id])
-        async with tenant_session(db.engine, tenant, "worker") as session:
-            done += await work(session, tenant, task_ids)
-    return done
 
 
 @job(queue="default", max_retries=3, every=timedelta(minutes=1))
 async def check_slas() -> None:
     """Raise each SLA warning and breach once: event, webhook, audit, staff admin flag."""
-    async with worker_database().engine.connect() as conn:
-        found = await queue.due_for_check(conn, BATCH)
-    raised = await _per_tenant(found, service.check_slas)
+    raised = await check_due_slas(worker_database())
     if raised:
         log.info("sla_crossings", raised=raised)
 
@@ -59,8 +35,40 @@ async def check_slas() -> None:
 @job(queue="default", max_retries=3, every=timedelta(minutes=1))
 async def return_expired_leases() -> None:
     """Tasks whose lease ran out go back to the queue (claims already treat them as free)."""
-    async with worker_database().engine.connect() as conn:
-        found = await queue.expired_leases(conn, BATCH)
-    returned = await _per_tenant(found, service.return_expired)
+    returned = await return_all_expired(worker_database())
     if returned:
         log.info("leases_expired", returned=returned)
+
+
+TenantWork = Callable[[AsyncSession, TenantContext, Sequence[uuid.UUID]], Awaitable[int]]
+JOB_BATCH = 1000
+
+
+async def _per_tenant(
+    db: Database, found: dict[uuid.UUID, list[uuid.UUID]], work: TenantWork
+) -> int:
+    """Open only the tenants concerned, each in its own transaction as its own role."""
+    if not found:
+        return 0
+    async with db.sessionmaker() as session:
+        named = await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(found)))
+        slugs = dict(named.all())
+    done = 0
+    for tenant_id, task_ids in found.items():
+        if tenant_id in slugs:
+            tenant = issue_tenant_context(tenant_id, slugs[tenant_id])
+            async with tenant_session(db.engine, tenant, "worker") as session:
+                done += await work(session, tenant, task_ids)
+    return done
+
+
+async def check_due_slas(db: Database) -> int:
+    async with db.autocommit() as conn:
+        found = await queue.due_for_check(conn, JOB_BATCH)
+    return await _per_tenant(db, found, service.check_slas)
+
+
+async def return_all_expired(db: Database) -> int:
+    async with db.autocommit() as conn:
+        found = await queue.expired_leases(conn, JOB_BATCH)
+    return await _per_tenant(db, found, service.return_expired)
