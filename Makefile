@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/usage.py
+	$(BIN)/python benchmarks/work.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -383,7 +383,7 @@ async def test_catalog_is_managed_by_staff_admins_with_checked_forms(
     as_admin = await admin_of(db, work_settings, firm)
     sla = {
         b: {"response_hours": 1, "resolution_hours": 4} for b in ("urgent", "high", "normal", "low")
-    }  # noqa: E501
+    }
     body = {"key": "payroll-check", "name": "Payroll check", "function": "payroll", "sla": sla}
     made = await api.post("/v1/services", json=body, headers=as_provider)
     assert made.status_code == 201 and made.headers["etag"] == '"v1"'

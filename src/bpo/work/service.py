@@ -48,19 +48,25 @@ async def _transition(
     action: str,
     task: Task,
     before: dict[str, Any],
+    *,
+    request: bool = True,
     **extra: Any,
 ) -> None:
-    """What every task transition ends with: the index, the audit chain, the event."""
+    """What every task transition ends with: the index, the request's status (unless the
+    caller refreshes it after several tasks), the event, and the audit chain last: its head
+    row is the tenant's one serialising lock, held from that append to the commit."""
     task.updated_at = now_utc()
     await session.flush()
     await queue.project(session, tenant.tenant_id, task)
+    if request:
+        await _refresh_request(session, tenant, task.request_id)
     after = {"status": task.status, "claimed_by": _str(task.claimed_by)} | extra
+    data = {"task_id": str(task.id), "request_id": str(task.request_id)} | after
+    await record_event(session, tenant, action, data)
     await audit.record(
         session, tenant.tenant_id, actor=who, action=action, target=f"task:{task.id}",
         before=before, after=after,
     )  # fmt: skip
-    data = {"task_id": str(task.id), "request_id": str(task.request_id)} | after
-    await record_event(session, tenant, action, data)
 
 
 def _str(value: object) -> str | None:
@@ -211,7 +217,7 @@ def request_status(tasks: Sequence[Task]) -> str:
 
 
 async def _refresh_request(
-    session: AsyncSession, tenant: TenantContext, request_id: uuid.UUID, who: Who
+    session: AsyncSession, tenant: TenantContext, request_id: uuid.UUID
 ) -> WorkRequest:
     """Derive the request's status from its tasks; announce it when it changes."""
     request = await get_request(session, request_id, lock=True)
@@ -248,8 +254,8 @@ async def answer(
         before = _state(task)
         sla.resume(task, calendar, now)
         task.status = "open"
-        await _transition(session, tenant, who, "work.task.answered", task, before)
-    return await _refresh_request(session, tenant, request_id, who)
+        await _transition(session, tenant, who, "work.task.answered", task, before, request=False)
+    return await _refresh_request(session, tenant, request_id)
 
 
 async def cancel(
@@ -262,9 +268,11 @@ async def cancel(
         if task.status not in ("done", "canceled"):
             before = _state(task)
             task.status, task.claimed_by, task.lease_until = "canceled", None, None
-            await _transition(session, tenant, who, "work.task.canceled", task, before)
+            await _transition(
+                session, tenant, who, "work.task.canceled", task, before, request=False
+            )
     request.cancel_reason = reason or None
-    refreshed = await _refresh_request(session, tenant, request_id, who)
+    refreshed = await _refresh_request(session, tenant, request_id)
     if refreshed.status == "canceled":
         refreshed.closed_at = now_utc()
         await record_event(session, tenant, "work.request.canceled", _request_event(refreshed))
@@ -336,7 +344,6 @@ async def claim(
     sla.meet(task, "response", now)
     await _transition(session, tenant, who, "work.task.claimed", task, before,
                       lease_until=task.lease_until.isoformat())  # fmt: skip
-    await _refresh_request(session, tenant, task.request_id, who)
     return task
 
 
@@ -437,7 +444,6 @@ async def ask(
     sla.pause(task, now_utc())
     task.status, task.claimed_by, task.lease_until = "waiting_on_client", None, None
     await _transition(session, tenant, who, "work.task.question_asked", task, before)
-    await _refresh_request(session, tenant, task.request_id, who)
     return task
 
 
@@ -458,7 +464,6 @@ async def complete(
     if task.review_required:
         task.status = "awaiting_review"
         await _transition(session, tenant, who, "work.task.completed", task, before)
-        await _refresh_request(session, tenant, task.request_id, who)
         return task
     return await _resolve(session, tenant, who, task, before, "work.task.completed")
 
@@ -502,7 +507,6 @@ async def send_back(
                             client_visible=False, author=actor_of(who), body=reason))  # fmt: skip
     task.status, task.claimed_by, task.lease_until = "open", None, None
     await _transition(session, tenant, who, "work.task.sent_back", task, before)
-    await _refresh_request(session, tenant, task.request_id, who)
     return task
 
 
@@ -521,7 +525,6 @@ async def _resolve(
     if task.bill_per_task:
         await record_usage(session, tenant, "tasks_completed", 1, f"task:{task.id}", now)
     await _transition(session, tenant, who, action, task, before)
-    await _refresh_request(session, tenant, task.request_id, who)
     return task
 
 

@@ -15,11 +15,10 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bpo.core.errors import Problem
 from bpo.core.pagination import uuid_cursor
-from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
+from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import TENANT_STAFF, Principal, requires
-from bpo.work import catalog, queue, service, timesheet
+from bpo.work import dispatch, queue, service, timesheet
 from bpo.work.models import Task, TaskComment
 from bpo.work.routes import MAX_PAGE, comment_out
 from bpo.work.schemas import (
@@ -91,29 +90,6 @@ def _staff(principal: Principal) -> uuid.UUID:
     return principal.user_id
 
 
-async def _viewer(state: State, principal: Principal) -> queue.Viewer:
-    async with state.db.sessionmaker() as session:
-        profile = await catalog.staff_profile(session, _staff(principal))
-    return queue.Viewer(_staff(principal), principal.role == "staff_admin", list(profile.skills))
-
-
-async def _check_capacity(state: State, principal: Principal) -> None:
-    """Omni-channel style capacity: a member holds at most `capacity` tasks at once."""
-    staff = _staff(principal)
-    async with state.db.autocommit() as conn:
-        held = await queue.held_by(conn, staff)
-    async with state.db.sessionmaker() as session:
-        capacity = (await catalog.staff_profile(session, staff)).capacity
-    if held >= capacity:
-        raise Problem(
-            409,
-            "at-capacity",
-            f"you hold {held} tasks, your capacity; release or finish one first",
-            held=held,
-            capacity=capacity,
-        )
-
-
 # --- inbox ----------------------------------------------------------------------------------
 
 
@@ -130,7 +106,7 @@ async def inbox(
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
     escalated: FromQuery[bool] = False,
 ) -> InboxPage:
-    viewer = await _viewer(state, principal)
+    viewer = await dispatch.viewer_of(state.db, principal)
     async with state.db.autocommit() as conn:
         rows, following = await queue.inbox(
             conn, viewer, limit=limit, cursor=cursor, escalated_only=escalated
@@ -166,20 +142,9 @@ def _inbox_item(r: Any) -> InboxItem:
 async def claim_next(
     data: JSONBody[ClaimIn], principal: NamedDependency[Principal], state: State
 ) -> Response[TaskOut | None]:
-    await _check_capacity(state, principal)
-    viewer = await _viewer(state, principal)
-    async with state.db.autocommit() as conn:
-        candidates = await queue.candidate_tenants(conn, viewer)
-    for tenant_id, slug in candidates[:3]:
-        tenant = issue_tenant_context(tenant_id, slug)  # routed by the index, assigned above
-        async with tenant_session(state.db.engine, tenant, "api") as session:
-            task_id = await queue.lock_next(session, tenant_id, viewer)
-            if task_id is None:
-                continue
-            task = await service.get_task(session, task_id)
-            lease = timedelta(minutes=data.lease_minutes)
-            await service.claim(session, tenant, principal, viewer.user_id, task, lease)
-            return Response(task_out(task, slug))
+    claimed = await dispatch.claim_next(state.db, principal, timedelta(minutes=data.lease_minutes))
+    if claimed is not None:
+        return Response(task_out(*claimed))
     return Response(None, status_code=204)
 
 
@@ -240,7 +205,7 @@ async def claim_task(
     tenant_db: NamedDependency[AsyncSession],
     state: State,
 ) -> TaskOut:
-    await _check_capacity(state, principal)
+    dispatch.check_capacity(await dispatch.viewer_of(state.db, principal))
     task = await service.get_task(tenant_db, task_id)
     lease = timedelta(minutes=data.lease_minutes)
     await service.claim(tenant_db, tenant, principal, _staff(principal), task, lease)
