@@ -3,8 +3,8 @@
 1. Claims: C concurrent claimers (default 50) take tasks from one hot queue of N open tasks
    (default 10,000) through the real claim-next path, as fast as they can (closed loop):
    claims per second, claim p50/p95/p99, and double claims (goal p95 < 20 ms, 0 doubles).
-   Then the same claimers at a paced rate (each claims, then works for --think ms): the
-   latency a staff member sees when the queue is busy but not saturated.
+   Before that, the same claimers paced (each claims, then works for a random time
+   averaging --think ms): the latency a staff member sees on a busy, unsaturated queue.
 2. Inbox: one staff member assigned to T tenants (default 200) holding O open tasks
    (default 100,000) in all: p50/p95 of the inbox query on the queue index, against the
    alternative it replaces (visiting the assigned tenants' schemas one by one).
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import time
@@ -98,7 +99,12 @@ async def claims(db_url: str, db: Database, args: argparse.Namespace) -> None:
     latencies: list[float] = []
 
     async def claimer(user_id: uuid.UUID, limit: int | None, think: float) -> None:
+        """Claims until `limit` (or the queue is empty); between claims a think time drawn
+        uniformly from 0 to twice `think`, after a random start, as unsynchronised people."""
         principal = staff_principal(user_id)
+        jitter = random.Random(user_id.int)
+        if think:
+            await asyncio.sleep(jitter.uniform(0, think))
         done = 0
         while limit is None or done < limit:
             began = time.perf_counter()
@@ -109,7 +115,7 @@ async def claims(db_url: str, db: Database, args: argparse.Namespace) -> None:
             taken.append(found[0].id)
             done += 1
             if think:
-                await asyncio.sleep(think)
+                await asyncio.sleep(jitter.uniform(0, 2 * think))
 
     paced = max(1, args.claims // 5 // args.claimers)  # a fifth of the queue, paced
     began = time.perf_counter()
@@ -123,7 +129,7 @@ async def claims(db_url: str, db: Database, args: argparse.Namespace) -> None:
     doubles = sum(n - 1 for n in Counter(taken).values() if n > 1)
     print(f"claims: {len(taken):,} of {args.claims:,} tasks, {args.claimers} claimers, "
           f"double claims {doubles}")  # fmt: skip
-    print(f"  paced ({args.think} ms between claims): {len(paced_lat):,} claims in "
+    print(f"  paced (on average {args.think:.0f} ms between claims): {len(paced_lat):,} claims in "
           f"{paced_elapsed:.1f} s = {len(paced_lat) / paced_elapsed:,.0f}/s; "
           f"p50 {pct(paced_lat, .5) * 1000:.1f} ms, p95 {pct(paced_lat, .95) * 1000:.1f} ms, "
           f"p99 {pct(paced_lat, .99) * 1000:.1f} ms")  # fmt: skip

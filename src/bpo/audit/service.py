@@ -18,8 +18,7 @@ from typing import Any, Protocol
 
 import msgspec
 import structlog
-from sqlalchemy import Select, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bpo.audit.models import AuditEvent, AuditHead
@@ -75,6 +74,34 @@ def _request_id() -> str | None:
     return str(value) if value is not None else None
 
 
+# One statement: lock the head, move it on, insert the event. The hash is computed by
+# PostgreSQL over the same canonical bytes as `canonical()`: Python encodes everything but
+# the sequence number and the previous hash, which only the locked head knows. One round
+# trip keeps the chain's lock (the head row) held from here to the commit only.
+_APPEND = text(
+    """WITH head AS (
+        SELECT seq, hash FROM platform.audit_heads WHERE chain_id = :chain FOR UPDATE
+    ), moved AS (
+        UPDATE platform.audit_heads h
+        SET seq = head.seq + 1,
+            hash = sha256(convert_to(:before_seq || (head.seq + 1)::text || :after_seq
+                                     || encode(head.hash, 'hex') || '"]', 'UTF8'))
+        FROM head WHERE h.chain_id = :chain
+        RETURNING h.seq, h.hash, head.hash AS prev_hash
+    ), appended AS (
+        INSERT INTO platform.audit_events (chain_id, seq, id, at, actor, action, target,
+            before_digest, after_digest, request_id, prev_hash, hash)
+        SELECT :chain, seq, :id, :at, :actor, :action, :target, :before, :after,
+            :request_id, prev_hash, hash FROM moved
+    )
+    SELECT seq, hash, prev_hash FROM moved"""
+)
+_NEW_HEAD = text(
+    "INSERT INTO platform.audit_heads (chain_id, seq, hash) VALUES (:chain, 0, :genesis)"
+    " ON CONFLICT (chain_id) DO NOTHING"
+)
+
+
 async def record(
     session: AsyncSession,
     chain_id: uuid.UUID,
@@ -87,19 +114,8 @@ async def record(
 ) -> AuditEvent:
     """Append one event to `chain_id`'s chain in the caller's transaction; `actor` is the
     request's principal or a name such as "system:worker"."""
-    head = (
-        await session.execute(
-            pg_insert(AuditHead)
-            .values(chain_id=chain_id, seq=0, hash=GENESIS)
-            .on_conflict_do_update(
-                index_elements=[AuditHead.chain_id], set_={"chain_id": AuditHead.chain_id}
-            )
-            .returning(AuditHead.seq, AuditHead.hash)
-        )
-    ).one()
     event = AuditEvent(
         chain_id=chain_id,
-        seq=head.seq + 1,
         id=uuid7(),
         at=datetime.now(UTC),
         actor=actor_of(actor)[:200],
@@ -108,16 +124,22 @@ async def record(
         before_digest=digest(before),
         after_digest=digest(after),
         request_id=(_request_id() or "")[:200] or None,
-        prev_hash=head.hash,
     )
-    event.hash = hashlib.sha256(_canonical_of(event)).digest()
-    session.add(event)
-    await session.flush()
-    await session.execute(
-        update(AuditHead)
-        .where(AuditHead.chain_id == chain_id)
-        .values(seq=event.seq, hash=event.hash)
-    )
+    rest = canonical(chain_id, 0, event.id, event.at, event.actor, event.action, event.target,
+                     event.before_digest, event.after_digest, event.request_id, b"")  # fmt: skip
+    # rest is ["<chain>",0,...,"<request id>",""]: split around the 0 and the final "".
+    head_part, tail = rest.split(b",0,", 1)
+    params = {
+        "chain": chain_id, "id": event.id, "at": event.at, "actor": event.actor,
+        "action": event.action, "target": event.target, "before": event.before_digest,
+        "after": event.after_digest, "request_id": event.request_id,
+        "before_seq": (head_part + b",").decode(), "after_seq": ("," + tail[:-4].decode() + ',"'),
+    }  # fmt: skip
+    row = (await session.execute(_APPEND, params)).one_or_none()
+    if row is None:  # the chain's first event: make its head (refused for another's chain)
+        await session.execute(_NEW_HEAD, {"chain": chain_id, "genesis": GENESIS})
+        row = (await session.execute(_APPEND, params)).one()
+    event.seq, event.hash, event.prev_hash = row.seq, row.hash, row.prev_hash
     return event
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
@@ -201,8 +201,8 @@ async def tasks_of(session: AsyncSession, request_id: uuid.UUID) -> list[Task]:
     return list(await session.scalars(query))
 
 
-def request_status(tasks: Sequence[Task]) -> str:
-    statuses = {t.status for t in tasks}
+def request_status(task_statuses: Sequence[str]) -> str:
+    statuses = set(task_statuses)
     if statuses <= {"canceled"}:
         return "canceled"
     if statuses <= {"done", "canceled"}:
@@ -218,23 +218,40 @@ def request_status(tasks: Sequence[Task]) -> str:
 
 async def _refresh_request(
     session: AsyncSession, tenant: TenantContext, request_id: uuid.UUID
-) -> WorkRequest:
-    """Derive the request's status from its tasks; announce it when it changes."""
-    request = await get_request(session, request_id, lock=True)
-    tasks = await tasks_of(session, request_id)
-    status = request_status(tasks)
-    if status == request.status:
-        return request
-    request.status = status
-    request.updated_at = now_utc()
+) -> None:
+    """Derive the request's status from its tasks under the request's lock; announce it
+    when it changes. One statement when nothing changes (the common case)."""
+    siblings = (
+        select(func.array_agg(Task.status))
+        .where(Task.request_id == WorkRequest.id)
+        .scalar_subquery()
+    )
+    found = await session.execute(
+        select(WorkRequest.status, siblings)
+        .where(WorkRequest.id == request_id)
+        .with_for_update(of=WorkRequest)
+    )
+    current, statuses = found.one()
+    status = request_status(statuses)
+    if status == current:
+        return
+    values: dict[str, Any] = {"status": status, "updated_at": now_utc()}
     if status == "completed":
-        request.closed_at = request.updated_at
-        done = [t for t in tasks if t.status == "done"]
-        request.result = done[0].result if len(done) == 1 else {t.title: t.result for t in done}
-    await session.flush()
+        values["closed_at"] = values["updated_at"]
+        done = [t for t in await tasks_of(session, request_id) if t.status == "done"]
+        values["result"] = done[0].result if len(done) == 1 else {t.title: t.result for t in done}
+    changed = await session.execute(
+        update(WorkRequest)
+        .where(WorkRequest.id == request_id)
+        .values(values)
+        .returning(WorkRequest.service_key, WorkRequest.priority)
+        .execution_options(synchronize_session=False)
+    )
+    service_key, priority = changed.one()
     if status in ("completed", "waiting_on_client", "in_review", "in_progress"):
-        await record_event(session, tenant, f"work.request.{status}", _request_event(request))
-    return request
+        data = {"request_id": str(request_id), "service": service_key, "status": status,
+                "priority": priority}  # fmt: skip
+        await record_event(session, tenant, f"work.request.{status}", data)
 
 
 async def answer(
@@ -255,7 +272,9 @@ async def answer(
         sla.resume(task, calendar, now)
         task.status = "open"
         await _transition(session, tenant, who, "work.task.answered", task, before, request=False)
-    return await _refresh_request(session, tenant, request_id)
+    await _refresh_request(session, tenant, request_id)
+    await session.refresh(request)
+    return request
 
 
 async def cancel(
@@ -272,11 +291,12 @@ async def cancel(
                 session, tenant, who, "work.task.canceled", task, before, request=False
             )
     request.cancel_reason = reason or None
-    refreshed = await _refresh_request(session, tenant, request_id)
-    if refreshed.status == "canceled":
-        refreshed.closed_at = now_utc()
-        await record_event(session, tenant, "work.request.canceled", _request_event(refreshed))
-    return refreshed
+    await _refresh_request(session, tenant, request_id)
+    await session.refresh(request)
+    if request.status == "canceled":
+        request.closed_at = now_utc()
+        await record_event(session, tenant, "work.request.canceled", _request_event(request))
+    return request
 
 
 # --- tasks ------------------------------------------------------------------------------
