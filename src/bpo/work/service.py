@@ -83,12 +83,12 @@ def _state(task: Task) -> dict[str, Any]:
 def check_payload(service: Service, payload: dict[str, Any]) -> None:
     """422 with the JSON Schema errors, each with a JSON Pointer into the payload."""
     validator = Draft202012Validator(service.form)
-    errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.path])
     if not errors:
         return
     listed = [
         {
-            "pointer": "#/payload" + "".join(f"/{p}" for p in e.absolute_path),
+            "pointer": "#/payload" + "".join(f"/{_escape(p)}" for p in e.absolute_path),
             "detail": e.message,
             "schema_path": "/".join(str(p) for p in e.absolute_schema_path),
         }
@@ -101,6 +101,11 @@ def check_payload(service: Service, payload: dict[str, Any]) -> None:
         + "; ".join(f"{e['pointer']}: {e['detail']}" for e in listed[:3]),
         errors=listed,
     )
+
+
+def _escape(part: object) -> str:
+    """A JSON Pointer reference token (RFC 6901)."""
+    return str(part).replace("~", "~0").replace("/", "~1")
 
 
 async def create_request(
