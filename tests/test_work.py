@@ -30,7 +30,7 @@ from bpo.platform.service import seed_demo
 from bpo.settings import Settings
 from bpo.work.models import QueueEntry, Task
 from tests.conftest import build_app
-from tests.support.auth import admin_of, bearer, staff_admin_token
+from tests.support.auth import admin_of, bearer, make_user, staff_admin_token, user_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.jobs import running_worker, wait_for
 from tests.support.receiver import webhook_receiver
@@ -227,6 +227,11 @@ async def test_bad_input_and_conflicts_change_nothing(
     _, as_staff = await staff_member(db, work_settings, [firm])
     _, as_unskilled = await staff_member(db, work_settings, [firm], skills=("payroll",))
     assert (await api.get("/v1/staff/inbox", headers=as_unskilled)).json()["items"] == []
+    generalist = await make_user(db, "generalist@provider.example", staff_role="staff",
+                                 assigned=[firm])  # fmt: skip
+    as_generalist = bearer(await user_token(db, work_settings, generalist, staff_role="staff"))
+    seen = (await api.get("/v1/staff/inbox", headers=as_generalist)).json()["items"]
+    assert [i["task_id"] for i in seen] == [task_id]  # no skills set yet: any skill
     none = await api.post("/v1/staff/inbox/claim", json={}, headers=as_unskilled)
     assert none.status_code == 204
     for action, body in [("complete", {"result": 1}), ("questions", {"body": "?"}),

@@ -167,7 +167,6 @@ async def set_staff_profile(
     return profile
 
 
-async def staff_profile(session: AsyncSession, user_id: uuid.UUID) -> StaffProfile:
-    """The member's profile, or the default one (no skills, capacity 10)."""
-    profile = await session.get(StaffProfile, user_id)
-    return profile or StaffProfile(user_id=user_id, skills=[], capacity=10)
+async def staff_profile(session: AsyncSession, user_id: uuid.UUID) -> StaffProfile | None:
+    """The member's profile; None until one is set (a generalist: any skill, capacity 10)."""
+    return await session.get(StaffProfile, user_id)

@@ -57,14 +57,19 @@ async def project(session: AsyncSession, tenant_id: uuid.UUID, task: Task) -> No
 @dataclass(frozen=True, slots=True)
 class Viewer:
     """Whose inbox: a staff member sees the tenants assigned to them, tasks their skills
-    cover, and no review of their own work; a staff admin sees every tenant and task."""
+    cover (every task while no skills were ever set for them: a generalist), and no review
+    of their own work; a staff admin sees every tenant and task."""
 
     user_id: uuid.UUID
     admin: bool
-    skills: list[str]
+    skills: list[str] | None  # None: no profile yet, not filtered by skills
     capacity: int = 10  # tasks held at once
     held: int = 0  # tasks held now, across tenants
     tenants: tuple[uuid.UUID, ...] = ()  # the assigned tenants (staff admins: all)
+
+    @property
+    def scope(self) -> str:
+        return "all" if self.admin else "tenants" if self.skills is None else "skills"
 
 
 # Claimable: open work, a review by someone else, or a claim whose lease ran out. The
@@ -74,8 +79,12 @@ class Viewer:
 # (ix_work_queue_tenant_id); many, it walks ix_work_queue_claimable in order and stops at
 # the limit. Joined to staff_assignments instead, it guessed a handful of tenants and read
 # every row of all 200 (47 ms instead of under 1 ms). Tenants are joined after the limit.
-_ASSIGNED = """q.tenant_id = ANY(CAST(:tenants AS uuid[]))
-    AND q.skills <@ CAST(:skills AS varchar[])"""
+_SCOPES = {
+    "all": "",
+    "tenants": "q.tenant_id = ANY(CAST(:tenants AS uuid[])) AND",
+    "skills": """q.tenant_id = ANY(CAST(:tenants AS uuid[]))
+        AND q.skills <@ CAST(:skills AS varchar[]) AND""",
+}
 _FOUR_EYES = """(q.completed_by IS NULL OR q.completed_by <> :me
          OR q.status NOT IN ('awaiting_review', 'in_review'))"""
 _AFTER = "(q.urgency, q.rank, q.task_id) > (CAST(:u AS timestamptz), :r, CAST(:t AS uuid))"
@@ -86,22 +95,21 @@ _OPEN = "q.status IN ('open', 'awaiting_review')"
 _LAPSED = "q.status IN ('in_progress', 'in_review') AND q.lease_until < now()"
 
 
-def _routed(state: str, admin: bool, limit: int, extra: str = "") -> str:
+def _routed(state: str, scope: str, limit: int, extra: str = "") -> str:
     """Claimable index rows in `state` for the viewer, most urgent first.
 
     The limit is written into the statement (an int): as a parameter, PostgreSQL's generic
     plan for a prepared statement cannot count on it and sorted the whole queue (20x).
     """
-    routing = _FOUR_EYES if admin else f"{_ASSIGNED} AND {_FOUR_EYES}"
     return f"""SELECT {_FIELDS} FROM platform.work_queue q
-        WHERE {state} AND {routing} {extra}
+        WHERE {state} AND {_SCOPES[scope]} {_FOUR_EYES} {extra}
         ORDER BY q.urgency, q.rank, q.task_id LIMIT {int(limit)}"""  # noqa: S608
 
 
 @lru_cache(maxsize=512)
-def _inbox_sql(admin: bool, after: bool, escalated_only: bool, limit: int) -> TextClause:
+def _inbox_sql(scope: str, after: bool, escalated_only: bool, limit: int) -> TextClause:
     extra = (f"AND {_AFTER}" if after else "") + (" AND q.escalated" if escalated_only else "")
-    open_, lapsed = _routed(_OPEN, admin, limit, extra), _routed(_LAPSED, admin, limit, extra)
+    open_, lapsed = _routed(_OPEN, scope, limit, extra), _routed(_LAPSED, scope, limit, extra)
     return text(  # fixed fragments and an int only; every other value is bound
         f"""SELECT x.*, t.slug FROM (({open_}) UNION ALL ({lapsed})) AS x
         JOIN platform.tenants t ON t.id = x.tenant_id
@@ -110,13 +118,13 @@ def _inbox_sql(admin: bool, after: bool, escalated_only: bool, limit: int) -> Te
 
 
 _CANDIDATES = {  # the tenants of the most urgent claimable tasks (claim-next)
-    admin: text(
+    scope: text(
         f"""SELECT x.tenant_id, t.slug, min(x.urgency) AS urgency
-            FROM ({_routed(_OPEN, admin, 20)}) AS x
+            FROM ({_routed(_OPEN, scope, 20)}) AS x
             JOIN platform.tenants t ON t.id = x.tenant_id AND t.status = 'active'
             GROUP BY x.tenant_id, t.slug ORDER BY min(x.urgency)"""  # noqa: S608
     )
-    for admin in (False, True)
+    for scope in _SCOPES
 }
 
 
@@ -135,7 +143,7 @@ async def inbox(
     params = _params(viewer)
     if cursor is not None:
         params.update(_decode(cursor))
-    query = _inbox_sql(viewer.admin, cursor is not None, escalated_only, limit)
+    query = _inbox_sql(viewer.scope, cursor is not None, escalated_only, limit)
     rows = (await conn.execute(query, params)).all()
     following = _encode(rows[-1]) if len(rows) == limit else None
     return list(rows), following
@@ -160,7 +168,7 @@ def _decode(cursor: str) -> dict[str, Any]:
 
 async def candidate_tenants(conn: AsyncConnection, viewer: Viewer) -> list[tuple[uuid.UUID, str]]:
     """The tenants holding the most urgent claimable tasks for `viewer`, most urgent first."""
-    rows = (await conn.execute(_CANDIDATES[viewer.admin], _params(viewer))).all()
+    rows = (await conn.execute(_CANDIDATES[viewer.scope], _params(viewer))).all()
     return [(r.tenant_id, r.slug) for r in rows]
 
 
@@ -176,7 +184,7 @@ async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer)
         q.status.in_(("open", "awaiting_review")),
         or_(q.completed_by.is_(None), q.completed_by != viewer.user_id, q.status == "open"),
     ]
-    if not viewer.admin:
+    if viewer.scope == "skills":
         conditions.append(q.skills.contained_by(viewer.skills))
     first = (
         select(q.task_id)
@@ -191,7 +199,7 @@ async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer)
 
 
 _VIEWER = text(
-    """SELECT coalesce(p.skills, '{}') AS skills, coalesce(p.capacity, 10) AS capacity,
+    """SELECT p.skills, coalesce(p.capacity, 10) AS capacity,
          (SELECT count(*) FROM platform.work_queue w
           WHERE w.claimed_by = :me AND w.status IN ('in_progress', 'in_review')
             AND w.lease_until > now()) AS held,
@@ -204,7 +212,8 @@ _VIEWER = text(
 async def viewer(conn: AsyncConnection, user_id: uuid.UUID, admin: bool) -> Viewer:
     """A staff member's routing profile and how many tasks they hold now (one statement)."""
     row = (await conn.execute(_VIEWER, {"me": user_id})).one()
-    return Viewer(user_id, admin, list(row.skills), row.capacity, row.held, tuple(row.tenants))
+    skills = None if row.skills is None else list(row.skills)
+    return Viewer(user_id, admin, skills, row.capacity, row.held, tuple(row.tenants))
 
 
 _DUE_FOR_CHECK = text(

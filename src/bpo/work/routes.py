@@ -140,6 +140,8 @@ async def show_staff_profile(
     user_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
 ) -> StaffProfileOut:
     profile = await catalog.staff_profile(db_session, user_id)
+    if profile is None:
+        return StaffProfileOut(str(user_id), None, 10)
     return StaffProfileOut(str(user_id), list(profile.skills), profile.capacity)
 
 

@@ -90,7 +90,7 @@ class StaffProfileIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class StaffProfileOut(msgspec.Struct):
     user_id: str
-    skills: list[str]
+    skills: list[str] | None  # None: never set; the member is routed tasks of any skill
     capacity: int
 
 
