@@ -21,7 +21,7 @@ from bpo.core.errors import Problem
 from bpo.core.ids import uuid7
 from bpo.core.security import seal, unseal
 from bpo.core.tenancy import TenantContext
-from bpo.jobs.outbox import enqueue
+from bpo.jobs.outbox import enqueue, enqueue_many
 from bpo.webhooks import signing
 from bpo.webhooks.addresses import RefusedAddress, check_url
 from bpo.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -57,20 +57,29 @@ async def record_event(
     only_endpoint: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Record a tenant event in the caller's transaction; returns its id."""
-    if not EVENT_TYPE.match(event_type):
-        raise ValueError(f"not an event type: {event_type!r}")
-    event_id = uuid7()
-    await enqueue(
-        session,
-        "fan_out_event",
-        str(event_id),
-        event_type,
-        data,
-        datetime.now(UTC).isoformat(),
-        str(only_endpoint) if only_endpoint else None,
-        tenant=tenant,
-    )
+    (event_id,) = await record_events(session, tenant, [(event_type, data)], only_endpoint)
     return event_id
+
+
+async def record_events(
+    session: AsyncSession | AsyncConnection,
+    tenant: TenantContext | uuid.UUID,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    only_endpoint: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Record several tenant events in one statement, in order; returns their ids."""
+    now = datetime.now(UTC).isoformat()
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    ids: list[uuid.UUID] = []
+    for event_type, data in events:
+        if not EVENT_TYPE.match(event_type):
+            raise ValueError(f"not an event type: {event_type!r}")
+        event_id = uuid7()
+        ids.append(event_id)
+        endpoint = str(only_endpoint) if only_endpoint else None
+        calls.append(((str(event_id), event_type, data, now, endpoint), {}))
+    await enqueue_many(session, "fan_out_event", calls, tenant=tenant)
+    return ids
 
 
 def _not_found(what: str, ident: object) -> Problem:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import TextClause, delete, or_, select, text
+from sqlalchemy import Select, Table, TextClause, bindparam, delete, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -27,30 +27,42 @@ from bpo.work.models import QueueEntry, Task
 INFINITY = "infinity"
 
 
+_PROJECTED = ("tenant_id", "service_key", "skills", "priority", "status", "claimed_by",
+              "lease_until", "completed_by", "response_due_at", "resolution_due_at",
+              "next_check_at", "escalated")  # fmt: skip
+_TABLE = cast(Table, QueueEntry.__table__)  # Core: no ORM bulk-insert bookkeeping
+_UPSERT = (
+    pg_insert(_TABLE)
+    .values({c: bindparam(c) for c in ("task_id", "created_at", *_PROJECTED)})
+    .on_conflict_do_update(index_elements=["task_id"], set_={c: bindparam(c) for c in _PROJECTED})
+)
+_REMOVE = delete(QueueEntry).where(QueueEntry.task_id == bindparam("id"))
+
+
 async def project(session: AsyncSession, tenant_id: uuid.UUID, task: Task) -> None:
     """Write the task's routing facts to the index (or remove it once finished)."""
     if task.status in ("done", "canceled"):
-        await session.execute(delete(QueueEntry).where(QueueEntry.task_id == task.id))
+        await session.execute(_REMOVE, {"id": task.id})
         return
-    values: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "service_key": task.service_key,
-        "skills": list(task.skills),
-        "priority": task.priority,
-        "status": task.status,
-        "claimed_by": task.claimed_by,
-        "lease_until": task.lease_until,
-        "completed_by": task.completed_by,
-        "response_due_at": sla.queue_due(task, "response"),
-        "resolution_due_at": sla.queue_due(task, "resolution"),
-        "next_check_at": sla.next_check(task),
-        "escalated": task.response_breached_at is not None
-        or task.resolution_breached_at is not None,
-    }
     await session.execute(
-        pg_insert(QueueEntry)
-        .values(task_id=task.id, created_at=task.created_at, **values)
-        .on_conflict_do_update(index_elements=[QueueEntry.task_id], set_=values)
+        _UPSERT,
+        {
+            "task_id": task.id,
+            "created_at": task.created_at,
+            "tenant_id": tenant_id,
+            "service_key": task.service_key,
+            "skills": list(task.skills),
+            "priority": task.priority,
+            "status": task.status,
+            "claimed_by": task.claimed_by,
+            "lease_until": task.lease_until,
+            "completed_by": task.completed_by,
+            "response_due_at": sla.queue_due(task, "response"),
+            "resolution_due_at": sla.queue_due(task, "resolution"),
+            "next_check_at": sla.next_check(task),
+            "escalated": task.response_breached_at is not None
+            or task.resolution_breached_at is not None,
+        },
     )
 
 
@@ -172,20 +184,17 @@ async def candidate_tenants(conn: AsyncConnection, viewer: Viewer) -> list[tuple
     return [(r.tenant_id, r.slug) for r in rows]
 
 
-async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer) -> Task | None:
-    """The tenant's most urgent task `viewer` may take, locked; one statement.
-
-    Run in the tenant's own transaction: row-level security limits it to that tenant's
-    index rows, and SKIP LOCKED lets concurrent claimers take different tasks at once.
-    """
+@lru_cache(maxsize=4)
+def _next_in_tenant(filter_skills: bool) -> Select[Task]:
+    """The tenant's most urgent claimable task, locked with its index row."""
     q = QueueEntry
     conditions = [
-        q.tenant_id == tenant_id,
+        q.tenant_id == bindparam("tenant"),
         q.status.in_(("open", "awaiting_review")),
-        or_(q.completed_by.is_(None), q.completed_by != viewer.user_id, q.status == "open"),
+        or_(q.completed_by.is_(None), q.completed_by != bindparam("me"), q.status == "open"),
     ]
-    if viewer.scope == "skills":
-        conditions.append(q.skills.contained_by(viewer.skills))
+    if filter_skills:
+        conditions.append(q.skills.contained_by(bindparam("skills", type_=q.skills.type)))
     first = (
         select(q.task_id)
         .where(*conditions)
@@ -194,7 +203,17 @@ async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    task: Task | None = await session.scalar(select(Task).where(Task.id == first).with_for_update())
+    return select(Task).where(Task.id == first).with_for_update()
+
+
+async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer) -> Task | None:
+    """The tenant's most urgent task `viewer` may take, locked; one statement.
+
+    Run in the tenant's own transaction: row-level security limits it to that tenant's
+    index rows, and SKIP LOCKED lets concurrent claimers take different tasks at once.
+    """
+    params = {"tenant": tenant_id, "me": viewer.user_id, "skills": viewer.skills}
+    task: Task | None = await session.scalar(_next_in_tenant(viewer.scope == "skills"), params)
     return task
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
@@ -22,7 +22,7 @@ from bpo.audit.service import Actor, actor_of
 from bpo.billing.service import record_usage
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
-from bpo.webhooks.service import record_event
+from bpo.webhooks.service import record_event, record_events
 from bpo.work import queue, sla
 from bpo.work.calendar import BusinessCalendar
 from bpo.work.catalog import goal_minutes
@@ -58,11 +58,10 @@ async def _transition(
     task.updated_at = now_utc()
     await session.flush()
     await queue.project(session, tenant.tenant_id, task)
-    if request:
-        await _refresh_request(session, tenant, task.request_id)
+    events = [await _refresh_request(session, task.request_id)] if request else []
     after = {"status": task.status, "claimed_by": _str(task.claimed_by)} | extra
     data = {"task_id": str(task.id), "request_id": str(task.request_id)} | after
-    await record_event(session, tenant, action, data)
+    await record_events(session, tenant, [e for e in events if e] + [(action, data)])
     await audit.record(
         session, tenant.tenant_id, actor=who, action=action, target=f"task:{task.id}",
         before=before, after=after,
@@ -221,25 +220,34 @@ def request_status(task_statuses: Sequence[str]) -> str:
     return "open"
 
 
-async def _refresh_request(
-    session: AsyncSession, tenant: TenantContext, request_id: uuid.UUID
-) -> None:
-    """Derive the request's status from its tasks under the request's lock; announce it
-    when it changes. One statement when nothing changes (the common case)."""
-    siblings = (
+Event = tuple[str, dict[str, Any]]  # a tenant event: type and data
+
+
+async def _announce(session: AsyncSession, tenant: TenantContext, event: Event | None) -> None:
+    if event is not None:
+        await record_event(session, tenant, *event)
+
+
+_REQUEST_AND_TASKS = (
+    select(
+        WorkRequest.status,
         select(func.array_agg(Task.status))
         .where(Task.request_id == WorkRequest.id)
-        .scalar_subquery()
+        .scalar_subquery(),
     )
-    found = await session.execute(
-        select(WorkRequest.status, siblings)
-        .where(WorkRequest.id == request_id)
-        .with_for_update(of=WorkRequest)
-    )
+    .where(WorkRequest.id == bindparam("request_id"))
+    .with_for_update(of=WorkRequest)
+)
+
+
+async def _refresh_request(session: AsyncSession, request_id: uuid.UUID) -> Event | None:
+    """Derive the request's status from its tasks under the request's lock; the event to
+    announce when it changed. One statement when nothing changes (the common case)."""
+    found = await session.execute(_REQUEST_AND_TASKS, {"request_id": request_id})
     current, statuses = found.one()
     status = request_status(statuses)
     if status == current:
-        return
+        return None
     values: dict[str, Any] = {"status": status, "updated_at": now_utc()}
     if status == "completed":
         values["closed_at"] = values["updated_at"]
@@ -253,10 +261,11 @@ async def _refresh_request(
         .execution_options(synchronize_session=False)
     )
     service_key, priority = changed.one()
-    if status in ("completed", "waiting_on_client", "in_review", "in_progress"):
-        data = {"request_id": str(request_id), "service": service_key, "status": status,
-                "priority": priority}  # fmt: skip
-        await record_event(session, tenant, f"work.request.{status}", data)
+    if status not in ("completed", "waiting_on_client", "in_review", "in_progress"):
+        return None
+    data = {"request_id": str(request_id), "service": service_key, "status": status,
+            "priority": priority}  # fmt: skip
+    return f"work.request.{status}", data
 
 
 async def answer(
@@ -277,7 +286,7 @@ async def answer(
         sla.resume(task, calendar, now)
         task.status = "open"
         await _transition(session, tenant, who, "work.task.answered", task, before, request=False)
-    await _refresh_request(session, tenant, request_id)
+    await _announce(session, tenant, await _refresh_request(session, request_id))
     await session.refresh(request)
     return request
 
@@ -296,7 +305,7 @@ async def cancel(
                 session, tenant, who, "work.task.canceled", task, before, request=False
             )
     request.cancel_reason = reason or None
-    await _refresh_request(session, tenant, request_id)
+    await _announce(session, tenant, await _refresh_request(session, request_id))
     await session.refresh(request)
     if request.status == "canceled":
         request.closed_at = now_utc()
