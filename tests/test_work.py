@@ -424,3 +424,58 @@ async def test_catalog_is_managed_by_staff_admins_with_checked_forms(
     assert changed.status_code == 200 and changed.json()["version"] == 2
     listed = await api.get("/v1/services", headers=as_admin)
     assert [s["key"] for s in listed.json()] == ["payroll-check"]
+
+
+async def test_inbox_pages_in_sla_order_and_skills_and_calendars_are_checked(
+    api: Client, db: Database, work_settings: Settings
+) -> None:
+    firm = await make_tenant(db, "paging-firm")
+    await add_service(db)
+    await add_service(db, "payroll-check", skills=["payroll"])
+    as_admin = await admin_of(db, work_settings, firm)
+    made = [
+        (await ask_for(api, firm, as_admin, priority=p))["tasks"][0]["id"] for p in (10, 90, 50)
+    ]
+    _, as_staff = await staff_member(db, work_settings, [firm])
+    first = (await api.get("/v1/staff/inbox?limit=2", headers=as_staff)).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = (
+        await api.get(f"/v1/staff/inbox?limit=2&cursor={first['next_cursor']}", headers=as_staff)
+    ).json()
+    pages = first["items"] + second["items"]
+    assert sorted(i["task_id"] for i in pages) == sorted(made) and second["next_cursor"] is None
+    assert [i["due_at"] for i in pages] == sorted(i["due_at"] for i in pages)
+
+    payroll = (await ask_for(api, firm, as_admin, "payroll-check"))["tasks"][0]["id"]
+    refused = await api.post(task_path(firm, payroll, "claim"), json={}, headers=as_staff)
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/missing-skills")
+    assert "payroll" in refused.json()["detail"]
+
+    closed = await api.put(f"/v1/tenants/{firm.slug}/work/calendar", headers=as_admin,
+                           json={"working_hours": {}})  # fmt: skip
+    assert closed.status_code == 422 and "working time" in closed.json()["detail"]
+    london = {"time_zone": "Europe/London", "country": "GB", "subdivision": "ENG",
+              "closed_days": ["2026-12-24"]}  # fmt: skip
+    saved = await api.put(f"/v1/tenants/{firm.slug}/work/calendar", json=london, headers=as_admin)
+    assert saved.status_code == 200 and saved.headers["etag"] == '"v1"'
+    stale = await api.put(f"/v1/tenants/{firm.slug}/work/calendar", json=london,
+                          headers=as_admin | {"If-Match": '"v0"'})  # fmt: skip
+    assert stale.status_code == 412
+    shown = await api.get(f"/v1/tenants/{firm.slug}/work/calendar", headers=as_admin)
+    assert shown.json()["time_zone"] == "Europe/London" and shown.headers["etag"] == '"v1"'
+
+
+async def test_a_deeply_nested_payload_is_refused_not_crashed(
+    api: Client, db: Database, work_settings: Settings
+) -> None:
+    firm = await make_tenant(db, "nesting-firm")
+    await add_service(db, "free-form", form={"type": "object",
+                                             "additionalProperties": {"$ref": "#"}})  # fmt: skip
+    as_admin = await admin_of(db, work_settings, firm)
+    payload: dict[str, Any] = {}
+    for _ in range(400):
+        payload = {"a": payload}
+    deep = await api.post(f"/v1/tenants/{firm.slug}/work/requests", headers=as_admin,
+                          json={"service": "free-form", "payload": payload})  # fmt: skip
+    assert 400 <= deep.status_code < 500, deep.text
+    assert await _queue_rows(db) == 0

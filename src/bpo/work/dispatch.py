@@ -39,6 +39,19 @@ def check_capacity(viewer: queue.Viewer) -> None:
         )
 
 
+def check_skills(viewer: queue.Viewer, task: Task) -> None:
+    """A task is claimed only by someone whose skills cover it (as the inbox routes it)."""
+    if viewer.scope != "skills" or viewer.skills is None:
+        return
+    missing = sorted(set(task.skills) - set(viewer.skills))
+    if missing:
+        raise Problem(
+            403,
+            "missing-skills",
+            f"task {task.id} needs the skills {', '.join(missing)}, which your profile lacks",
+        )
+
+
 async def claim_next(
     db: Database, principal: Principal, lease: timedelta
 ) -> tuple[Task, str] | None:

@@ -47,7 +47,9 @@ JOB_BATCH = 1000
 async def _per_tenant(
     db: Database, found: dict[uuid.UUID, list[uuid.UUID]], work: TenantWork
 ) -> int:
-    """Open only the tenants concerned, each in its own transaction as its own role."""
+    """Open only the tenants concerned, as their own role, one transaction per task: a
+    transition holds its tenant's audit head to the commit, so two in one transaction
+    could deadlock with a staff member's transition on a sibling task."""
     if not found:
         return 0
     async with db.sessionmaker() as session:
@@ -57,8 +59,9 @@ async def _per_tenant(
     for tenant_id, task_ids in found.items():
         if tenant_id in slugs:
             tenant = issue_tenant_context(tenant_id, slugs[tenant_id])
-            async with tenant_session(db.engine, tenant, "worker") as session:
-                done += await work(session, tenant, task_ids)
+            for task_id in task_ids:
+                async with tenant_session(db.engine, tenant, "worker") as session:
+                    done += await work(session, tenant, [task_id])
     return done
 
 

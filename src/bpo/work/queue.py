@@ -162,7 +162,7 @@ async def inbox(
 
 
 def _encode(row: Any) -> str:
-    urgency = row.urgency.isoformat() if row.urgency != datetime.max else INFINITY
+    urgency = INFINITY if row.urgency.year >= 9999 else row.urgency.isoformat()
     raw = f"{urgency}|{row.rank}|{row.task_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -171,9 +171,11 @@ def _decode(cursor: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         urgency, rank, task_id = raw.split("|")
-        if urgency != INFINITY:
-            datetime.fromisoformat(urgency)
-        return {"u": urgency, "r": int(rank), "t": str(uuid.UUID(task_id))}
+        # asyncpg binds datetimes, not strings; datetime.max is its 'infinity'.
+        after = datetime.max if urgency == INFINITY else datetime.fromisoformat(urgency)
+        if after.tzinfo is None and after != datetime.max:
+            raise ValueError("a cursor's time carries its zone")
+        return {"u": after, "r": int(rank), "t": uuid.UUID(task_id)}
     except (ValueError, UnicodeDecodeError):
         raise bad_cursor() from None
 
@@ -186,24 +188,28 @@ async def candidate_tenants(conn: AsyncConnection, viewer: Viewer) -> list[tuple
 
 @lru_cache(maxsize=4)
 def _next_in_tenant(filter_skills: bool) -> Select[Task]:
-    """The tenant's most urgent claimable task, locked with its index row."""
+    """The tenant's most urgent claimable task, locked, in the index's order.
+
+    The task row is what is locked (SKIP LOCKED), as every other transition locks the task
+    before its index row: locking the index row first deadlocked with them.
+    """
     q = QueueEntry
     conditions = [
         q.tenant_id == bindparam("tenant"),
         q.status.in_(("open", "awaiting_review")),
+        Task.status.in_(("open", "awaiting_review")),
         or_(q.completed_by.is_(None), q.completed_by != bindparam("me"), q.status == "open"),
     ]
     if filter_skills:
         conditions.append(q.skills.contained_by(bindparam("skills", type_=q.skills.type)))
-    first = (
-        select(q.task_id)
+    return (
+        select(Task)
+        .join(q, q.task_id == Task.id)
         .where(*conditions)
         .order_by(q.urgency, q.rank, q.task_id)
         .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .with_for_update(of=Task, skip_locked=True)
     )
-    return select(Task).where(Task.id == first).with_for_update()
 
 
 async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer) -> Task | None:

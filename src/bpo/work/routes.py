@@ -4,7 +4,7 @@ business calendar and reports. Staff routes on tasks are in `task_routes`."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, patch, post, put
@@ -318,7 +318,9 @@ async def set_calendar(
 ) -> Response[dict[str, Any]]:
     raw = {k: v for k, v in _builtins(data).items() if v is not None}
     try:
-        settings = BusinessCalendar.from_settings(raw).to_settings()
+        calendar = BusinessCalendar.from_settings(raw)
+        calendar.add(datetime.now(UTC), timedelta(hours=1))  # some working time must exist
+        settings = calendar.to_settings()
     except CalendarError as exc:
         raise Problem(422, "validation-error", str(exc), errors=[{"detail": str(exc)}]) from None
     row = await tenant_db.get(WorkCalendar, 1, with_for_update=True)

@@ -15,7 +15,7 @@ Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"^[a-z
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Priority = Annotated[int, msgspec.Meta(ge=0, le=100)]
-Hours = Annotated[float, msgspec.Meta(gt=0, le=10_000)]
+Hours = Annotated[float, msgspec.Meta(gt=0, le=2_000)]  # business hours
 Function = Literal["accounting", "settlements", "records", "compliance", "payroll", "it", "other"]
 Band = Literal["urgent", "high", "normal", "low"]
 RequestStatus = Literal[
@@ -24,7 +24,7 @@ RequestStatus = Literal[
 TaskStatus = Literal[
     "open", "in_progress", "waiting_on_client", "awaiting_review", "in_review", "done", "canceled"
 ]
-Fraction = Annotated[float, msgspec.Meta(gt=0, lt=1)]
+Fraction = Annotated[float, msgspec.Meta(ge=0.01, le=0.99)]  # kept to the hundredth
 
 
 class Goal(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,11 +9,12 @@ nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from referencing.exceptions import Unresolvable
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,7 @@ from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.webhooks.service import record_event, record_events
 from bpo.work import queue, sla
-from bpo.work.calendar import BusinessCalendar
+from bpo.work.calendar import BusinessCalendar, CalendarError
 from bpo.work.catalog import goal_minutes
 from bpo.work.models import Service, Task, TaskComment, WorkCalendar, WorkRequest
 
@@ -82,7 +83,14 @@ def _state(task: Task) -> dict[str, Any]:
 def check_payload(service: Service, payload: dict[str, Any]) -> None:
     """422 with the JSON Schema errors, each with a JSON Pointer into the payload."""
     validator = Draft202012Validator(service.form)
-    errors = sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.path])
+    try:
+        errors = sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.path])
+    except RecursionError:
+        raise Problem(422, "validation-error", "the payload is nested too deeply") from None
+    except Unresolvable as exc:  # a form saved before refs were checked; the provider's fix
+        raise Problem(
+            422, "validation-error", f"the form of {service.key!r} cannot be applied: {exc}"
+        ) from None
     if not errors:
         return
     listed = [
@@ -152,6 +160,18 @@ async def create_request(
     return request, tasks
 
 
+def _on_calendar(compute: Callable[..., None], *args: Any) -> None:
+    """Run a clock computation; a calendar that cannot hold the goal is the firm's to fix."""
+    try:
+        compute(*args)
+    except CalendarError as exc:
+        raise Problem(
+            422,
+            "validation-error",
+            f"the SLA goal cannot be scheduled on the firm's business calendar: {exc}",
+        ) from None
+
+
 def _new_task(
     request: WorkRequest,
     service: Service,
@@ -177,7 +197,7 @@ def _new_task(
         created_at=now,
         updated_at=now,
     )
-    sla.start_clocks(task, calendar, now, service.warn_fraction)
+    _on_calendar(sla.start_clocks, task, calendar, now, service.warn_fraction)
     return task
 
 
@@ -200,9 +220,13 @@ async def get_request(
     return found
 
 
-async def tasks_of(session: AsyncSession, request_id: uuid.UUID) -> list[Task]:
-    query = select(Task).where(Task.request_id == request_id).order_by(Task.step, Task.id)
-    return list(await session.scalars(query))
+async def tasks_of(session: AsyncSession, request_id: uuid.UUID, lock: bool = False) -> list[Task]:
+    """A request's tasks; `lock`: for update, in id order. Every transaction locks a task
+    before its request (and the index row, then the audit head, after), so none deadlock."""
+    query = select(Task).where(Task.request_id == request_id)
+    if lock:
+        return list(await session.scalars(query.order_by(Task.id).with_for_update()))
+    return list(await session.scalars(query.order_by(Task.step, Task.id)))
 
 
 def request_status(task_statuses: Sequence[str]) -> str:
@@ -252,7 +276,11 @@ async def _refresh_request(session: AsyncSession, request_id: uuid.UUID) -> Even
     if status == "completed":
         values["closed_at"] = values["updated_at"]
         done = [t for t in await tasks_of(session, request_id) if t.status == "done"]
-        values["result"] = done[0].result if len(done) == 1 else {t.title: t.result for t in done}
+        values["result"] = (
+            done[0].result
+            if len(done) == 1
+            else [{"step": t.step, "title": t.title, "result": t.result} for t in done]
+        )
     changed = await session.execute(
         update(WorkRequest)
         .where(WorkRequest.id == request_id)
@@ -272,8 +300,9 @@ async def answer(
     session: AsyncSession, tenant: TenantContext, who: Who, request_id: uuid.UUID, body: str
 ) -> WorkRequest:
     """The client answers a question: waiting tasks go back to the queue, clocks resume."""
+    tasks = await tasks_of(session, request_id, lock=True)
     request = await get_request(session, request_id, lock=True)
-    waiting = [t for t in await tasks_of(session, request_id) if t.status == "waiting_on_client"]
+    waiting = [t for t in tasks if t.status == "waiting_on_client"]
     if not waiting:
         raise Problem(409, "conflict", f"request {request_id} has no open question to answer")
     session.add(
@@ -283,7 +312,7 @@ async def answer(
     calendar, now = await calendar_of(session), now_utc()
     for task in waiting:
         before = _state(task)
-        sla.resume(task, calendar, now)
+        _on_calendar(sla.resume, task, calendar, now)
         task.status = "open"
         await _transition(session, tenant, who, "work.task.answered", task, before, request=False)
     await _announce(session, tenant, await _refresh_request(session, request_id))
@@ -294,10 +323,11 @@ async def answer(
 async def cancel(
     session: AsyncSession, tenant: TenantContext, who: Who, request_id: uuid.UUID, reason: str
 ) -> WorkRequest:
+    tasks = await tasks_of(session, request_id, lock=True)
     request = await get_request(session, request_id, lock=True)
     if request.status in ("completed", "canceled"):
         raise Problem(409, "conflict", f"request {request_id} is already {request.status}")
-    for task in await tasks_of(session, request_id):
+    for task in tasks:
         if task.status not in ("done", "canceled"):
             before = _state(task)
             task.status, task.claimed_by, task.lease_until = "canceled", None, None
@@ -344,7 +374,6 @@ def _four_eyes(task: Task) -> Problem:
         403,
         "four-eyes",
         f"you completed task {task.id}; another staff member must review it",
-        title="A reviewer cannot review their own work",
     )
 
 
@@ -571,6 +600,8 @@ async def check_slas(
         select(Task).where(Task.id.in_(task_ids)).with_for_update(skip_locked=True)
     )
     for task in tasks:
+        if task.status in ("done", "canceled"):  # finished since the index was read
+            continue
         found = sla.crossings(task, now)
         for crossing in found:
             data = {

@@ -205,10 +205,13 @@ async def claim_task(
     tenant_db: NamedDependency[AsyncSession],
     state: State,
 ) -> TaskOut:
-    dispatch.check_capacity(await dispatch.viewer_of(state.db, principal))
+    viewer = await dispatch.viewer_of(state.db, principal)
     task = await service.get_task(tenant_db, task_id)
+    if task.claimed_by != viewer.user_id:  # extending one's own claim needs no capacity
+        dispatch.check_capacity(viewer)
+        dispatch.check_skills(viewer, task)
     lease = timedelta(minutes=data.lease_minutes)
-    await service.claim(tenant_db, tenant, principal, _staff(principal), task, lease)
+    await service.claim(tenant_db, tenant, principal, viewer.user_id, task, lease)
     return task_out(task, tenant.slug)
 
 
