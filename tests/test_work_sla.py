@@ -204,3 +204,20 @@ async def test_an_expired_lease_returns_the_task_to_the_queue(
         assert await conn.scalar(text("SELECT count(*) FROM platform.work_queue"
                                       " WHERE claimed_by IS NOT NULL")) == 0  # fmt: skip
     assert holder is not None
+
+
+async def test_a_suspended_firms_tasks_leave_its_staffs_inbox(
+    api: AsyncTestClient[Litestar], db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "paused-firm")
+    await add_service(db)
+    as_admin = await admin_of(db, settings, firm)
+    task_id = (await ask_for(api, firm, as_admin))["tasks"][0]["id"]
+    _, as_staff = await staff_member(db, settings, [firm])
+    assert [i["task_id"] for i in (await api.get("/v1/staff/inbox", headers=as_staff)).json()[
+        "items"]] == [task_id]  # fmt: skip
+    as_provider = bearer(await staff_admin_token(db, settings))
+    suspended = await api.post(f"/v1/tenants/{firm.slug}/suspend", headers=as_provider)
+    assert suspended.status_code == 200, suspended.text
+    assert (await api.get("/v1/staff/inbox", headers=as_staff)).json()["items"] == []
+    assert (await api.post("/v1/staff/inbox/claim", json={}, headers=as_staff)).status_code == 204

@@ -77,7 +77,7 @@ class Viewer:
     skills: list[str] | None  # None: no profile yet, not filtered by skills
     capacity: int = 10  # tasks held at once
     held: int = 0  # tasks held now, across tenants
-    tenants: tuple[uuid.UUID, ...] = ()  # the assigned tenants (staff admins: all)
+    tenants: tuple[uuid.UUID, ...] = ()  # assigned, active tenants (staff admins: all)
 
     @property
     def scope(self) -> str:
@@ -229,6 +229,7 @@ _VIEWER = text(
           WHERE w.claimed_by = :me AND w.status IN ('in_progress', 'in_review')
             AND w.lease_until > now()) AS held,
          ARRAY(SELECT a.tenant_id FROM platform.staff_assignments a
+               JOIN platform.tenants t ON t.id = a.tenant_id AND t.status = 'active'
                WHERE a.user_id = :me) AS tenants
        FROM (SELECT 1) AS one LEFT JOIN platform.staff_profiles p ON p.user_id = :me"""
 )
