@@ -31,12 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._services import services
 from sqlalchemy import select, text
-from tests.support.bulk_work import seed_open_tasks
+from tests.support.bulk_work import seed_open_tasks, staff_principal
 from tests.support.work import service_in
 
 from bpo.core.db import Database, DatabaseOptions
 from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
-from bpo.identity.guards import Principal
 from bpo.people.models import StaffAssignment
 from bpo.platform.models import User
 from bpo.platform.tenants.service import create_tenant
@@ -51,12 +50,6 @@ LEASE = timedelta(minutes=30)
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def staff_principal(user_id: uuid.UUID) -> Principal:
-    return Principal(kind="staff", subject=str(user_id), client_id="bench",
-                     scopes=frozenset({"work:read", "work:write"}), role="staff",
-                     user_id=user_id, jti=uuid.uuid4().hex, expires_at=0)  # fmt: skip
 
 
 async def make_staff(db: Database, tenants: list[TenantContext], count: int) -> list[uuid.UUID]:

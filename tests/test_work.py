@@ -479,3 +479,56 @@ async def test_a_deeply_nested_payload_is_refused_not_crashed(
                           json={"service": "free-form", "payload": payload})  # fmt: skip
     assert 400 <= deep.status_code < 500, deep.text
     assert await _queue_rows(db) == 0
+
+
+async def test_staff_profiles_reports_and_answers_refuse_bad_input(
+    api: Client, db: Database, work_settings: Settings
+) -> None:
+    as_provider = bearer(await staff_admin_token(db, work_settings))
+    firm = await make_tenant(db, "profile-firm")
+    await add_service(db)
+    as_admin = await admin_of(db, work_settings, firm)
+    staff_id = await make_user(db, "fresh@provider.example", staff_role="staff", assigned=[firm])
+    profile = f"/v1/staff/members/{staff_id}/work-profile"
+
+    unset = await api.get(profile, headers=as_provider)
+    assert unset.json() == {"user_id": str(staff_id), "skills": None, "capacity": 10}
+    for body in ({"skills": ["accounting"], "capacity": 0}, {"skills": ["Not A Skill!"]},
+                 {"skills": [], "colour": "red"}):  # fmt: skip
+        refused = await api.put(profile, json=body, headers=as_provider)
+        assert refused.status_code in (400, 422), (body, refused.text)
+    assert (await api.get(profile, headers=as_provider)).json()["skills"] is None  # unchanged
+    missing = await api.put(f"/v1/staff/members/{uuid.uuid4()}/work-profile",
+                            json={"skills": []}, headers=as_provider)  # fmt: skip
+    assert missing.status_code == 404
+    assert (await api.put(profile, json={"skills": []}, headers=as_admin)).status_code == 403
+    saved = await api.put(profile, json={"skills": ["payroll", "accounting"], "capacity": 3},
+                          headers=as_provider)  # fmt: skip
+    assert saved.json() == {"user_id": str(staff_id), "skills": ["accounting", "payroll"],
+                            "capacity": 3}  # fmt: skip
+
+    reports = f"/v1/tenants/{firm.slug}/work/reports"
+    backwards = await api.get(f"{reports}?from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z",
+                              headers=as_admin)  # fmt: skip
+    assert backwards.status_code == 400 and "before" in backwards.json()["detail"]
+    assert (await api.get(f"{reports}?from=yesterday", headers=as_admin)).status_code in (400, 422)
+
+    request = await ask_for(api, firm, as_admin)
+    empty = await api.post(f"/v1/tenants/{firm.slug}/work/requests/{request['id']}/answer",
+                           json={"body": ""}, headers=as_admin)  # fmt: skip
+    assert empty.status_code in (400, 422)
+    unasked = await api.post(f"/v1/tenants/{firm.slug}/work/requests/{request['id']}/answer",
+                             json={"body": "Here you are"}, headers=as_admin)  # fmt: skip
+    assert unasked.status_code == 409 and "no open question" in unasked.json()["detail"]
+
+    _, as_staff = await staff_member(db, work_settings, [firm])
+    task_id = request["tasks"][0]["id"]
+    await api.post(task_path(firm, task_id, "claim"), json={}, headers=as_staff)
+    entry = (await api.post(task_path(firm, task_id, "time"), json={"minutes": 10},
+                            headers=as_staff)).json()  # fmt: skip
+    edit = task_path(firm, task_id, f"time/{entry['id']}")
+    for minutes in (0, -5, 2000, 0.001):
+        refused = await api.patch(edit, json={"minutes": minutes}, headers=as_staff)
+        assert refused.status_code in (400, 422), (minutes, refused.text)
+    shown = (await api.get(task_path(firm, task_id), headers=as_staff)).json()
+    assert [(e["minutes"], e["version"]) for e in shown["time_entries"]] == [("10.00", 1)]

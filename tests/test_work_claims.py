@@ -13,31 +13,16 @@ from sqlalchemy import func, select, text
 
 from bpo.core.db import Database, DatabaseOptions
 from bpo.core.tenancy import tenant_session
-from bpo.identity.guards import Principal
 from bpo.settings import Settings
 from bpo.work.dispatch import claim_next
 from bpo.work.models import QueueEntry, Task
 from tests.conftest import Services
-from tests.support.bulk_work import seed_open_tasks
+from tests.support.bulk_work import seed_open_tasks, staff_principal
 from tests.support.tenants import make_tenant
 from tests.support.work import add_service, staff_member
 
 TASKS = 10_000
 CLAIMERS = 50
-
-
-def staff_principal(user_id: uuid.UUID) -> Principal:
-    """The caller as the guard would load a staff token (see identity.guards)."""
-    return Principal(
-        kind="staff",
-        subject=str(user_id),
-        client_id="bpo-console",
-        scopes=frozenset({"work:read", "work:write"}),
-        role="staff",
-        user_id=user_id,
-        jti=uuid.uuid4().hex,
-        expires_at=0,
-    )
 
 
 async def test_fifty_claimers_take_ten_thousand_tasks_each_once(

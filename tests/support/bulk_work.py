@@ -15,6 +15,7 @@ from sqlalchemy import insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.ids import uuid7
+from bpo.identity.guards import Principal
 from bpo.work.models import QueueEntry, Task, WorkRequest
 
 
@@ -63,3 +64,17 @@ async def seed_open_tasks(
         )
     )  # fmt: skip
     return [t["id"] for t in tasks]
+
+
+def staff_principal(user_id: uuid.UUID) -> Principal:
+    """A staff caller as the guard loads one from a token (see identity.guards)."""
+    return Principal(
+        kind="staff",
+        subject=str(user_id),
+        client_id="bpo-console",
+        scopes=frozenset({"work:read", "work:write"}),
+        role="staff",
+        user_id=user_id,
+        jti=uuid.uuid4().hex,
+        expires_at=0,
+    )

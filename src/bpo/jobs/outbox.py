@@ -76,11 +76,11 @@ async def enqueue(
     tenant's context for it. A tenant session may enqueue for its own tenant only: the
     database refuses any other (row-level security on platform.outbox).
     """
-    row = outbox_row(actor, args, kwargs, tenant=tenant, delay=delay)
     if delay is None:  # one prebuilt statement (hot paths enqueue in every transaction)
-        await session.execute(_INSERT, row)
-    else:
-        await session.execute(insert(OutboxMessage).values(row))
+        (message_id,) = await enqueue_many(session, actor, [(args, kwargs)], tenant=tenant)
+        return message_id
+    row = outbox_row(actor, args, kwargs, tenant=tenant, delay=delay)
+    await session.execute(insert(OutboxMessage).values(row))
     return uuid.UUID(str(row["id"]))
 
 

@@ -60,7 +60,7 @@ async def _transition(
     await session.flush()
     await queue.project(session, tenant.tenant_id, task)
     events = [await _refresh_request(session, task.request_id)] if request else []
-    after = {"status": task.status, "claimed_by": _str(task.claimed_by)} | extra
+    after = {"status": task.status, "claimed_by": id_text(task.claimed_by)} | extra
     data = {"task_id": str(task.id), "request_id": str(task.request_id)} | after
     await record_events(session, tenant, [e for e in events if e] + [(action, data)])
     await audit.record(
@@ -69,12 +69,12 @@ async def _transition(
     )  # fmt: skip
 
 
-def _str(value: object) -> str | None:
+def id_text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
 def _state(task: Task) -> dict[str, Any]:
-    return {"status": task.status, "claimed_by": _str(task.claimed_by)}
+    return {"status": task.status, "claimed_by": id_text(task.claimed_by)}
 
 
 # --- requests ---------------------------------------------------------------------------
@@ -390,10 +390,7 @@ async def claim(
     if task.status in ("in_progress", "in_review") and _held(task, now):
         if task.claimed_by != staff_id:
             raise _conflict_held(task)
-        task.lease_until = now + lease  # claiming again what one holds extends the lease
-        await session.flush()
-        await queue.project(session, tenant.tenant_id, task)
-        return task
+        return await heartbeat(session, tenant, staff_id, task, lease)  # one's own: extend
     if task.status in ("awaiting_review", "in_review"):
         if task.completed_by == staff_id:
             raise _four_eyes(task)

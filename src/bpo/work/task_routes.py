@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from litestar import Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
@@ -62,10 +62,10 @@ def task_out(
         skills=list(task.skills),
         checklist=list(task.checklist),
         review_required=task.review_required,
-        claimed_by=_s(task.claimed_by),
+        claimed_by=service.id_text(task.claimed_by),
         lease_until=task.lease_until,
-        completed_by=_s(task.completed_by),
-        reviewed_by=_s(task.reviewed_by),
+        completed_by=service.id_text(task.completed_by),
+        reviewed_by=service.id_text(task.reviewed_by),
         result=task.result,
         response_due_at=task.response_due_at,
         resolution_due_at=task.resolution_due_at,
@@ -79,10 +79,6 @@ def task_out(
         comments=None if comments is None else [comment_out(c) for c in comments],
         time_entries=entries,
     )
-
-
-def _s(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def _staff(principal: Principal) -> uuid.UUID:
@@ -125,7 +121,7 @@ def _inbox_item(r: Any) -> InboxItem:
         due_at=None if r.urgency.year >= 9999 else r.urgency,
         response_due_at=r.response_due_at,
         resolution_due_at=r.resolution_due_at,
-        claimed_by=_s(r.claimed_by),
+        claimed_by=service.id_text(r.claimed_by),
         lease_until=r.lease_until,
         escalated=r.escalated,
         created_at=r.created_at,
@@ -195,149 +191,6 @@ async def _detailed(session: AsyncSession, task: Task, slug: str) -> TaskOut:
     return task_out(task, slug, list(comments), entries)
 
 
-@post(TASKS + "/{task_id:uuid}/claim", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Claim it (to work or review) with a lease; a 409 names who holds it")  # fmt: skip
-async def claim_task(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[ClaimIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-    state: State,
-) -> TaskOut:
-    viewer = await dispatch.viewer_of(state.db, principal)
-    task = await service.get_task(tenant_db, task_id)
-    if task.claimed_by != viewer.user_id:  # extending one's own claim needs no capacity
-        dispatch.check_capacity(viewer)
-        dispatch.check_skills(viewer, task)
-    lease = timedelta(minutes=data.lease_minutes)
-    await service.claim(tenant_db, tenant, principal, viewer.user_id, task, lease)
-    return task_out(task, tenant.slug)
-
-
-@post(TASKS + "/{task_id:uuid}/heartbeat", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Extend your lease")  # fmt: skip
-async def heartbeat(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[ClaimIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> TaskOut:
-    task = await service.get_task(tenant_db, task_id)
-    lease = timedelta(minutes=data.lease_minutes)
-    await service.heartbeat(tenant_db, tenant, _staff(principal), task, lease)
-    return task_out(task, tenant.slug)
-
-
-@post(TASKS + "/{task_id:uuid}/release", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Give the task back to the queue")  # fmt: skip
-async def release(
-    task_id: FromPath[uuid.UUID],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> TaskOut:
-    task = await service.get_task(tenant_db, task_id)
-    await service.release(tenant_db, tenant, principal, _staff(principal), task)
-    return task_out(task, tenant.slug)
-
-
-@post(TASKS + "/{task_id:uuid}/comments", guards=[STAFF_WRITE], tags=["work"], status_code=201,
-      summary="An internal note, or a comment the client sees (client_visible)")  # fmt: skip
-async def add_comment(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[NoteIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> CommentOut:
-    task = await service.get_task(tenant_db, task_id)
-    note = await service.comment(tenant_db, tenant, principal, task, data.body, data.client_visible)
-    return comment_out(note)
-
-
-@post(TASKS + "/{task_id:uuid}/questions", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Ask the client a question: the SLA pauses until they answer")  # fmt: skip
-async def ask(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[NoteIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> TaskOut:
-    task = await service.get_task(tenant_db, task_id)
-    await service.ask(tenant_db, tenant, principal, _staff(principal), task, data.body)
-    return task_out(task, tenant.slug)
-
-
-@post(TASKS + "/{task_id:uuid}/complete", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Complete with a result (to review first, if the service requires it)")  # fmt: skip
-async def complete(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[CompleteIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> TaskOut:
-    task = await service.get_task(tenant_db, task_id)
-    await service.complete(tenant_db, tenant, principal, _staff(principal), task, data.result)
-    return task_out(task, tenant.slug)
-
-
-@post(TASKS + "/{task_id:uuid}/approve", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Approve a reviewed task (never your own): the client gets the result")  # fmt: skip
-async def approve(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[ReviewIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> TaskOut:
-    task = await service.get_task(tenant_db, task_id)
-    await service.approve(tenant_db, tenant, principal, _staff(principal), task, data.note)
-    return task_out(task, tenant.slug)
-
-
-@post(TASKS + "/{task_id:uuid}/send-back", guards=[STAFF_WRITE], tags=["work"], status_code=200,
-      summary="Send a reviewed task back to the queue with the reason")  # fmt: skip
-async def send_back(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[SendBackIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-) -> TaskOut:
-    task = await service.get_task(tenant_db, task_id)
-    await service.send_back(tenant_db, tenant, principal, _staff(principal), task, data.reason)
-    return task_out(task, tenant.slug)
-
-
-# --- time -----------------------------------------------------------------------------------
-
-
-@post(TASKS + "/{task_id:uuid}/time", guards=[STAFF_WRITE], tags=["work"], status_code=201,
-      summary="Log minutes worked (billed as staff_minutes, rounded up per entry)")  # fmt: skip
-async def log_time(
-    task_id: FromPath[uuid.UUID],
-    data: JSONBody[TimeIn],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-    state: State,
-) -> TimeOut:
-    task = await service.get_task(tenant_db, task_id)
-    worked_at = data.worked_at or service.now_utc()
-    async with state.db.autocommit() as conn:
-        invoiced = await timesheet.invoiced(conn, tenant.tenant_id, worked_at)
-    minutes = timesheet.minutes_of(data.minutes)
-    entry = await timesheet.log_time(
-        tenant_db, tenant, principal, _staff(principal), task, minutes=minutes,
-        worked_at=worked_at, note=data.note, period_invoiced=invoiced,
-    )  # fmt: skip
-    return timesheet.time_out(entry)
-
-
 async def _change_time(
     task_id: uuid.UUID,
     entry_id: uuid.UUID,
@@ -360,32 +213,204 @@ async def _change_time(
     return timesheet.time_out(changed)
 
 
-@patch(TASKS + "/{task_id:uuid}/time/{entry_id:uuid}", guards=[STAFF_WRITE], tags=["work"],
-       summary="Correct a time entry (409 once its period is invoiced)")  # fmt: skip
-async def change_time(
-    task_id: FromPath[uuid.UUID],
-    entry_id: FromPath[uuid.UUID],
-    data: JSONBody[TimeUpdate],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-    state: State,
-) -> TimeOut:
-    return await _change_time(task_id, entry_id, data, tenant, principal, tenant_db, state)
+class TaskActions(Controller):
+    """What staff do to one task; each needs `work:write` and a staff role."""
 
+    path = TASKS + "/{task_id:uuid}"
+    guards = [STAFF_WRITE]
+    tags = ["work"]
 
-@delete(TASKS + "/{task_id:uuid}/time/{entry_id:uuid}", guards=[STAFF_WRITE], tags=["work"],
-        status_code=200, summary="Delete a time entry (409 once its period is invoiced)",
+    @post(
+        "/claim",
+        status_code=200,
+        summary="Claim it (to work or review) with a lease; a 409 names who holds it",
+    )
+    async def claim_task(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[ClaimIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+        state: State,
+    ) -> TaskOut:
+        viewer = await dispatch.viewer_of(state.db, principal)
+        task = await service.get_task(tenant_db, task_id)
+        if task.claimed_by != viewer.user_id:  # extending one's own claim needs no capacity
+            dispatch.check_capacity(viewer)
+            dispatch.check_skills(viewer, task)
+        lease = timedelta(minutes=data.lease_minutes)
+        await service.claim(tenant_db, tenant, principal, viewer.user_id, task, lease)
+        return task_out(task, tenant.slug)
+
+    @post("/heartbeat", status_code=200, summary="Extend your lease")
+    async def heartbeat(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[ClaimIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> TaskOut:
+        task = await service.get_task(tenant_db, task_id)
+        lease = timedelta(minutes=data.lease_minutes)
+        await service.heartbeat(tenant_db, tenant, _staff(principal), task, lease)
+        return task_out(task, tenant.slug)
+
+    @post("/release", status_code=200, summary="Give the task back to the queue")
+    async def release(
+        self,
+        task_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> TaskOut:
+        task = await service.get_task(tenant_db, task_id)
+        await service.release(tenant_db, tenant, principal, _staff(principal), task)
+        return task_out(task, tenant.slug)
+
+    @post(
+        "/comments",
+        status_code=201,
+        summary="An internal note, or a comment the client sees (client_visible)",
+    )
+    async def add_comment(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[NoteIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> CommentOut:
+        task = await service.get_task(tenant_db, task_id)
+        note = await service.comment(
+            tenant_db, tenant, principal, task, data.body, data.client_visible
+        )
+        return comment_out(note)
+
+    @post(
+        "/questions",
+        status_code=200,
+        summary="Ask the client a question: the SLA pauses until they answer",
+    )
+    async def ask(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[NoteIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> TaskOut:
+        task = await service.get_task(tenant_db, task_id)
+        await service.ask(tenant_db, tenant, principal, _staff(principal), task, data.body)
+        return task_out(task, tenant.slug)
+
+    @post(
+        "/complete",
+        status_code=200,
+        summary="Complete with a result (to review first, if the service requires it)",
+    )
+    async def complete(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[CompleteIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> TaskOut:
+        task = await service.get_task(tenant_db, task_id)
+        await service.complete(tenant_db, tenant, principal, _staff(principal), task, data.result)
+        return task_out(task, tenant.slug)
+
+    @post(
+        "/approve",
+        status_code=200,
+        summary="Approve a reviewed task (never your own): the client gets the result",
+    )
+    async def approve(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[ReviewIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> TaskOut:
+        task = await service.get_task(tenant_db, task_id)
+        await service.approve(tenant_db, tenant, principal, _staff(principal), task, data.note)
+        return task_out(task, tenant.slug)
+
+    @post(
+        "/send-back",
+        status_code=200,
+        summary="Send a reviewed task back to the queue with the reason",
+    )
+    async def send_back(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[SendBackIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> TaskOut:
+        task = await service.get_task(tenant_db, task_id)
+        await service.send_back(tenant_db, tenant, principal, _staff(principal), task, data.reason)
+        return task_out(task, tenant.slug)
+
+    @post(
+        "/time",
+        status_code=201,
+        summary="Log minutes worked (billed as staff_minutes, rounded up per entry)",
+    )
+    async def log_time(
+        self,
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[TimeIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+        state: State,
+    ) -> TimeOut:
+        task = await service.get_task(tenant_db, task_id)
+        worked_at = data.worked_at or service.now_utc()
+        async with state.db.autocommit() as conn:
+            invoiced = await timesheet.invoiced(conn, tenant.tenant_id, worked_at)
+        minutes = timesheet.minutes_of(data.minutes)
+        entry = await timesheet.log_time(
+            tenant_db, tenant, principal, _staff(principal), task, minutes=minutes,
+            worked_at=worked_at, note=data.note, period_invoiced=invoiced,
         )  # fmt: skip
-async def delete_time(
-    task_id: FromPath[uuid.UUID],
-    entry_id: FromPath[uuid.UUID],
-    tenant: NamedDependency[TenantContext],
-    principal: NamedDependency[Principal],
-    tenant_db: NamedDependency[AsyncSession],
-    state: State,
-) -> TimeOut:
-    return await _change_time(task_id, entry_id, None, tenant, principal, tenant_db, state)
+        return timesheet.time_out(entry)
+
+    @patch(
+        "/time/{entry_id:uuid}", summary="Correct a time entry (409 once its period is invoiced)"
+    )
+    async def change_time(
+        self,
+        task_id: FromPath[uuid.UUID],
+        entry_id: FromPath[uuid.UUID],
+        data: JSONBody[TimeUpdate],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+        state: State,
+    ) -> TimeOut:
+        return await _change_time(task_id, entry_id, data, tenant, principal, tenant_db, state)
+
+    @delete(
+        "/time/{entry_id:uuid}",
+        status_code=200,
+        summary="Delete a time entry (409 once its period is invoiced)",
+    )
+    async def delete_time(
+        self,
+        task_id: FromPath[uuid.UUID],
+        entry_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+        state: State,
+    ) -> TimeOut:
+        return await _change_time(task_id, entry_id, None, tenant, principal, tenant_db, state)
 
 
 route_handlers: list[ControllerRouterHandler] = [
@@ -393,15 +418,5 @@ route_handlers: list[ControllerRouterHandler] = [
     claim_next,
     list_tasks,
     show_task,
-    claim_task,
-    heartbeat,
-    release,
-    add_comment,
-    ask,
-    complete,
-    approve,
-    send_back,
-    log_time,
-    change_time,
-    delete_time,
+    TaskActions,
 ]
