@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bpo import audit
 from bpo.audit.models import PLATFORM_CHAIN
+from bpo.audit.routes import VERIFY_LIMIT
 from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.settings import Settings
@@ -213,3 +214,21 @@ async def test_staff_admin_actions_go_to_the_platform_chain(
     assert verified.json()["ok"] is True
     assert (await audit.service.verify(db.engine, PLATFORM_CHAIN)).head_seq == 1
     assert uuid.UUID(listed["items"][0]["id"])
+
+
+async def test_verification_is_rate_limited_per_chain(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "verify-often-firm")
+    other = await make_tenant(db, "verify-once-firm")
+    as_admin = await admin_of(db, settings, firm)
+    url = f"/v1/tenants/{firm.slug}/audit/verify"
+    statuses = [(await api.post(url, headers=as_admin)).status_code for _ in range(8)]
+    assert statuses == [200] * VERIFY_LIMIT + [429] * 2
+    limited = await api.post(url, headers=as_admin)
+    assert limited.json()["type"].endswith("/rate-limited")
+    assert int(limited.headers["retry-after"]) >= 1
+    # Another firm's chain has its own allowance.
+    as_other = await admin_of(db, settings, other)
+    fine = await api.post(f"/v1/tenants/{other.slug}/audit/verify", headers=as_other)
+    assert fine.status_code == 200

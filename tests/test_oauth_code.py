@@ -4,8 +4,11 @@ attacks they stop (plain PKCE, a redirect URI one character off, code and refres
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import pyotp
 import pytest
@@ -17,6 +20,7 @@ from bpo.core.db import Database
 from bpo.core.security import seal
 from bpo.core.tenancy import TenantContext
 from bpo.identity.models import TokenEvent
+from bpo.people.models import Membership
 from bpo.platform.models import User
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
@@ -236,6 +240,74 @@ async def test_failed_sign_ins_are_throttled(client: Client, db: Database) -> No
     async with db.sessionmaker() as session:
         errors = [e.error for e in (await session.scalars(select(TokenEvent))).all()]
     assert errors == ["invalid_credentials"] * 5 + ["throttled"]  # every refusal recorded
+
+
+async def test_parallel_wrong_passwords_cannot_pass_the_throttle_together(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    """20 attempts at once: the count is taken before each password check, atomically, so
+    only the allowed 5 reach argon2; the rest are refused without one."""
+    tenant = await firm(db)
+    email = f"race-{uuid.uuid4().hex[:6]}@acme.example"
+    await make_user(db, email, tenants={tenant: "tenant_admin"})
+    params = authorize_params(Pkce.new())
+    page = await client.get(f"/oauth/authorize?{urlencode(params)}")
+    form = hidden_fields(page.text) | {"email": email, "password": "not the password"}
+    answers = await asyncio.gather(*(client.post("/oauth/authorize", data=form) for _ in range(20)))
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {401: settings.login_failures_per_email, 429: 20 - 5}, statuses
+    async with db.sessionmaker() as session:
+        errors = Counter(e.error for e in (await session.scalars(select(TokenEvent))).all())
+    assert errors == {"invalid_credentials": 5, "throttled": 15}
+
+
+async def test_a_successful_sign_in_does_not_count_as_a_failure(
+    client: Client, db: Database
+) -> None:
+    tenant = await firm(db)
+    email = f"ok-{uuid.uuid4().hex[:6]}@acme.example"
+    await make_user(db, email, tenants={tenant: "tenant_admin"})
+    for _ in range(8):  # more than the 5 failures allowed, all good
+        await signed_in(client, email)
+    wrong = await sign_in(client, authorize_params(Pkce.new()), email, "not the password")
+    assert wrong.status_code == 401  # not 429: the successes were not counted
+
+
+async def test_a_refresh_after_a_demotion_carries_the_new_roles_scopes(
+    client: Client, db: Database
+) -> None:
+    tenant = await firm(db)
+    user_id = await make_user(db, "ana@acme.example", tenants={tenant: "tenant_admin"})
+    first = await signed_in(client, "ana@acme.example")
+    assert "admin" in first["scope"].split()
+    async with db.sessionmaker.begin() as session:
+        await session.execute(
+            update(Membership).where(Membership.user_id == user_id).values(role="tenant_member")
+        )
+    refreshed = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": "console",
+        },
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["scope"] == "work:read"
+    claims = segment(refreshed.json()["access_token"], 1)
+    assert claims["scope"] == "work:read"
+    # The rotated refresh token carries the narrowed grant too.
+    again = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refreshed.json()["refresh_token"],
+            "client_id": "console",
+            "scope": "work:read admin",
+        },
+    )
+    assert again.status_code == 400, again.text
+    assert again.json()["error"] == "invalid_scope"
 
 
 async def test_totp_is_asked_once_enrolled_and_codes_are_single_use(

@@ -3,9 +3,13 @@ their assignments. Every route refuses another tenant's token with 404 and chang
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pyotp
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -13,8 +17,9 @@ from sqlalchemy import func, select
 
 from bpo.core.db import Database
 from bpo.people.models import Invite, Membership
-from bpo.platform.models import ApiClient
+from bpo.platform.models import ApiClient, User
 from bpo.settings import Settings
+from tests.conftest import build_app
 from tests.support.auth import (
     PASSWORD,
     admin_of,
@@ -25,9 +30,19 @@ from tests.support.auth import (
     user_token,
 )
 from tests.support.isolation import assert_cross_tenant_404
+from tests.support.jobs import running_worker, wait_for
+from tests.support.smtp import smtp_server
 from tests.support.tenants import make_tenant
 
 Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture
+async def dev_client(settings: Settings, db: Database) -> AsyncIterator[Client]:
+    """The API as `bpo up` runs it locally: invite tokens are also shown to the inviter."""
+    local = dataclasses.replace(settings, environment="development")
+    async with AsyncTestClient(app=build_app(local)) as test_client:
+        yield test_client
 
 
 async def rows(db: Database, model: Any) -> int:
@@ -35,9 +50,42 @@ async def rows(db: Database, model: Any) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def test_invite_accept_and_manage_a_member(
+async def test_an_invite_is_mailed_to_the_invited_address_and_never_shown(
     client: Client, db: Database, settings: Settings
 ) -> None:
+    tenant = await make_tenant(db, "mail-firm")
+    as_admin = await admin_of(db, settings, tenant)
+    with smtp_server() as mailbox:
+        mailing = dataclasses.replace(settings, smtp_url=mailbox.url)
+        async with running_worker(mailing):
+            made = await client.post(
+                f"/v1/tenants/{tenant.slug}/users/invites",
+                json={"email": "dee@mail.example"},
+                headers=as_admin,
+            )
+            assert made.status_code == 201, made.text
+            assert "token" not in made.json()  # not to the inviter, outside development
+
+            async def mailed() -> bool:
+                return bool(mailbox.to("dee@mail.example"))
+
+            await wait_for(mailed)
+    (message,) = mailbox.to("dee@mail.example")
+    assert message["To"] == "dee@mail.example"
+    text = message.get_payload(decode=True).decode()
+    token = re.search(r"^ +(\S{40,})\s*$", text, re.MULTILINE)
+    assert token is not None, text
+    accepted = await client.post(
+        "/v1/invites/accept", json={"token": token.group(1), "password": PASSWORD}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["tenant"] == tenant.slug
+
+
+async def test_invite_accept_and_manage_a_member(
+    dev_client: Client, db: Database, settings: Settings
+) -> None:
+    client = dev_client
     tenant = await make_tenant(db, "acme-firm")
     as_admin = await admin_of(db, settings, tenant)
     made = await client.post(
@@ -83,8 +131,9 @@ async def test_invite_accept_and_manage_a_member(
 
 
 async def test_an_invite_expires_and_can_be_revoked(
-    client: Client, db: Database, settings: Settings
+    dev_client: Client, db: Database, settings: Settings
 ) -> None:
+    client = dev_client
     tenant = await make_tenant(db, "acme-firm")
     as_admin = await admin_of(db, settings, tenant)
     path = f"/v1/tenants/{tenant.slug}/users/invites"
@@ -210,8 +259,9 @@ async def test_another_tenants_admin_gets_404_everywhere_and_changes_nothing(
 
 
 async def test_staff_admins_manage_staff_and_assignments(
-    client: Client, db: Database, settings: Settings
+    dev_client: Client, db: Database, settings: Settings
 ) -> None:
+    client = dev_client
     tenant = await make_tenant(db, "acme-firm")
     as_boss = bearer(await staff_admin_token(db, settings))
     invited = await client.post(
@@ -274,3 +324,39 @@ async def test_a_body_error_on_a_tenant_route_names_only_the_body(
     # The slug in the path was fine: only the missing field is reported.
     assert body["errors"] == [{"detail": "Object missing required field `scopes`", "pointer": "#"}]
     assert body["detail"] == "1 field failed validation: #: Object missing required field `scopes`"
+
+
+async def test_totp_enrolment_needs_the_password_now(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    tenant = await make_tenant(db, "totp-firm")
+    user_id = await make_user(db, "tia@totp.example", tenants={tenant: "tenant_member"})
+    as_tia = bearer(await user_token(db, settings, user_id, tenant=tenant))
+    missing = await client.post("/v1/me/totp", json={}, headers=as_tia)
+    assert missing.status_code == 422 and "password" in missing.text
+    wrong = await client.post("/v1/me/totp", json={"password": "guess"}, headers=as_tia)
+    assert wrong.status_code == 403 and "secret" not in wrong.json()
+    async with db.sessionmaker() as session:
+        user = await session.get_one(User, user_id)
+        assert user.totp_secret_sealed is None  # nothing was started
+    started = await client.post("/v1/me/totp", json={"password": PASSWORD}, headers=as_tia)
+    assert started.status_code == 201, started.text
+    code = pyotp.TOTP(started.json()["secret"]).now()
+    confirmed = await client.post("/v1/me/totp/confirm", json={"code": code}, headers=as_tia)
+    assert confirmed.status_code == 204
+
+
+async def test_totp_password_guesses_are_throttled(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    tenant = await make_tenant(db, "guess-firm")
+    user_id = await make_user(db, "gus@guess.example", tenants={tenant: "tenant_member"})
+    as_gus = bearer(await user_token(db, settings, user_id, tenant=tenant))
+    answers = [
+        (await client.post("/v1/me/totp", json={"password": "guess"}, headers=as_gus)).status_code
+        for _ in range(settings.login_failures_per_email + 2)
+    ]
+    assert answers == [403] * settings.login_failures_per_email + [429, 429]
+    # The right password is refused too, until the window passes.
+    right = await client.post("/v1/me/totp", json={"password": PASSWORD}, headers=as_gus)
+    assert right.status_code == 429 and int(right.headers["retry-after"]) > 0

@@ -4,6 +4,7 @@ write per request, and tenants are kept apart by the database."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.jobs.outbox import enqueue
 from bpo.settings import Settings
-from tests.support.auth import admin_of, bearer, staff_admin_token
+from tests.support.auth import admin_of, bearer, make_user, staff_admin_token, user_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.jobs import running_worker, wait_for
 from tests.support.tenants import make_tenant
@@ -212,6 +213,26 @@ async def test_api_calls_are_counted_per_tenant_without_a_write_per_request(
     await assert_cross_tenant_404(client, "GET", usage_url, headers=as_rival)
     bad = await client.get(usage_url, params={"start": "2026-11-01T10:30:00Z"}, headers=as_admin)
     assert bad.status_code == 400 and "whole hour" in bad.json()["detail"]
+
+
+async def test_staff_working_a_firms_queue_are_not_the_firms_api_calls(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "served-firm")
+    staff_id = await make_user(db, "sam@provider.example", staff_role="staff", assigned=[firm])
+    as_staff = bearer(await user_token(db, settings, staff_id, staff_role="staff"))
+    for _ in range(5):
+        answer = await client.get(f"/v1/tenants/{firm.slug}/work/requests", headers=as_staff)
+        assert answer.status_code == 200, answer.text
+    as_admin = await admin_of(db, settings, firm)
+    assert (await client.get(f"/v1/tenants/{firm.slug}/users", headers=as_admin)).status_code == 200
+
+    async def one_written() -> bool:  # the firm's own call, flushed by the counter
+        return await api_calls_of(db, firm) >= 1
+
+    await wait_for(one_written, timeout=10)
+    await asyncio.sleep(1.5)  # another flush: the staff calls would have arrived by now
+    assert await api_calls_of(db, firm) == 1
 
 
 async def test_the_rollup_job_folds_pending_usage(settings: Settings, db: Database) -> None:

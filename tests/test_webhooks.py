@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,8 +22,10 @@ from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.settings import Settings
 from bpo.webhooks.addresses import RefusedAddress, check_url
+from bpo.webhooks.jobs import Outcome, _post
 from bpo.webhooks.models import WebhookEndpoint
-from bpo.webhooks.service import ENDPOINT_DISABLED, record_event
+from bpo.webhooks.routes import PINGS_PER_MINUTE, REPLAYS_PER_MINUTE
+from bpo.webhooks.service import ENDPOINT_DISABLED, MAX_ENDPOINTS, record_event
 from tests.conftest import build_app
 from tests.support.auth import admin_of
 from tests.support.isolation import assert_cross_tenant_404
@@ -129,7 +133,9 @@ async def test_500_then_200_is_two_attempts_both_logged_then_a_manual_replay(
                 (1, 500, "scheduled"),
                 (2, 200, "scheduled"),
             ]
-            assert "try later" in log[0]["response_excerpt"]
+            # Only the status and timing of the receiver's answer are kept, never its body.
+            assert all("response_excerpt" not in a for a in log)
+            assert "try later" not in shown.text
             assert all(a["latency_ms"] >= 0 for a in log)
             # Both attempts carried the same webhook-id, each freshly signed.
             first, second = receiver.requests
@@ -262,6 +268,13 @@ async def _endpoint_count(db: Database, tenant: TenantContext) -> int:
         "https://[fe80::1]/x",
         "https://[fc00::1]/x",
         "https://0.0.0.0/x",
+        "https://[fec0::1]/x",  # site-local
+        "https://[::7f00:1]/x",  # IPv4-compatible ::127.0.0.1
+        "https://[::a00:8]/x",  # IPv4-compatible ::10.0.0.8
+        "https://[64:ff9b::a00:8]/x",  # NAT64 of 10.0.0.8
+        "https://[64:ff9b::5db8:d70e]/x",  # NAT64, even of a public address
+        "https://[64:ff9b:1::a00:8]/x",  # local-use NAT64 (RFC 8215)
+        "https://[2002:7f00:1::1]/x",  # 6to4 of 127.0.0.1
     ],
 )
 async def test_non_public_addresses_are_refused_unless_allowlisted(url: str) -> None:
@@ -270,6 +283,86 @@ async def test_non_public_addresses_are_refused_unless_allowlisted(url: str) -> 
     host = url.split("//")[1].split("/")[0].rsplit(":", 1)[0] if "[" not in url else None
     if host:
         await check_url(url, (host,))  # named on the allowlist: accepted
+
+
+async def test_an_attempt_connects_to_the_checked_address_not_a_rebound_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: the name answers an allowed address for the check, then an internal
+    one. The attempt must go to the address that was checked, resolving the name once, and
+    keep nothing of the answer but its status and timing."""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+    lookups: list[str] = []
+
+    async def rebinding_dns(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.test":
+            return await real(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.2" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding_dns)
+    with (
+        webhook_receiver(200, host="127.0.0.2") as allowed,
+        webhook_receiver(200, host="127.0.0.1") as internal,
+    ):
+        port = int(allowed.url.split(":")[2].split("/")[0])
+        internal_port = int(internal.url.split(":")[2].split("/")[0])
+        for target_port, receiver in ((port, allowed), (internal_port, internal)):
+            outcome = await _post(
+                f"http://rebind.test:{target_port}/hooks/bpo",
+                "whsec_" + "A" * 44,
+                "msg_1",
+                b"{}",
+                ("127.0.0.2/32",),
+                5.0,
+            )
+            if receiver is allowed:
+                assert outcome.status_code == 200, outcome
+            else:  # the second lookup answers 127.0.0.1: refused before any connection
+                assert outcome.status_code is None and "refused" in (outcome.error or "")
+    assert len(allowed.requests) == 1
+    assert allowed.requests[0].headers["host"] == f"rebind.test:{port}"
+    assert internal.requests == []
+    assert lookups == ["rebind.test", "rebind.test"]  # one lookup per attempt, no second one
+    assert "excerpt" not in Outcome.__struct_fields__
+
+
+async def test_a_firm_has_at_most_twenty_endpoints_even_created_at_once(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "many-hooks-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    url = f"/v1/tenants/{firm.slug}/webhooks/endpoints"
+    answers = await asyncio.gather(
+        *(
+            hooks.post(url, json={"url": f"http://127.0.0.1:9/h{n}"}, headers=as_admin)
+            for n in range(25)
+        )
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * MAX_ENDPOINTS + [409] * 5
+    refused = next(a for a in answers if a.status_code == 409)
+    assert refused.json()["type"].endswith("/endpoint-limit")
+    assert await _endpoint_count(db, firm) == MAX_ENDPOINTS
+
+
+async def test_pings_and_replays_are_rate_limited_per_firm(
+    hooks: Client, hook_settings: Settings, db: Database
+) -> None:
+    firm = await make_tenant(db, "noisy-firm")
+    as_admin = await admin_of(db, hook_settings, firm)
+    endpoint = await register(hooks, firm, as_admin, "http://127.0.0.1:9/h")
+    ping = f"/v1/tenants/{firm.slug}/webhooks/endpoints/{endpoint['id']}/ping"
+    statuses = [(await hooks.post(ping, headers=as_admin)).status_code for _ in range(12)]
+    assert statuses == [202] * PINGS_PER_MINUTE + [429] * 2
+    limited = await hooks.post(ping, headers=as_admin)
+    assert limited.json()["type"].endswith("/rate-limited")
+    assert int(limited.headers["retry-after"]) >= 1
+    replay = f"/v1/tenants/{firm.slug}/webhooks/deliveries/{uuid.uuid4()}/replay"
+    replays = [(await hooks.post(replay, headers=as_admin)).status_code for _ in range(32)]
+    assert replays == [404] * REPLAYS_PER_MINUTE + [429] * 2
 
 
 async def test_allowlist_cidr_and_public_addresses() -> None:

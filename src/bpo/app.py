@@ -22,11 +22,12 @@ from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.errors import exception_handlers
 from bpo.core.health import ReadinessProbe
-from bpo.core.idempotency import IdempotencyMiddleware
+from bpo.core.idempotency import IdempotencyMiddleware, Replayed, replayed_response
 from bpo.core.logging import configure_logging
 from bpo.core.observability import Metrics, RequestContextMiddleware
 from bpo.core.openapi import document_problems, fix_options_allow
 from bpo.core.ratelimit import RateLimiter
+from bpo.core.security import PasswordWork
 from bpo.core.tenancy import recycle_after_tenants
 from bpo.identity import routes as identity_routes
 from bpo.identity.guards import VerifiedTokens
@@ -121,7 +122,7 @@ def create_app(
             "tenant": Provide(tenant_context),
             "tenant_db": Provide(tenant_db_session),
         },
-        exception_handlers=exception_handlers(),
+        exception_handlers={**exception_handlers(), Replayed: replayed_response},
         openapi_config=_openapi_config() if settings.docs_enabled else None,
         request_max_body_size=settings.max_body_bytes,
         state=_initial_state(settings, metrics),
@@ -148,7 +149,7 @@ async def _db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
 
 
 def _initial_state(settings: Settings, metrics: Metrics) -> State:
-    return State({"settings": settings, "metrics": metrics})
+    return State({"settings": settings, "metrics": metrics, "password_work": PasswordWork()})
 
 
 def _openapi_config() -> OpenAPIConfig:

@@ -92,6 +92,10 @@ class Settings:
     stripe_api_base: str | None = None
     # Dunning: a tenant whose invoice payment failed is suspended after this long unpaid.
     billing_grace_hours: int = 168
+    # Outgoing mail (invites): smtp://[user:password@]host[:port] (STARTTLS when offered) or
+    # smtps://. Unset: mail is written to the log instead (development; a warning otherwise).
+    smtp_url: str | None = None
+    mail_from: str = "bpo <no-reply@localhost>"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +158,8 @@ class Settings:
             billing_grace_hours=reader.get(
                 "BPO_BILLING_GRACE_HOURS", _int_between(0, 24 * 90), 168
             ),
+            smtp_url=reader.get("BPO_SMTP_URL", _smtp_url, None),
+            mail_from=reader.get("BPO_MAIL_FROM", _non_empty, "bpo <no-reply@localhost>"),
         )
         if settings.environment == "production":
             for name, value in (
@@ -244,6 +250,13 @@ def _http_url(value: str) -> str | None:
     if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
         raise ValueError("must be an http(s) URL without query or fragment")
     return value.rstrip("/")
+
+
+def _smtp_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://[user:password@]host[:port] or smtps://...")
+    return value
 
 
 def _bool(value: str) -> bool:

@@ -24,7 +24,7 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
+def webhook_receiver(*statuses: int, host: str = "127.0.0.1") -> Iterator[Receiver]:
     answers = list(statuses) or [200]
     lock = threading.Lock()
     receiver: Receiver
@@ -47,8 +47,8 @@ def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hooks/bpo", answers)
+    server = ThreadingHTTPServer((host, 0), Handler)
+    receiver = Receiver(f"http://{host}:{server.server_address[1]}/hooks/bpo", answers)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

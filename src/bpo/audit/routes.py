@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo.audit import service
 from bpo.audit.models import PLATFORM_CHAIN, AuditEvent
 from bpo.audit.schemas import AuditEventOut, AuditPage, BrokenLink, VerifyOut
+from bpo.core.ratelimit import Limit as RateLimit
+from bpo.core.ratelimit import RateLimiter
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMIN
 
@@ -53,7 +55,15 @@ async def _page(
     return AuditPage(items=[event_out(e) for e in rows], next_cursor=next_cursor)
 
 
+# A verification walks the whole chain: a few per minute per chain is plenty.
+VERIFY_LIMIT = 6
+
+
 async def _verify(state: State, chain_id: uuid.UUID) -> VerifyOut:
+    limiter: RateLimiter = state.limiter
+    await limiter.enforce(
+        RateLimit("audit verifications of this chain", f"audit:verify:{chain_id}", VERIFY_LIMIT, 60)
+    )
     verdict = await service.verify(state.db.engine, chain_id)
     broken = None
     if not verdict.ok:

@@ -35,6 +35,7 @@ log = structlog.get_logger("bpo.errors")
 # slug -> title; the title of a type never changes (RFC 9457 §3.1.3).
 PROBLEM_TITLES: dict[str, str] = {
     "malformed-request": "The request could not be read",
+    "ambiguous-request": "The request is ambiguous",
     "validation-error": "The request is not valid",
     "unauthorized": "Authentication is required",
     "forbidden": "Not allowed",
@@ -315,3 +316,31 @@ def _sqlstate(exc: BaseException) -> str | None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+async def problem_asgi_response(
+    scope: Mapping[str, Any],
+    send: Any,
+    status: int,
+    slug: str,
+    detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """A problem answered by a plain ASGI layer, before any route runs."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": PROBLEM_TITLES.get(slug, slug),
+        "status": status,
+        "detail": detail,
+        "instance": scope["path"],
+    }
+    if request_id := scope.get("state", {}).get("request_id"):
+        body["request_id"] = request_id
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": msgspec.json.encode(body)})

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bpo.core.errors import ProblemDocument, problem_response
 
 CHECK_TIMEOUT_S = 2.0
+log = structlog.get_logger("bpo.health")
 
 
 class Liveness(msgspec.Struct):
@@ -48,14 +50,17 @@ async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     down = [name for name, result in checks.items() if result != "ok"]
     if not down:
         return Response(Readiness(status="ready", checks=checks))
-    detail = "; ".join(f"{name} is unavailable: {checks[name]}" for name in down)
+    # Anyone may ask: the answer says what is down, never why (addresses, user names and
+    # driver messages stay in the log).
+    log.warning("not_ready", **{name: checks[name] for name in down})
+    public = {name: "ok" if result == "ok" else "down" for name, result in checks.items()}
     return problem_response(
         request,
         503,
         "service-unavailable",
-        detail,
+        f"not ready: {', '.join(down)} {'is' if len(down) == 1 else 'are'} down",
         headers={"Retry-After": "5"},
-        extensions={"checks": checks},
+        extensions={"checks": public},
     )
 
 

@@ -20,12 +20,19 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
 
+from bpo.core.errors import problem_asgi_response
 from bpo.core.ids import uuid7
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _QUIET_PATHS = frozenset({"/health/live", "/metrics"})
+# Fields a request may carry once (RFC 9110 §5.3: not lists). Two of them make the request
+# ambiguous: one layer could read the first, another the last (two Authorization headers
+# would let a proxy and the app disagree on who is calling). Refused before anything runs.
+_SINGLETON_FIELDS = frozenset(
+    {b"authorization", b"idempotency-key", b"content-type", b"content-length", b"host"}
+)
 
 access_log = structlog.get_logger("bpo.access")
 
@@ -89,6 +96,11 @@ class RequestContextMiddleware:
             scope = {**scope, "method": "GET"}
         request_id = _incoming_request_id(scope) or str(uuid7())
         scope.setdefault("state", {})["request_id"] = request_id
+        repeated = _repeated_field(scope)
+        if repeated is not None:
+            detail = f"the request carries the {repeated} header more than once"
+            await problem_asgi_response(scope, send, 400, "ambiguous-request", detail)
+            return
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         started = time.perf_counter()
@@ -126,6 +138,17 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _repeated_field(scope: Scope) -> str | None:
+    seen: set[bytes] = set()
+    for name, _ in scope["headers"]:
+        lowered = name.lower()
+        if lowered in _SINGLETON_FIELDS:
+            if lowered in seen:
+                return lowered.decode().title()
+            seen.add(lowered)
+    return None
 
 
 def _with_head_allowed(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from bpo.core.coalesce import Coalescer
+from bpo.core.errors import Problem
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,9 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+
+# Failed password checks (sign-in, re-authentication) are counted over this window.
+FAILURE_WINDOW_S = 900
 
 # One request's counters: (key, window seconds) each, and the increment.
 _Hits = tuple[list[tuple[str, int]], int]
@@ -65,6 +69,17 @@ class RateLimiter:
         """Count `amount` against `limit`; the seconds to wait when it is exceeded, else None."""
         exceeded = await self.hit_all([limit], amount)
         return exceeded[1] if exceeded else None
+
+    async def enforce(self, limit: Limit) -> None:
+        """Count one against `limit`; over it, a 429 problem naming the limit."""
+        wait = await self.hit(limit)
+        if wait is not None:
+            raise Problem(
+                429,
+                "rate-limited",
+                f"at most {limit.allowed} {limit.name} per {limit.window_s} s; retry later",
+                headers={"Retry-After": retry_after(wait)},
+            )
 
     async def hit_all(self, limits: list[Limit], amount: int = 1) -> tuple[Limit, float] | None:
         """Count `amount` against every limit at once; the first exceeded limit and the

@@ -3,17 +3,22 @@ must be read back (signing keys, TOTP and webhook secrets) under BPO_SECRET_KEY.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bpo.core.errors import Problem
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" profile
 
@@ -27,6 +32,50 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+_T = TypeVar("_T")
+
+
+class PasswordWorkBusy(Problem):
+    """More password checks are waiting than the process will queue: answer 429, retry."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            429,
+            "rate-limited",
+            "too many password checks are in progress; retry in a few seconds",
+            headers={"Retry-After": "5"},
+        )
+
+
+class PasswordWork:
+    """argon2 hashing and verification off the event loop, a bounded number at a time.
+
+    Each check costs tens of milliseconds of CPU by design; without a bound, a burst of sign-in
+    attempts would occupy every thread and starve the rest of the API. At most `concurrent`
+    run at once and at most `queued` wait; beyond that the caller is told to retry."""
+
+    def __init__(self, concurrent: int = 2, queued: int = 32) -> None:
+        self._slots = asyncio.Semaphore(concurrent)
+        self._queued = queued
+        self._waiting = 0
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await self.run(verify_password, password_hash, password)
+
+    async def hash(self, password: str) -> str:
+        return await self.run(hash_password, password)
+
+    async def run(self, work: Callable[..., _T], *args: str) -> _T:
+        if self._waiting >= self._queued:
+            raise PasswordWorkBusy()
+        self._waiting += 1
+        try:
+            async with self._slots:
+                return await asyncio.to_thread(work, *args)
+        finally:
+            self._waiting -= 1
 
 
 def new_client_secret() -> str:

@@ -26,11 +26,11 @@ from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bpo.core.ratelimit import Limit, RateLimiter
-from bpo.core.security import hash_password, verify_password
+from bpo.core.ratelimit import FAILURE_WINDOW_S, Limit, RateLimiter
+from bpo.core.security import PasswordWork, PasswordWorkBusy, hash_password
 from bpo.identity import grants, pages, service, totp
 from bpo.identity.guards import PUBLIC, ring_of
-from bpo.identity.server import BpoAuthorizationServer, FormRequest
+from bpo.identity.server import BpoAuthorizationServer, FormRequest, repeated_parameter
 from bpo.identity.server import endpoint_url as _endpoint_url
 from bpo.platform.models import User
 
@@ -45,7 +45,6 @@ AUTH_PARAMS = (
 )
 CSRF_COOKIE = "bpo_csrf"
 TICKET_TTL_S = 300
-FAILURE_WINDOW_S = 900
 HTML = "text/html; charset=utf-8"
 
 
@@ -103,6 +102,16 @@ async def _validate(
     return server, exchange, oauth_request
 
 
+def _repeated_refusal(pairs: list[tuple[str, str]]) -> Response[str] | None:
+    """A repeated parameter is refused on the page itself: with two redirect URIs or client
+    ids there is no trustworthy place to send the error (RFC 6749 §4.1.2.1)."""
+    name = repeated_parameter(pairs)
+    if name is None:
+        return None
+    detail = f"invalid_request: the parameter {name} is repeated"
+    return _html(pages.error_page("This sign-in link is not valid", detail), 400)
+
+
 def _authorization_error(error: OAuth2Error, issuer: str) -> Response[Any]:
     if error.redirect_uri:  # the client's own, verified URI: tell the client
         _, _, headers = error()
@@ -126,6 +135,8 @@ async def authorize_page(
     request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
 ) -> Response[str]:
     pairs = [(k, v) for k, v in request.query_params.multi_items() if isinstance(v, str)]
+    if (repeated := _repeated_refusal(pairs)) is not None:
+        return repeated
     try:
         _, exchange, _ = await _validate(request, db_session, pairs)
     except _Refused as refused:
@@ -179,6 +190,8 @@ async def authorize_submit(
     state = request.app.state
     settings = state.settings
     form = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+    if (repeated := _repeated_refusal(form)) is not None:
+        return repeated
     fields = dict(form)
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(
@@ -213,27 +226,28 @@ async def authorize_submit(
             FAILURE_WINDOW_S,
         ),
     ]
-    for limit in throttles:
-        if await limiter.count(limit) >= limit.allowed:
-            await _record(request, db_session, fields, None, "throttled")
-            response = _html(
-                pages.error_page(
-                    "Too many attempts", f"too many {limit.name}; try again in 15 minutes"
-                ),
-                429,
-            )
-            response.headers["Retry-After"] = str(FAILURE_WINDOW_S)
-            return response
     ticket_value = _ticket_value(pairs)
     user = await _from_ticket(
         db_session, settings.secret_key, fields.get("ticket", ""), ticket_value
     )
     if user is None:
-        user = await _authenticate(db_session, settings.secret_key, email, fields)
+        # The attempt is counted before the password is checked, in one atomic step, so
+        # parallel attempts cannot all pass a count read before any of them failed; a
+        # successful sign-in takes its count back (the limits count failures).
+        exceeded = await limiter.hit_all(throttles)
+        if exceeded is not None:  # refused unchecked: not a failure, so not counted
+            await limiter.hit_all(throttles, amount=-1)
+            await _record(request, db_session, fields, None, "throttled")
+            return _too_many(f"too many {exceeded[0].name}; try again in 15 minutes")
+        try:
+            user = await _authenticate(
+                db_session, state.password_work, settings.secret_key, email, fields
+            )
+        except PasswordWorkBusy:
+            await limiter.hit_all(throttles, amount=-1)
+            return _too_many("too many sign-ins are being checked right now; try again", 5)
         if user is None:
             await _record(request, db_session, fields, None, "invalid_credentials")
-            for limit in throttles:
-                await limiter.hit(limit)
             return _login_form(
                 request,
                 exchange,
@@ -242,9 +256,16 @@ async def authorize_submit(
                 error="Email, password or authenticator code is wrong.",
                 status=401,
             )
+        await limiter.hit_all(throttles, amount=-1)
     return await _grant(
         request, db_session, server, exchange, oauth_request, user, fields, ticket_value
     )
+
+
+def _too_many(detail: str, retry_after_s: int = FAILURE_WINDOW_S) -> Response[str]:
+    response = _html(pages.error_page("Too many attempts", detail), 429)
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 async def _grant(
@@ -347,15 +368,20 @@ _DUMMY_HASH: list[str] = []
 
 
 async def _authenticate(
-    session: AsyncSession, secret_key: str, email: str, fields: dict[str, str]
+    session: AsyncSession,
+    passwords: PasswordWork,
+    secret_key: str,
+    email: str,
+    fields: dict[str, str],
 ) -> User | None:
     user = await service.user_by_email(session, email) if email else None
     password = fields.get("password", "")
     if not _DUMMY_HASH:
         _DUMMY_HASH.append(await asyncio.to_thread(hash_password, "not a password"))
-    # argon2 is deliberately slow: off the event loop, and the same work for unknown emails.
+    # argon2 is deliberately slow: off the event loop, a bounded number at a time, and the
+    # same work for unknown emails.
     stored = user.password_hash if user is not None else _DUMMY_HASH[0]
-    if not await asyncio.to_thread(verify_password, stored, password):
+    if not await passwords.verify(stored, password):
         return None
     if user is None or user.status != "active":
         return None

@@ -32,6 +32,7 @@ from sqlalchemy import text
 from bpo.billing.counter import RATE_LIMIT, OverLimit
 from bpo.core.db import Database
 from bpo.core.errors import Problem
+from bpo.core.idempotency import claim as claim_idempotency_key
 from bpo.core.tenancy import TenantContext, issue_tenant_context
 from bpo.identity.keys import KeyRing
 from bpo.identity.tokens import AccessClaims, InvalidToken, verify_access_token
@@ -159,12 +160,19 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
             headers={"WWW-Authenticate": _insufficient(missing)},
         )
     connection.state.principal = principal
-    billed = principal.tenant.tenant_id if principal.tenant else claims.tenant
+    # Provider staff working a firm's queue are the provider's calls, not the firm's.
+    billed = (
+        None
+        if principal.kind == "staff"
+        else (principal.tenant.tenant_id if principal.tenant else claims.tenant)
+    )
     if billed is not None:
         try:
             state.api_calls.count(billed)  # api_calls: counted in memory, written each second
         except OverLimit as exc:
             raise _over_limit(exc) from None
+    # Only now, with the caller proven and allowed here, may a POST's key be claimed or replayed.
+    await claim_idempotency_key(connection, f"{principal.client_id}:{principal.subject}")
     return principal
 
 

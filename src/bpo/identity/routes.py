@@ -23,6 +23,7 @@ from bpo.identity.server import (
     FormRequest,
     OAuthClient,
     client_id_of,
+    repeated_parameter,
 )
 from bpo.identity.server import endpoint_url as _endpoint_url
 
@@ -51,6 +52,8 @@ async def _read_form(request: Request[Any, Any, State]) -> _Form | Response[Any]
     if content_type != FORM:
         return _oauth_error(400, "invalid_request", f"the body must be {FORM}")
     pairs = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+    if (name := repeated_parameter(pairs)) is not None:
+        return _oauth_error(400, "invalid_request", f"the parameter {name} is repeated")
     return _Form(pairs, request.headers)  # case-insensitive names
 
 

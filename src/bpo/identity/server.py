@@ -192,7 +192,10 @@ class BpoAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             granted = " ".join(client.granted_scopes(scope))
             subject, tenant, staff_role = client.client_id, client.tenant_id, None
         else:
-            granted = scope or ""
+            # What was granted then, narrowed to what the person's role allows now: a refresh
+            # after a demotion carries the new role's scopes only.
+            now_allowed = set(user.scope.split())
+            granted = " ".join(sorted(set((scope or "").split()) & now_allowed))
             subject, tenant, staff_role = str(user.user_id), user.tenant_id, user.staff_role
         access_token, claims = issue_access_token(
             self.ring,
@@ -214,6 +217,17 @@ class BpoAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if include_refresh_token and user is not None:
             token["refresh_token"] = secrets.token_urlsafe(32)
         return token
+
+
+def repeated_parameter(pairs: list[tuple[str, str]]) -> str | None:
+    """The first parameter that appears twice (RFC 6749 §3.1, §3.2: request parameters
+    MUST NOT be included more than once; which one would count is ambiguous)."""
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def client_id_of(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> str | None:

@@ -43,6 +43,7 @@ JOB_MODULES = (
     "bpo.jobs.jobs",
     "bpo.platform.tenants.jobs",
     "bpo.webhooks.jobs",
+    "bpo.people.jobs",
     "bpo.billing.jobs",
     "bpo.work.jobs",
 )

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.audit.models import PLATFORM_CHAIN
 from bpo.core.errors import Problem
+from bpo.core.ratelimit import FAILURE_WINDOW_S, Limit, RateLimiter, retry_after
 from bpo.core.tenancy import TenantContext
 from bpo.identity import totp
 from bpo.identity.guards import (
@@ -47,6 +48,7 @@ from bpo.people.schemas import (
     TenantBrief,
     TotpConfirm,
     TotpEnrollment,
+    TotpStart,
 )
 from bpo.platform.models import ApiClient, Tenant, User
 from bpo.webhooks.service import record_event
@@ -75,6 +77,12 @@ def invite_out(invite: Invite, token: str | None = None) -> InviteOut:
         status=service.invite_status(invite),
         token=token,
     )
+
+
+def _shown(state: State, token: str) -> str | None:
+    """The invite token goes to the invited address by mail; only a local development
+    stack also hands it to the inviter (there may be no mail server to read it from)."""
+    return token if state.settings.environment == "development" else None
 
 
 def client_out(client: ApiClient, secret: str | None = None) -> ClientOut:
@@ -125,6 +133,7 @@ class MembersController(Controller):
         tenant: NamedDependency[TenantContext],
         principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
+        state: State,
     ) -> InviteOut:
         invite, token = await service.create_invite(
             db_session,
@@ -133,10 +142,11 @@ class MembersController(Controller):
             hours=data.expires_in_hours,
             tenant_id=tenant.tenant_id,
             invited_by=principal.user_id,
+            secret_key=state.settings.secret_key,
         )
         out = invite_out(invite)
         await _changed(db_session, principal, tenant, "member.invited", f"invite:{invite.id}", out)
-        return invite_out(invite, token)
+        return invite_out(invite, _shown(state, token))
 
     @get("/invites", summary="Invites of the firm, with their status")
     async def invites(
@@ -301,6 +311,7 @@ class StaffController(Controller):
         data: JSONBody[StaffInviteCreate],
         principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
+        state: State,
     ) -> InviteOut:
         invite, token = await service.create_invite(
             db_session,
@@ -309,10 +320,11 @@ class StaffController(Controller):
             hours=data.expires_in_hours,
             tenant_id=None,
             invited_by=principal.user_id,
+            secret_key=state.settings.secret_key,
         )
         out = invite_out(invite)
         await _changed(db_session, principal, None, "staff.invited", f"invite:{invite.id}", out)
-        return invite_out(invite, token)
+        return invite_out(invite, _shown(state, token))
 
 
 async def _changed(
@@ -351,9 +363,11 @@ def _staff_out(user: User, slugs: list[str]) -> StaffOut:
     summary="Accept an invite: the token is the credential; sets the password of a new account",
 )
 async def accept_invite(
-    data: JSONBody[InviteAccept], db_session: NamedDependency[AsyncSession]
+    data: JSONBody[InviteAccept], db_session: NamedDependency[AsyncSession], state: State
 ) -> AcceptedOut:
-    user, invite = await service.accept_invite(db_session, data.token, data.password, data.name)
+    user, invite = await service.accept_invite(
+        db_session, state.password_work, data.token, data.password, data.name
+    )
     tenant = None
     if invite.tenant_id is not None:
         tenant = (await db_session.get_one(Tenant, invite.tenant_id)).slug
@@ -385,11 +399,15 @@ async def me(
     summary="Start TOTP enrolment: a new secret, asked at sign-in once confirmed",
 )
 async def enrol_totp(
-    principal: NamedDependency[Principal], db_session: NamedDependency[AsyncSession], state: State
+    data: JSONBody[TotpStart],
+    principal: NamedDependency[Principal],
+    db_session: NamedDependency[AsyncSession],
+    state: State,
 ) -> TotpEnrollment:
     user = await _person(db_session, principal)
     if user.totp_confirmed_at is not None:
         raise Problem(409, "conflict", "TOTP is already enrolled")
+    await _recent_password(state, user, data.password)
     secret, sealed = totp.new_secret(state.settings.secret_key, user.id)
     user.totp_secret_sealed = sealed
     return TotpEnrollment(secret=secret, otpauth_uri=totp.provisioning_uri(secret, user.email))
@@ -422,6 +440,32 @@ async def confirm_totp(
             errors=[{"pointer": "/code", "detail": "wrong or stale code"}],
         )
     user.totp_last_step, user.totp_confirmed_at = step, datetime.now(UTC)
+
+
+async def _recent_password(state: State, user: User, password: str) -> None:
+    """The account's password, checked now; failures count like failed sign-ins."""
+    limit = Limit(
+        "failed password checks for this account",
+        f"login:email:{user.email}",
+        state.settings.login_failures_per_email,
+        FAILURE_WINDOW_S,
+    )
+    limiter: RateLimiter = state.limiter
+    if (exceeded := await limiter.hit(limit)) is not None:
+        raise Problem(
+            429,
+            "rate-limited",
+            f"too many {limit.name}; try again later",
+            headers={"Retry-After": retry_after(exceeded)},
+        )
+    if not await state.password_work.verify(user.password_hash, password):
+        raise Problem(
+            403,
+            "forbidden",
+            "the password is wrong",
+            errors=[{"pointer": "#/password", "detail": "does not match the account's password"}],
+        )
+    await limiter.hit(limit, amount=-1)
 
 
 async def _person(session: AsyncSession, principal: Principal) -> User:

@@ -61,7 +61,8 @@ class InviteOut(msgspec.Struct, omit_defaults=True):
     created_at: datetime
     expires_at: datetime
     status: str  # pending, accepted, revoked, expired
-    token: str | None = None  # shown once, on creation
+    # Shown once, on creation, in development only; otherwise mailed to the invited address.
+    token: str | None = None
 
 
 class InviteAccept(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,6 +128,13 @@ class MeOut(msgspec.Struct, omit_defaults=True):
     tenant: str | None = None
     email: str | None = None
     totp_enrolled: bool | None = None
+
+
+class TotpStart(msgspec.Struct, forbid_unknown_fields=True):
+    """Enrolling a second factor needs the account's password, checked now: a stolen
+    session or token alone cannot bind an attacker's authenticator."""
+
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 class TotpEnrollment(msgspec.Struct):

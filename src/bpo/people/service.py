@@ -6,7 +6,6 @@ simply not found (404), never touched.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,10 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
-from bpo.core.security import hash_password, new_client_secret, secret_digest, verify_password
+from bpo.core.security import PasswordWork, new_client_secret, secret_digest
 from bpo.identity.grants import digest
 from bpo.identity.scopes import CLIENT_SCOPES
 from bpo.identity.service import revoke_user_refresh_tokens
+from bpo.jobs.outbox import enqueue
+from bpo.people.jobs import mail_invite, sealed_invite_token
 from bpo.people.models import Invite, Membership, StaffAssignment
 from bpo.platform.models import ApiClient, Tenant, User
 
@@ -101,8 +102,10 @@ async def create_invite(
     hours: int,
     tenant_id: uuid.UUID | None,
     invited_by: uuid.UUID | None,
+    secret_key: str,
 ) -> tuple[Invite, str]:
-    """A one-time invite; a pending one for the same email and target is replaced."""
+    """A one-time invite; a pending one for the same email and target is replaced. The token
+    is mailed to the invited address (by a job, from this transaction's outbox)."""
     email = email.strip().lower()
     if tenant_id is not None:
         member = await session.scalar(
@@ -135,6 +138,8 @@ async def create_invite(
     session.add(invite)
     await session.flush()
     await session.refresh(invite)
+    sealed = sealed_invite_token(secret_key, invite.id, token)
+    await enqueue(session, mail_invite, str(invite.id), sealed, tenant=None)
     return invite, token
 
 
@@ -164,7 +169,7 @@ async def revoke_invite(
 
 
 async def accept_invite(
-    session: AsyncSession, token: str, password: str, name: str | None
+    session: AsyncSession, passwords: PasswordWork, token: str, password: str, name: str | None
 ) -> tuple[User, Invite]:
     """Accepting sets the password of a new account; an existing account proves itself
     with its current password instead (an invite never resets a password)."""
@@ -182,11 +187,11 @@ async def accept_invite(
         user = User(
             email=invite.email,
             name=name,
-            password_hash=await asyncio.to_thread(hash_password, password),
+            password_hash=await passwords.hash(password),
         )
         session.add(user)
         await session.flush()
-    elif not await asyncio.to_thread(verify_password, user.password_hash, password):
+    elif not await passwords.verify(user.password_hash, password):
         raise Problem(403, "forbidden", "an account with this email exists: give its password")
     if invite.tenant_id is None:
         user.staff_role = invite.role

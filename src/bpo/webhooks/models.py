@@ -14,7 +14,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Text,
     UniqueConstraint,
     func,
     text,
@@ -89,6 +88,5 @@ class WebhookAttempt(TenantBase):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     latency_ms: Mapped[int] = mapped_column(Integer)
-    response_excerpt: Mapped[str] = mapped_column(Text, server_default="")
 
     __table_args__ = (Index("ix_webhook_attempts_delivery_id_number", "delivery_id", "number"),)

@@ -17,6 +17,8 @@ from bpo import audit
 from bpo.core.errors import Problem
 from bpo.core.etags import check_if_match, etag
 from bpo.core.pagination import uuid_cursor
+from bpo.core.ratelimit import Limit as RateLimit
+from bpo.core.ratelimit import RateLimiter
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import TENANT_ADMIN, Principal
 from bpo.webhooks import service
@@ -75,7 +77,6 @@ def delivery_out(
                 status_code=a.status_code,
                 error=a.error,
                 latency_ms=a.latency_ms,
-                response_excerpt=a.response_excerpt,
             )
             for a in attempts
         ],
@@ -93,6 +94,16 @@ def _secret_key(state: State) -> str:
     if not key:
         raise Problem(503, "service-unavailable", "webhook secrets need BPO_SECRET_KEY to be set")
     return key
+
+
+# Each ping or replay makes an outbound request on the firm's behalf: bounded per firm.
+PINGS_PER_MINUTE = 10
+REPLAYS_PER_MINUTE = 30
+
+
+async def _limited(state: State, name: str, key: str, allowed: int) -> None:
+    limiter: RateLimiter = state.limiter
+    await limiter.enforce(RateLimit(name, f"webhooks:{key}", allowed, 60))
 
 
 class EndpointsController(Controller):
@@ -114,6 +125,7 @@ class EndpointsController(Controller):
         endpoint, secret = await service.create_endpoint(
             tenant_db,
             _secret_key(state),
+            tenant_id=tenant.tenant_id,
             url=url,
             event_types=types,
             description=data.description,
@@ -219,7 +231,9 @@ class EndpointsController(Controller):
         endpoint_id: FromPath[uuid.UUID],
         tenant: NamedDependency[TenantContext],
         tenant_db: NamedDependency[AsyncSession],
+        state: State,
     ) -> EventQueued:
+        await _limited(state, "webhook pings", f"ping:{tenant.tenant_id}", PINGS_PER_MINUTE)
         endpoint = await service.get_endpoint(tenant_db, endpoint_id)
         if not endpoint.enabled:
             raise Problem(409, "endpoint-disabled", "the endpoint is disabled: enable it first")
@@ -266,7 +280,9 @@ class DeliveriesController(Controller):
         tenant: NamedDependency[TenantContext],
         principal: NamedDependency[Principal],
         tenant_db: NamedDependency[AsyncSession],
+        state: State,
     ) -> ReplayQueued:
+        await _limited(state, "webhook replays", f"replay:{tenant.tenant_id}", REPLAYS_PER_MINUTE)
         delivery = await service.replay_delivery(tenant_db, tenant, delivery_id)
         await audit.record(
             tenant_db,

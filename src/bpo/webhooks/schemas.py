@@ -55,7 +55,6 @@ class AttemptOut(msgspec.Struct):
     status_code: int | None
     error: str | None
     latency_ms: int
-    response_excerpt: str
 
 
 class DeliveryOut(msgspec.Struct, omit_defaults=True):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bpo.core.errors import Problem
@@ -117,15 +117,31 @@ def endpoint_secret(secret_key: str, endpoint: WebhookEndpoint) -> str:
     return unseal(secret_key, f"webhook:{endpoint.id}", endpoint.secret_sealed).decode()
 
 
+MAX_ENDPOINTS = 20
+_ENDPOINTS_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 async def create_endpoint(
     session: AsyncSession,
     secret_key: str,
     *,
+    tenant_id: uuid.UUID,
     url: str,
     event_types: list[str],
     description: str,
     enabled: bool,
 ) -> tuple[WebhookEndpoint, str]:
+    # Counted under a per-firm lock, so concurrent creates cannot pass the cap together.
+    await session.execute(_ENDPOINTS_LOCK, {"key": f"webhook-endpoints:{tenant_id}"})
+    held = await session.scalar(select(func.count()).select_from(WebhookEndpoint))
+    if (held or 0) >= MAX_ENDPOINTS:
+        raise Problem(
+            409,
+            "endpoint-limit",
+            f"a firm may register at most {MAX_ENDPOINTS} webhook endpoints; remove one first "
+            "(one endpoint can subscribe to many event types)",
+            title="Too many webhook endpoints",
+        )
     endpoint = WebhookEndpoint(
         id=uuid7(),
         url=url,
