@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -96,6 +96,32 @@ def test_a_goal_that_passed_before_the_pause_stays_where_it_fell() -> None:
     assert due is not None and t.resolution_due_at == due + timedelta(days=1)
 
 
+def test_a_closed_day_added_now_moves_the_running_clocks() -> None:
+    t = task()
+    sla.start_clocks(t, LONDON, utc(2026, 12, 18, 15), WARN)  # Friday 15:00 GMT
+    assert t.resolution_due_at == utc(2026, 12, 22, 15)  # Fri 2 h, Mon 8 h, Tue 6 h
+    closed_tuesday = dataclasses.replace(LONDON, closed_days=frozenset({date(2026, 12, 22)}))
+    # Monday 09:00: 14 h of resolution left (Mon 8, Tue 6); laid out again, Tue is skipped.
+    assert sla.replan(t, LONDON, closed_tuesday, utc(2026, 12, 21, 9)) is True
+    assert t.resolution_due_at == utc(2026, 12, 23, 15)  # Mon 8 h, Wed 6 h
+    assert t.resolution_warn_at == utc(2026, 12, 23, 11, 48)  # Mon 8 h, Wed 2 h 48 min
+    assert t.response_due_at == utc(2026, 12, 21, 11)  # 2 h left on Monday: unchanged
+    # The same calendar again moves nothing.
+    assert sla.replan(t, closed_tuesday, closed_tuesday, utc(2026, 12, 21, 9)) is False
+
+
+def test_a_paused_clock_keeps_exactly_its_time_left_across_a_calendar_change() -> None:
+    t = task()
+    sla.start_clocks(t, LONDON, utc(2026, 12, 18, 15), WARN)
+    sla.pause(t, utc(2026, 12, 21, 10))  # 13 h of resolution left
+    closed_tuesday = dataclasses.replace(LONDON, closed_days=frozenset({date(2026, 12, 22)}))
+    assert sla.replan(t, LONDON, closed_tuesday, utc(2026, 12, 21, 12)) is True
+    # Replanned from the pause: 13 h from Mon 10:00 on the new calendar is Wed 15:00.
+    assert t.resolution_due_at == utc(2026, 12, 23, 15)
+    sla.resume(t, closed_tuesday, utc(2026, 12, 21, 14))  # 4 h paused, 13 h still left
+    assert t.resolution_due_at == utc(2026, 12, 24, 11)  # Mon 3 h, Wed 8 h, Thu 2 h
+
+
 # --- the jobs, against the database ---------------------------------------------------------
 
 
@@ -168,6 +194,50 @@ async def test_warnings_and_breaches_are_raised_once_and_escalated(
     )
     report = await api.get(f"/v1/tenants/{firm.slug}/work/reports", headers=as_admin)
     assert report.json()["response_breaches"] == 1
+
+
+async def test_a_calendar_change_replans_running_clocks_audited_and_indexed(
+    api: AsyncTestClient[Litestar], db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "replan-firm")
+    await add_service(db)
+    as_admin = await admin_of(db, settings, firm)
+    task_id = (await ask_for(api, firm, as_admin))["tasks"][0]["id"]
+    async with tenant_session(db.engine, firm) as session:
+        before = await session.get_one(Task, uuid.UUID(task_id))
+        due_before = before.resolution_due_at
+    assert due_before is not None
+    # Close every day between now and the due date: the clock must move past them.
+    today = datetime.now(UTC).date()
+    closed = [(today + timedelta(days=n)).isoformat() for n in range(1, 8)]
+    saved = await api.put(
+        f"/v1/tenants/{firm.slug}/work/calendar", json={"closed_days": closed}, headers=as_admin
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.headers["x-clocks-replanned"] == "1"
+    async with tenant_session(db.engine, firm) as session:
+        after = await session.get_one(Task, uuid.UUID(task_id))
+        due_after = after.resolution_due_at
+    assert due_after is not None and due_after > due_before
+    assert due_after.date() > today + timedelta(days=7)  # past the closed week
+    async with db.sessionmaker() as session:
+        entry = await session.get_one(QueueEntry, uuid.UUID(task_id))
+        replanned = (
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.chain_id == firm.tenant_id,
+                    AuditEvent.action == "work.task.replanned",
+                )
+            )
+        ).all()
+    assert entry.resolution_due_at == due_after  # the inbox sorts by the new due time
+    assert [e.target for e in replanned] == [f"task:{task_id}"]  # the move is audited
+    assert await _events(db, firm.tenant_id, "work.sla.replanned") == 1  # and announced
+    # The same calendar again replans nothing.
+    same = await api.put(
+        f"/v1/tenants/{firm.slug}/work/calendar", json={"closed_days": closed}, headers=as_admin
+    )
+    assert same.headers["x-clocks-replanned"] == "0"
 
 
 async def test_an_expired_lease_returns_the_task_to_the_queue(

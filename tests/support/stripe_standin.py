@@ -1,7 +1,8 @@
 """A local HTTP server that answers like Stripe for the endpoints bpo uses.
 
 The real `stripe` SDK talks to it over loopback (BPO_STRIPE_API_BASE). Responses are shaped
-from Stripe's own fixtures (tests/data/stripe/fixtures3.json, MIT, with its LICENSE). It keeps what tests need:
+from Stripe's own fixtures (tests/data/stripe/fixtures3.json, MIT, with its LICENSE). It keeps
+what tests need:
 the objects created, every request (path, form body, Idempotency-Key), idempotent replays
 of a key it has seen, and meter events unique by identifier, a repeat answered with
 Stripe's 400. Tests can make it fail: answer 500/429 before doing anything, or do the work

@@ -307,7 +307,7 @@ async def show_calendar(tenant_db: NamedDependency[AsyncSession]) -> Response[di
     "/v1/tenants/{slug:str}/work/calendar",
     guards=[requires("admin", roles=TENANT_ADMINS)],
     tags=["work"],
-    summary="Set the business calendar (applies to clocks started or resumed from now on)",
+    summary="Set the business calendar (running SLA clocks are re-planned on it)",
 )
 async def set_calendar(
     request: Request[Any, Any, Any],
@@ -332,9 +332,15 @@ async def set_calendar(
     else:
         row.settings, row.version, row.updated_at = settings, row.version + 1, datetime.now(UTC)
     await tenant_db.flush()
+    old = BusinessCalendar.from_settings(before) if before else BusinessCalendar()
+    moved = await service.replan_clocks(tenant_db, tenant, principal, old, calendar)
     await audit.record(tenant_db, tenant.tenant_id, actor=principal, action="work.calendar.set",
-                       target="work_calendar", before=before, after=settings)  # fmt: skip
-    return Response(settings, headers={"ETag": etag(row.version)})
+                       target="work_calendar", before=before,
+                       after={**settings, "clocks_replanned": len(moved)})  # fmt: skip
+    return Response(
+        settings,
+        headers={"ETag": etag(row.version), "X-Clocks-Replanned": str(len(moved))},
+    )
 
 
 def _builtins(data: CalendarIn) -> dict[str, Any]:

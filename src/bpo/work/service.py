@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from jsonschema import Draft202012Validator
 from referencing.exceptions import Unresolvable
@@ -31,6 +31,9 @@ from bpo.work.models import Service, Task, TaskComment, WorkCalendar, WorkReques
 
 Who = str | Actor
 ERRORS_SHOWN = 20
+
+
+_R = TypeVar("_R")
 
 
 def now_utc() -> datetime:
@@ -160,10 +163,10 @@ async def create_request(
     return request, tasks
 
 
-def _on_calendar(compute: Callable[..., None], *args: Any) -> None:
+def _on_calendar(compute: Callable[..., _R], *args: Any) -> _R:
     """Run a clock computation; a calendar that cannot hold the goal is the firm's to fix."""
     try:
-        compute(*args)
+        return compute(*args)
     except CalendarError as exc:
         raise Problem(
             422,
@@ -586,6 +589,48 @@ async def _resolve(
         await record_usage(session, tenant, "tasks_completed", 1, f"task:{task.id}", now)
     await _transition(session, tenant, who, action, task, before)
     return task
+
+
+MAX_LISTED_MOVES = 500  # a replanning event lists this many moved tasks, and the count
+
+
+async def replan_clocks(
+    session: AsyncSession,
+    tenant: TenantContext,
+    who: Who,
+    old: BusinessCalendar,
+    new: BusinessCalendar,
+) -> list[dict[str, Any]]:
+    """A calendar change moves the clocks already running (a holiday added today counts for
+    tasks open now), each move audited. Every open task is locked in id order, as cancel
+    locks a request's tasks, then its index row: the documented lock order. Returns what
+    moved."""
+    now, moved = now_utc(), []
+    tasks = await session.scalars(
+        select(Task)
+        .where(Task.status.not_in(("done", "canceled")))
+        .order_by(Task.id)
+        .with_for_update()
+    )
+    for task in tasks:
+        before = {goal: task_due(task, goal) for goal in sla.GOALS}
+        if not _on_calendar(sla.replan, task, old, new, now):
+            continue
+        task.updated_at = now
+        await queue.project(session, tenant.tenant_id, task)
+        after = {goal: task_due(task, goal) for goal in sla.GOALS}
+        moved.append({"task_id": str(task.id), "before": before, "after": after})
+        await audit.record(session, tenant.tenant_id, actor=who, action="work.task.replanned",
+                           target=f"task:{task.id}", before=before, after=after)  # fmt: skip
+    if moved:  # the firm hears of due times that moved
+        listed = {"tasks": moved[:MAX_LISTED_MOVES], "count": len(moved)}
+        await record_event(session, tenant, "work.sla.replanned", listed)
+    return moved
+
+
+def task_due(task: Task, goal: str) -> str | None:
+    due: datetime | None = getattr(task, f"{goal}_due_at")
+    return due.isoformat() if due is not None else None
 
 
 async def check_slas(

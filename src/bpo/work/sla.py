@@ -63,6 +63,24 @@ def resume(task: Task, calendar: BusinessCalendar, now: datetime) -> None:
     task.paused_at = None
 
 
+def replan(task: Task, old: BusinessCalendar, new: BusinessCalendar, now: datetime) -> bool:
+    """Lay what is left of each running clock out on a new calendar: the business time left
+    under the old calendar, from now (from the pause, for a paused clock, so resuming gives
+    it back exactly) on the new one. A passed instant stays where it fell. True if moved."""
+    start = task.paused_at or now
+    moved = False
+    for goal in running(task):
+        for instant in (f"{goal}_due_at", f"{goal}_warn_at"):
+            at: datetime | None = getattr(task, instant)
+            if at is None or at <= start:
+                continue
+            replanned = new.add(start, old.between(start, at))
+            if replanned != at:
+                setattr(task, instant, replanned)
+                moved = True
+    return moved
+
+
 def meet(task: Task, goal: str, now: datetime) -> None:
     """Stop a goal's clock: met if it stopped by its due instant."""
     if getattr(task, STOPPED[goal]) is not None:
