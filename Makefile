@@ -8,15 +8,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint fuzz bench install clean help
+.PHONY: up test lint fuzz bench bench-quick install clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make up      start embedded PostgreSQL + Redis, migrate, seed the demo, run API and worker"
 	@echo "make test    run the test suite (BPO_TEST_DATABASE_URL / BPO_TEST_BROKER_URL, or embedded)"
-	@echo "make lint    ruff, mypy (strict on src/), hadolint"
+	@echo "make lint    ruff, mypy (strict on src/), the import contract, hadolint"
 	@echo "make fuzz    schemathesis against a running bpo serve"
 	@echo "make bench   print the benchmark figures"
+	@echo "make bench-quick  every benchmark with --quick (seconds each; its figures are not to be quoted)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "bpo needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -39,18 +40,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 fuzz: $(STAMP)
 	$(BIN)/pytest -m fuzz tests/test_fuzz.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/db_fixture.py
-	$(BIN)/python benchmarks/health.py
-	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/jobs.py
-	$(BIN)/python benchmarks/usage.py
-	$(BIN)/python benchmarks/work.py
+	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

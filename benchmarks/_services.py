@@ -1,7 +1,8 @@
 """Where benchmarks find PostgreSQL and a broker: the same variables as the tests.
 
 BPO_TEST_DATABASE_URL / BPO_TEST_BROKER_URL when set, otherwise embedded services in a
-temporary folder. Each run works in a fresh database that it drops at the end.
+temporary folder. Each run works in a fresh database that it drops at the end, after the
+schemas and roles of its tenants (roles are cluster-wide: dropping the database leaves them).
 """
 
 from __future__ import annotations
@@ -15,9 +16,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpo.core.db import create_database, drop_database, with_database
+from sqlalchemy import text
+
+from bpo.core.db import Database, create_database, drop_database, with_database
 from bpo.core.migrations import migrate_database
+from bpo.core.tenancy import role_name, schema_name
 from bpo.embedded import EmbeddedPostgres, EmbeddedRedis
+from bpo.platform.tenants.service import drop_schema_and_role
+
+_REGISTERED_IDS = text(
+    "SELECT id FROM platform.tenants UNION SELECT id FROM platform.tenant_schema_pool"
+)
+_LEFT = text(
+    "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'tenant%' "
+    "UNION ALL SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'tenant%'"
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,20 @@ class BenchServices:
     database_url: str
     broker_url: str
     embedded: bool
+
+
+async def drop_tenants(url: str) -> None:
+    """The schema and (cluster-wide) role of every tenant and pooled schema in `url`."""
+    db = Database(url)
+    try:
+        async with db.engine.connect() as conn:
+            ids = list((await conn.execute(_REGISTERED_IDS)).scalars())
+            left = set((await conn.execute(_LEFT)).scalars())
+        for tenant_id in ids:  # those a benchmark has not dropped already
+            if schema_name(tenant_id) in left or role_name(tenant_id) in left:
+                await drop_schema_and_role(db.engine, tenant_id)
+    finally:
+        await db.dispose()
 
 
 @contextlib.contextmanager
@@ -40,11 +67,14 @@ def services() -> Iterator[BenchServices]:
             name = f"bpo_bench_{uuid.uuid4().hex[:10]}"
             asyncio.run(create_database(server_url, name))
             url = with_database(server_url, name)
-            asyncio.run(migrate_database(url))
             try:
+                asyncio.run(migrate_database(url))
                 yield BenchServices(url, broker_url, postgres is not None)
             finally:
-                asyncio.run(drop_database(server_url, name))
+                try:
+                    asyncio.run(drop_tenants(url))
+                finally:
+                    asyncio.run(drop_database(server_url, name))
         finally:
             if redis:
                 redis.stop()

@@ -6,7 +6,7 @@
 - schema reset: DROP SCHEMA platform CASCADE and migrate it again.
 
 Each variant first writes a few rows, as a test would. Prints ms per test and the ratio to
-rollback. Usage: python benchmarks/db_fixture.py [rounds]
+rollback. Usage: python benchmarks/db_fixture.py [rounds=200] [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _cli
 from benchmarks._services import services
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,7 +114,9 @@ async def main(url: str, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    parser = _cli.parser(__doc__)
+    parser.add_argument("rounds", type=int, nargs="?", default=200, help="rounds per variant")
+    args = _cli.parse(parser, {"rounds": 10})
     with services() as found:
         print(f"database: {'embedded' if found.embedded else 'external'} PostgreSQL")
-        asyncio.run(main(found.database_url, rounds))
+        asyncio.run(main(found.database_url, args.rounds))

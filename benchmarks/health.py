@@ -5,7 +5,7 @@ loopback: a small keep-alive HTTP/1.1 client on asyncio (no dependency), N conne
 D seconds per path. On 2 cores the client takes CPU from the server; the ratio ready/live in
 the same run is the comparable figure.
 
-Usage: python benchmarks/health.py [connections=16] [seconds=10]
+Usage: python benchmarks/health.py [connections=16] [seconds=10] [--warmup 1] [--quick]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _cli
 from benchmarks._services import services
 
 
@@ -71,8 +72,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    connections = int(sys.argv[1]) if len(sys.argv) > 1 else 16
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+    parser = _cli.parser(__doc__)
+    parser.add_argument("connections", type=int, nargs="?", default=16)
+    parser.add_argument("seconds", type=float, nargs="?", default=10.0, help="per path")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per path, unmeasured")
+    args = _cli.parse(parser, {"connections": 4, "seconds": 1.0, "warmup": 0.3})
+    connections, seconds = args.connections, args.seconds
     with services() as found:
         port = free_port()
         env = {
@@ -100,7 +105,7 @@ def main() -> None:
             )
             results = {}
             for path in ("/health/live", "/health/ready"):
-                asyncio.run(load(port, path, connections, 1.0))  # warm-up
+                asyncio.run(load(port, path, connections, args.warmup))  # warm-up
                 rate, latencies, errors = asyncio.run(load(port, path, connections, seconds))
                 results[path] = rate
                 print(

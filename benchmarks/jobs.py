@@ -13,7 +13,7 @@
 
 Both brokers: BPO_TEST_BROKER_URL (or an embedded Redis) and BPO_TEST_AMQP_URL when set.
 Usage: python benchmarks/jobs.py [--jobs 20000] [--pace 200] [--seconds 5]
-       [--audit-events 1000000] [--only jobs|audit]
+       [--audit-events 1000000] [--only jobs|audit] [--quick]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import job_actors
+import redis
+from benchmarks import _cli, job_actors
 from benchmarks._services import services
 from sqlalchemy import insert, text
 
@@ -169,7 +171,8 @@ async def jobs_figures(url: str, broker: str, name: str, args: argparse.Namespac
         created = await create_tenant(session, f"bench-{name}", "Bench")
     tenant = issue_tenant_context(created.tenant.id, created.tenant.slug)
     path = Path(tempfile.mkdtemp()) / "report.json"
-    worker = spawn_worker(url, broker, f"bpo-bench-{uuid.uuid4().hex[:8]}")
+    namespace = f"bpo-bench-{uuid.uuid4().hex[:8]}"
+    worker = spawn_worker(url, broker, namespace)
     try:
         await wait_started(db, tenant, path)
         rate = await throughput(db, tenant, path, args.jobs)
@@ -183,6 +186,14 @@ async def jobs_figures(url: str, broker: str, name: str, args: argparse.Namespac
         worker.terminate()
         worker.wait(30)
         await db.dispose()
+        shutil.rmtree(path.parent, ignore_errors=True)
+        if broker.startswith(("redis", "unix")):  # the run's keys (a shared Redis keeps them)
+            client = redis.Redis.from_url(broker)
+            try:
+                for key in client.scan_iter(f"{namespace}:*"):
+                    client.delete(key)
+            finally:
+                client.close()
 
 
 async def audit_figures(url: str, events: int) -> None:
@@ -262,13 +273,14 @@ async def _write_chain(db: Database, chain: uuid.UUID, events: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _cli.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--pace", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--audit-events", type=int, default=1_000_000)
     parser.add_argument("--only", choices=("jobs", "audit"))
-    args = parser.parse_args()
+    quick = {"jobs": 500, "pace": 100.0, "seconds": 1.0, "audit_events": 5_000}
+    args = _cli.parse(parser, quick)
     with services() as found:
         print(
             f"{os.cpu_count()} cores shared by this process, the worker, PostgreSQL and the broker"

@@ -11,7 +11,10 @@
 4. Backend memory (sum of pg_backend_memory_contexts) after one connection has served
    N tenants, without the recycling guard and with it.
 
+The signups are made by a staff admin (a bearer token, as the tenant API requires).
+
 Usage: python benchmarks/tenancy.py [--tenants 1000] [--signups 100] [--seconds 5]
+                                    [--guard 200] [--warmup 20] [--quick]
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _cli
 from benchmarks._services import services
 from litestar.testing import AsyncTestClient
 from sqlalchemy import Column, Integer, MetaData, Table, Text, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from tests.conftest import drop_tenant_objects
+from tests.conftest import TEST_SECRET_KEY, drop_tenant_objects
+from tests.support.auth import bearer, staff_admin_token
 
 from bpo.app import create_app
 from bpo.core.db import Database, DatabaseOptions
@@ -99,10 +104,11 @@ def pct(values: list[float], fraction: float) -> float:
 
 async def signups(settings: Settings, db: Database, count: int) -> list[TenantContext]:
     """`count` warm signups, then `count` cold ones, over the API. Prints p50/p95."""
-    app = create_app(dataclasses.replace(settings, tenant_admin_api=True, tenant_pool_size=0))
+    app = create_app(dataclasses.replace(settings, tenant_pool_size=0))
     made: list[TenantContext] = []
     await fill_pool(db.engine, count)
     async with AsyncTestClient(app=app) as client:
+        client.headers.update(bearer(await staff_admin_token(db, settings)))
         for label in ("warm-pool", "cold"):
             latencies = []
             for i in range(count):
@@ -176,9 +182,11 @@ async def throughput(
     return rate
 
 
-async def routing(url: str, tenants: list[TenantContext], seconds: float) -> None:
+async def routing(
+    url: str, tenants: list[TenantContext], seconds: float, guard: int, warmup: float
+) -> None:
     workers = 8
-    print(f"tenant-scoped read, {workers} concurrent callers, pool of {workers}, {seconds:.0f} s:")
+    print(f"tenant-scoped read, {workers} concurrent callers, pool of {workers}, {seconds:g} s:")
 
     def fresh(recycle: int | None, statements: int | None) -> Database:
         options = DatabaseOptions(pool_size=workers, max_overflow=0)
@@ -202,7 +210,7 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
             (await session.execute(plain_read)).scalar()
 
     rates = {}
-    n, guard, cache = len(tenants), DEFAULT_TENANTS_PER_CONNECTION, 100
+    n, cache = len(tenants), 100
     for name, recycle, read, statements in (
         ("no routing (owner, schema in SQL)", None, "none", None),
         ("routed, one tenant", guard, "one", None),
@@ -220,7 +228,8 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
                 work = lambda db=db: unrouted(db)  # noqa: E731
             # Warm-up: connections, catalog caches, prepared statements. Without recycling,
             # every connection must first meet every tenant (steady state takes longer).
-            warm = 20.0 if read == "many" and not recycle and statements is None else 1.0
+            long = read == "many" and not recycle and statements is None
+            warm = warmup if long else min(1.0, warmup)
             await throughput(name + " (warm-up)", warm, workers, work)
             rates[name] = await throughput(name, seconds, workers, work)
         finally:
@@ -237,7 +246,7 @@ async def routing(url: str, tenants: list[TenantContext], seconds: float) -> Non
 MEMORY = text("SELECT sum(total_bytes) FROM pg_backend_memory_contexts")
 
 
-async def memory(url: str, tenants: list[TenantContext]) -> None:
+async def memory(url: str, tenants: list[TenantContext], guard: int) -> None:
     """One connection serves every tenant in turn; read its backend's memory as it goes."""
     db = Database(url, DatabaseOptions(pool_size=1, max_overflow=0))
     try:
@@ -247,27 +256,32 @@ async def memory(url: str, tenants: list[TenantContext]) -> None:
         for n, ctx in enumerate(tenants, 1):
             async with tenant_session(db.engine, ctx) as session:
                 (await session.execute(READ)).scalar()
-            if n in (DEFAULT_TENANTS_PER_CONNECTION, len(tenants)):
+            if n in (guard, len(tenants)):
                 # The same backend (pool of one), back as the owner: the view needs it.
                 async with db.engine.connect() as conn:
                     marks[n] = int((await conn.execute(MEMORY)).scalar() or 0)
     finally:
         await db.dispose()
     mb = 1024 * 1024
-    guard, total = marks[DEFAULT_TENANTS_PER_CONNECTION], marks[len(tenants)]
+    at_guard, total = marks[guard], marks[len(tenants)]
     print(
-        f"backend memory: fresh {start / mb:.1f} MB; after {DEFAULT_TENANTS_PER_CONNECTION} "
-        f"tenants {guard / mb:.1f} MB (the guard recycles here); after {len(tenants)} tenants "
+        f"backend memory: fresh {start / mb:.1f} MB; after {guard} "
+        f"tenants {at_guard / mb:.1f} MB (the guard recycles here); after {len(tenants)} tenants "
         f"without the guard {total / mb:.1f} MB (goal < 64 MB); "
         f"{(total - start) / len(tenants) / 1024:.1f} KB per tenant touched (one table)"
     )
 
 
-async def run(url: str, broker_url: str, tenants: int, signup_count: int, seconds: float) -> None:
-    settings = Settings.from_env({}).with_services(url, broker_url)
+async def run(url: str, broker_url: str, args: argparse.Namespace) -> None:
+    tenants, seconds = args.tenants, args.seconds
+    settings = dataclasses.replace(
+        Settings.from_env({}).with_services(url, broker_url),
+        secret_key=TEST_SECRET_KEY,
+        log_level="WARNING",
+    )
     db = Database(url)
     try:
-        made = len(await signups(settings, db, signup_count))
+        made = len(await signups(settings, db, args.signups))
         small = await time_check(db.engine, None)
         started = time.perf_counter()
         await bulk_create(db, made, tenants)
@@ -305,8 +319,8 @@ async def run(url: str, broker_url: str, tenants: int, signup_count: int, second
 
         everyone = await all_tenants(db)
         await seed_one_row_each(db.engine, everyone)
-        await routing(url, everyone, seconds)
-        await memory(url, everyone)
+        await routing(url, everyone, seconds, args.guard, args.warmup)
+        await memory(url, everyone, args.guard)
     finally:
         started = time.perf_counter()
         await drop_tenant_objects(db)  # roles are cluster-wide: dropping the database is not enough
@@ -316,15 +330,29 @@ async def run(url: str, broker_url: str, tenants: int, signup_count: int, second
 
 def main() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _cli.parser(__doc__)
     parser.add_argument("--tenants", type=int, default=1000)
-    parser.add_argument("--signups", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
-    assert args.tenants > max(DEFAULT_TENANTS_PER_CONNECTION, 2 * args.signups)
+    parser.add_argument("--signups", type=int, default=100, help="warm ones, then as many cold")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per read variant")
+    parser.add_argument(
+        "--guard",
+        type=int,
+        default=DEFAULT_TENANTS_PER_CONNECTION,
+        help="tenants a connection serves before the recycling guard closes it",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=20.0,
+        help="seconds of warm-up without recycling (each connection meets every tenant)",
+    )
+    quick = {"tenants": 30, "signups": 5, "seconds": 0.5, "guard": 10, "warmup": 0.5}
+    args = _cli.parse(parser, quick)
+    if args.tenants <= max(args.guard, 2 * args.signups):
+        parser.error("--tenants must be more than --guard and twice --signups")
     with services() as svc:
         print(f"database: {'embedded' if svc.embedded else 'external'} PostgreSQL")
-        asyncio.run(run(svc.database_url, svc.broker_url, args.tenants, args.signups, args.seconds))
+        asyncio.run(run(svc.database_url, svc.broker_url, args))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 3. Current-usage query p95 for a tenant with N usage events (default 10,000,000 over the
    last 30 days, loaded with COPY and folded by the rollup job's statement; goal < 200 ms).
 
-Usage: python benchmarks/usage.py [--batch-events 200000] [--events 10000000] [--queries 200]
+Usage: python benchmarks/usage.py [--batch-events 200000] [--rounds 500] [--events 10000000]
+                                  [--queries 200] [--quick]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _cli
 from benchmarks._services import services
 from sqlalchemy import text
 
@@ -82,7 +84,7 @@ async def batch_rate(db: Database, tenant_id: uuid.UUID, count: int) -> None:
             async with conn.begin():
                 await record_usage_batch(conn, events[first : first + 1000])
         wall = time.perf_counter() - began
-        cpu = cpu_seconds(watched) - cpu0
+        cpu = max(cpu_seconds(watched) - cpu0, 1 / os.sysconf("SC_CLK_TCK"))  # a tick at least
     print(
         f"batch path: {count / wall:,.0f} events/s on one connection ({count:,} events); "
         f"{count / cpu:,.0f} events per CPU-second of this process + PostgreSQL "
@@ -177,12 +179,13 @@ async def main(args: argparse.Namespace, url: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _cli.parser(__doc__)
     parser.add_argument("--batch-events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=200)
-    arguments = parser.parse_args()
+    quick = {"batch_events": 20_000, "rounds": 50, "events": 50_000, "queries": 20}
+    arguments = _cli.parse(parser, quick)
     with services() as found:
         print(f"{os.cpu_count()} cores, shared by this process and PostgreSQL")
         asyncio.run(main(arguments, found.database_url))

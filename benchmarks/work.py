@@ -10,7 +10,8 @@
    alternative it replaces (visiting the assigned tenants' schemas one by one).
 
 Usage: python benchmarks/work.py [--claims 10000] [--claimers 50] [--think 1000]
-                                 [--tenants 200] [--open 100000] [--queries 200]
+                                 [--tenants 200] [--others 50] [--open 100000] [--queries 200]
+                                 [--quick]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import _cli
 from benchmarks._services import services
 from sqlalchemy import select, text
 from tests.support.bulk_work import seed_open_tasks, staff_principal
@@ -36,8 +38,7 @@ from tests.support.work import service_in
 
 from bpo.core.db import Database, DatabaseOptions
 from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
-from bpo.people.models import StaffAssignment
-from bpo.platform.models import User
+from bpo.identity.models import StaffAssignment, User
 from bpo.platform.tenants.service import create_tenant
 from bpo.work import queue
 from bpo.work.catalog import create_service
@@ -133,7 +134,7 @@ async def claims(db_url: str, db: Database, args: argparse.Namespace) -> None:
 
 
 async def inbox(db: Database, args: argparse.Namespace) -> None:
-    tenants = [await new_tenant(db, f"firm-{n:04d}") for n in range(args.tenants + 50)]
+    tenants = [await new_tenant(db, f"firm-{n:04d}") for n in range(args.tenants + args.others)]
     async with db.sessionmaker.begin() as session:
         await create_service(session, service_in())
     per_tenant = args.open // len(tenants)
@@ -209,14 +210,16 @@ async def main(args: argparse.Namespace, url: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _cli.parser(__doc__)
     parser.add_argument("--claims", type=int, default=10_000)
     parser.add_argument("--claimers", type=int, default=50)
     parser.add_argument("--think", type=float, default=1000.0, help="ms between paced claims")
-    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--tenants", type=int, default=200, help="assigned to the staff member")
+    parser.add_argument("--others", type=int, default=50, help="tenants not assigned to them")
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    arguments = parser.parse_args()
+    quick = {"claims": 300, "claimers": 10, "think": 20.0, "tenants": 10, "others": 10}
+    arguments = _cli.parse(parser, {**quick, "open": 2_000, "queries": 20})
     with services() as found:
         print(f"{os.cpu_count()} cores, shared by this process and PostgreSQL")
         asyncio.run(main(arguments, found.database_url))

@@ -32,9 +32,12 @@ from bpo.app import create_app
 from bpo.core.db import Database, create_database, drop_database, with_database
 from bpo.core.migrations import migrate_database
 from bpo.embedded import EmbeddedPostgres, EmbeddedRedis
+from bpo.models import load_all_models
 from bpo.platform.tenants.service import drop_schema_and_role
 from bpo.settings import Settings
 from tests.support.probe import probe_routes
+
+load_all_models()  # as every entry point does: the metadata is complete before any test
 
 # Seeded by migrations, not by tests: kept between tests.
 REFERENCE_TABLES = {"meters", "plans", "plan_prices"}
@@ -108,9 +111,8 @@ async def db(services: Services) -> AsyncIterator[Database]:
 
 async def delete_platform_rows(database: Database) -> None:
     """Drop every tenant's schema and role, then empty every platform table but Alembic's."""
-    from bpo.core.models import PlatformBase, load_all_models
+    from bpo.core.models import PlatformBase
 
-    load_all_models()
     await drop_tenant_objects(database)
     async with database.engine.begin() as conn:
         for table in reversed(PlatformBase.metadata.sorted_tables):

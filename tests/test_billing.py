@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from bpo.billing import accounts, stripe_sync
 from bpo.billing.gateway import StripeGateway
 from bpo.billing.models import Invoice, Plan, PlanPrice, StripeEvent, Subscription
 from bpo.billing.pricing import draft_invoice, plan_terms
+from bpo.billing.quotas import reserve_usage
 from bpo.billing.service import month_of, record_usage, roll_up
 from bpo.core.db import Database
 from bpo.core.errors import Problem
@@ -370,15 +370,19 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
 async def tiny_plan(db: Database) -> Any:
     async with db.sessionmaker.begin() as session:
         session.add(Plan(key="tiny", name="Tiny", base_fee=100, limits={
-            "api_calls_per_minute": 5, "documents_gb_month": 1}))  # fmt: skip
+            "api_calls_per_minute": 5}))  # fmt: skip
         await session.flush()
         session.add(
             PlanPrice(plan="tiny", meter="api_calls", tiers=[{"up_to": None, "unit_amount": "1"}])
+        )
+        session.add(
+            PlanPrice(plan="tiny", meter="documents_gb_month", tiers=[], quota=1, quota_kind="hard")
         )
     yield "tiny"
     async with db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM platform.subscriptions WHERE plan = 'tiny'"))
         await conn.execute(text("DELETE FROM platform.invoices WHERE plan = 'tiny'"))
+        await conn.execute(text("DELETE FROM platform.plan_changes WHERE plan = 'tiny'"))
         await conn.execute(text("DELETE FROM platform.plan_prices WHERE plan = 'tiny'"))
         await conn.execute(text("DELETE FROM platform.plans WHERE key = 'tiny'"))
 
@@ -412,23 +416,17 @@ async def test_plan_limits_answer_429_and_402_saying_which_limit_and_when_it_res
             await client.get(f"/v1/tenants/{other.slug}/users", headers=as_other)
         ).status_code == 200
 
+    # documents_gb_month is a level (max): each report is checked against the quota itself.
     now = datetime.now(UTC)
-    async with db.sessionmaker() as session:
-        await accounts.check_quota(
-            session, firm.tenant_id, "documents_gb_month", Decimal("0.5"), now
-        )
-    async with db.engine.begin() as conn:
-        await record_usage(
-            conn, firm, "documents_gb_month", Decimal("0.8"), f"docs-{uuid.uuid4()}", now
-        )
-    async with db.sessionmaker() as session:
+    async with tenant_session(db.engine, firm) as session:
+        await reserve_usage(session, firm, "documents_gb_month", Decimal("0.8"), "docs-1", now)
+    async with tenant_session(db.engine, firm) as session:
         with pytest.raises(Problem) as quota:
-            await accounts.check_quota(
-                session, firm.tenant_id, "documents_gb_month", Decimal("0.5"), now
-            )
+            await reserve_usage(session, firm, "documents_gb_month", Decimal("1.5"), "docs-2", now)
     assert quota.value.status == 402
     _, period_end = month_of(now)
-    assert quota.value.extensions["limit"] == "documents_gb_month"
+    assert quota.value.extensions["meter"] == "documents_gb_month"
+    assert (quota.value.extensions["allowed"], quota.value.extensions["used"]) == ("1", "0.8")
     assert quota.value.extensions["resets_at"] == period_end.isoformat()
 
 
@@ -461,15 +459,15 @@ async def test_reconciliation_audits_and_announces_any_difference_with_stripe(
             await roll_up(conn)
         pushed = await stripe_sync.push_usage(db.engine, gateway)
         assert (pushed.sent, pushed.unavailable) == (1, 0)
-        [sent] = standin.state.sent("/v1/billing/meter_events")
-        assert sent.params["identifier"].startswith(f"{firm.tenant_id}:api_calls:")
-        assert sent.idempotency_key == f"bpo-usage-{sent.params['identifier']}"
-        assert sent.params["payload"] == {"stripe_customer_id": "cus_reconciled", "value": "120"}
+        [sent] = standin.state.sent("/v2/billing/meter_event_stream")
+        [event] = sent.params["events"]
+        assert event["identifier"].startswith(f"{firm.tenant_id}:api_calls:")
+        assert event["payload"] == {"stripe_customer_id": "cus_reconciled", "value": "120"}
 
         window = (hour - timedelta(hours=3), hour)
         assert await stripe_sync.reconcile(db.sessionmaker, gateway, *window) == []
         assert await _audited(db, "usage.mismatch") == 0
-        stray = dict(standin.state.meter_events[sent.params["identifier"]])
+        stray = dict(standin.state.meter_events[event["identifier"]])
         stray["payload"] = {"stripe_customer_id": "cus_reconciled", "value": "5"}
         standin.state.meter_events["sent-by-someone-else"] = stray
         found = await stripe_sync.reconcile(db.sessionmaker, gateway, *window)
@@ -536,7 +534,7 @@ async def test_late_usage_adjustments_reach_stripe_as_invoice_items_once(
 @pytest.mark.parametrize(
     "table",
     ["plans", "plan_prices", "subscriptions", "invoices", "billed_usage", "usage_pushes",
-     "stripe_events", "usage_rollups"],
+     "stripe_events", "usage_rollups", "plan_changes"],
 )  # fmt: skip
 async def test_tenant_roles_cannot_read_billing_tables(db: Database, table: str) -> None:
     firm = await make_tenant(db, f"curious-firm-{table.replace('_', '-')}")

@@ -27,9 +27,9 @@ from sqlalchemy import update
 
 from bpo.core.db import Database
 from bpo.identity.keys import KeyRing, rotate_keys
+from bpo.identity.models import User
 from bpo.identity.service import deny_jti
 from bpo.identity.tokens import InvalidToken, issue_access_token, verify_access_token
-from bpo.platform.models import User
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY, build_app
 from tests.support.auth import bearer, make_user

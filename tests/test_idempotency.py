@@ -21,8 +21,8 @@ from sqlalchemy import func, select, text
 from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.identity.keys import KeyRing
+from bpo.identity.models import ApiClient
 from bpo.identity.service import deny_jti
-from bpo.platform.models import ApiClient
 from bpo.settings import Settings
 from bpo.webhooks.models import WebhookEndpoint
 from tests.conftest import build_app

@@ -19,9 +19,7 @@ from sqlalchemy import select, update
 from bpo.core.db import Database
 from bpo.core.security import seal
 from bpo.core.tenancy import TenantContext
-from bpo.identity.models import TokenEvent
-from bpo.people.models import Membership
-from bpo.platform.models import User
+from bpo.identity.models import Membership, TokenEvent, User
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.auth import PASSWORD, bearer, make_user

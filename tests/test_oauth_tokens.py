@@ -24,8 +24,7 @@ from sqlalchemy import select, update
 
 from bpo.core.db import Database
 from bpo.core.security import secret_digest
-from bpo.identity.models import RefreshToken, TokenEvent
-from bpo.platform.models import ApiClient
+from bpo.identity.models import ApiClient, RefreshToken, TokenEvent
 from bpo.platform.tenants.service import set_status
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY

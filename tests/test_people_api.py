@@ -16,8 +16,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from bpo.core.db import Database
-from bpo.people.models import Invite, Membership
-from bpo.platform.models import ApiClient, User
+from bpo.identity.models import ApiClient, Membership, User
+from bpo.people.models import Invite
 from bpo.settings import Settings
 from tests.conftest import build_app
 from tests.support.auth import (

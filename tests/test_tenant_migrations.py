@@ -11,12 +11,12 @@ from sqlalchemy import select, text
 from bpo.core.db import Database
 from bpo.core.migrations import migrations_root
 from bpo.core.tenant_migrations import (
+    TenantMigration,
     check_drift,
     schema_revisions,
     tenant_head,
     upgrade_tenants,
 )
-from bpo.platform.models import TenantMigration
 from tests.support.tenants import make_tenant
 
 NOTES_REVISION = '''"""add notes

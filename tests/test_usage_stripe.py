@@ -6,6 +6,7 @@ SIGKILL mid-way. The rollups and what Stripe holds equal an oracle computed here
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import signal
 from collections import defaultdict
@@ -17,11 +18,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from bpo.billing import stripe_sync
+from bpo.billing.gateway import StripeGateway
+from bpo.billing.service import month_of, period_usage, record_usage, roll_up
 from bpo.core.db import Database
 from bpo.jobs.outbox import enqueue
 from bpo.settings import Settings
 from tests.support.auth import bearer, staff_admin_token
-from tests.support.billing import WEBHOOK_SECRET, subscribe_directly
+from tests.support.billing import WEBHOOK_SECRET, stripe_settings, subscribe_directly
 from tests.support.jobs import spawn_worker
 from tests.support.stripe_standin import stripe_standin
 from tests.support.tenants import make_tenant
@@ -34,6 +38,7 @@ METERS = {
     "statement_lines": "bpo_statement_lines",
 }
 UNIQUE, DUPLICATES, BATCH = 80_000, 20_000, 1000
+HOUR = timedelta(hours=1)
 
 
 def _events(slugs: list[str], now: datetime) -> list[dict[str, Any]]:
@@ -139,13 +144,84 @@ async def test_100k_events_with_duplicates_and_a_killed_worker_match_the_oracle(
     assert {(t, m, h): Decimal(v) for t, m, h, v in rows} == dict(by_hour)
     assert standin.totals() == dict(by_meter)
     # Nothing was sent twice as new, and the injected failures did happen.
-    sent = standin.state.sent("/v1/billing/meter_events")
-    assert all("identifier" in r.params for r in sent)
-    identifiers = [r.params["identifier"] for r in sent]
+    sent = standin.state.sent("/v2/billing/meter_event_stream")
+    identifiers = [e["identifier"] for r in sent for e in r.params["events"]]
+    assert all(len(r.params["events"]) <= 100 for r in sent)
     assert len(standin.state.meter_events) == await _scalar(
         db, "SELECT count(*) FROM platform.usage_pushes"
     )
     assert len(identifiers) > len(set(identifiers))  # resent after failures and lost answers
     assert standin.state.lose_after == 0 and standin.state.fail_before == []
-    rejected = [r for r in standin.state.sent("/v1/billing/meter_events") if r.status == 400]
-    assert rejected, "no resend met Stripe's duplicate-identifier 400"
+    repeats = {identifier for identifier, _ in standin.state.dropped}
+    assert repeats, "no resend was dropped as a repeat of its identifier"
+    assert repeats <= set(standin.state.meter_events)
+
+
+async def _meter_id(db: Database, gateway: StripeGateway, key: str, aggregation: str) -> str:
+    meter_id = await gateway.create_meter(f"bpo_{key}", key, aggregation)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE platform.meters SET stripe_meter_id = :id WHERE key = :key"),
+            {"id": meter_id, "key": key},
+        )
+    return meter_id
+
+
+async def test_max_meters_reach_stripe_as_the_maximum_in_batches_of_100(
+    db: Database, settings: Settings
+) -> None:
+    """A max meter's events carry the period's maximum so far, each stamped after the one
+    before, so Stripe's `last` is bpo's max, even when a late event raises it in an
+    earlier hour; meter events go 100 to a request, and an expired stream session is
+    renewed."""
+    firm = await make_tenant(db, "stored-firm")
+    await subscribe_directly(db, firm, "starter", "cus_stored")
+    now = datetime.now(UTC)
+    start, end = month_of(now)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    earlier, later = max(start, hour - 2 * HOUR), max(start, hour - HOUR)
+    with stripe_standin() as standin:
+        gateway = StripeGateway(stripe_settings(settings, standin))
+        documents = await _meter_id(db, gateway, "documents_gb_month", "max")
+        await _meter_id(db, gateway, "api_calls", "sum")
+        levels = [("4", earlier), ("6", later), ("9", earlier + timedelta(minutes=10))]
+        for n, (gb, at) in enumerate(levels):  # the last one late, in the earlier hour
+            async with db.engine.begin() as conn:
+                await record_usage(conn, firm, "documents_gb_month", Decimal(gb), f"gb-{n}", at)
+                if n == 0:  # and 250 hours of API calls: 250 meter events
+                    for h in range(250):
+                        at = now - (h + 1) * HOUR
+                        await record_usage(conn, firm, "api_calls", 2, f"calls-{h}", at)
+                await roll_up(conn)
+        first = await stripe_sync.push_usage(db.engine, gateway)
+        assert (first.sent, first.refused, first.unavailable) == (253, 0, 0)
+        standin.state.sessions.clear()  # the session's token expires: a new one, once
+        async with db.engine.begin() as conn:
+            await record_usage(conn, firm, "documents_gb_month", Decimal("2"), "gb-3", later)
+            await roll_up(conn)
+        again = await stripe_sync.push_usage(db.engine, gateway)
+        assert (again.sent, again.unavailable) == (1, 0)
+        stripe_max = await gateway.metered_total(documents, "cus_stored", start, end)
+
+    async with db.engine.connect() as conn:
+        [ours] = [u for u in await period_usage(conn, firm.tenant_id, start, end)
+                  if u.meter == "documents_gb_month"]  # fmt: skip
+        pushed = (
+            await conn.execute(
+                text(
+                    "SELECT value, at FROM platform.usage_pushes"
+                    " WHERE meter = 'documents_gb_month' ORDER BY at"
+                )
+            )
+        ).all()
+    assert stripe_max == ours.quantity == 9
+    assert [value for value, _ in pushed] == [4, 6, 9, 9]
+    stamps = [at for _, at in pushed]
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+    assert all(start <= at < end for at in stamps)
+    requests = standin.state.sent("/v2/billing/meter_event_stream")
+    sizes = sorted(len(r.params["events"]) for r in requests if r.status == 200)
+    assert sizes == [1, 53, 100, 100]  # the first round's three requests went at once
+    assert [r.status for r in requests][3:] == [401, 200]
+    assert len(standin.state.sent("/v2/billing/meter_event_session")) == 2
+    assert standin.totals()[("cus_stored", "bpo_api_calls")] == 500

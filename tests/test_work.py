@@ -26,7 +26,7 @@ from bpo.billing.models import Invoice, UsageEvent
 from bpo.billing.service import roll_up
 from bpo.core.db import Database
 from bpo.core.tenancy import issue_tenant_context, tenant_session
-from bpo.platform.service import seed_demo
+from bpo.demo import seed_demo
 from bpo.settings import Settings
 from bpo.work.models import QueueEntry, Task
 from tests.conftest import build_app

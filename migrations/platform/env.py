@@ -8,7 +8,8 @@ from alembic import context
 from sqlalchemy import text
 
 from bpo.core.migrations import include_platform_name
-from bpo.core.models import PLATFORM_SCHEMA, PlatformBase, load_all_models
+from bpo.core.models import PLATFORM_SCHEMA, PlatformBase
+from bpo.models import load_all_models
 
 load_all_models()
 connection = context.config.attributes["connection"]

@@ -9,7 +9,8 @@ import re
 from alembic import context
 from sqlalchemy import text
 
-from bpo.core.models import TENANT_PLACEHOLDER, TenantBase, load_all_models
+from bpo.core.models import TENANT_PLACEHOLDER, TenantBase
+from bpo.models import load_all_models
 
 load_all_models()
 schema = context.config.attributes["tenant_schema"]

@@ -9,7 +9,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Contact
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +19,7 @@ from bpo.billing import routes as billing_routes
 from bpo.billing.counter import ApiCallCounter
 from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
+from bpo.core.docs import SwaggerPage, docs_router
 from bpo.core.errors import exception_handlers
 from bpo.core.health import ReadinessProbe
 from bpo.core.idempotency import IdempotencyMiddleware, Replayed, replayed_response
@@ -35,10 +35,12 @@ from bpo.identity.keys import KeyRing
 from bpo.identity.openapi import document_security
 from bpo.identity.server import BpoAuthorizationServer
 from bpo.identity.service import client_loader, token_event_writer
-from bpo.jobs import routes as jobs_routes
+from bpo.identity.standing import StandingCache
 from bpo.jobs.broker import BrokerProbe
+from bpo.models import load_all_models
 from bpo.people import routes as people_routes
 from bpo.platform.access import current_principal, tenant_context, tenant_db_session
+from bpo.platform.operations import routes as operations_routes
 from bpo.platform.tenants.routes import TenantAdminController
 from bpo.settings import Settings
 from bpo.webhooks import routes as webhooks_routes
@@ -55,6 +57,7 @@ def create_app(
     if settings.database_url is None or settings.broker_url is None:
         raise ValueError("create_app needs BPO_DATABASE_URL and BPO_BROKER_URL (bpo up sets them)")
     configure_logging(settings.log_level, settings.log_json)
+    load_all_models()  # tenant provisioning builds schemas from the complete metadata
     metrics = Metrics()
     database_url, broker_url = settings.database_url, settings.broker_url
 
@@ -82,6 +85,8 @@ def create_app(
             settings.limiter_redis_url, prefix=f"{settings.broker_namespace}:rl"
         )
         app.state.verified_tokens = VerifiedTokens()
+        app.state.standing = standing = StandingCache()
+        standing.listen(database_url).start()
         app.state.token_events = token_event_writer(db)
         app.state.api_calls = api_calls = ApiCallCounter(db.engine, limiter)
         api_calls.start()
@@ -95,6 +100,8 @@ def create_app(
             yield
         finally:
             await api_calls.stop()
+            if standing.listener is not None:
+                await standing.listener.stop()
             await limiter.close()
             await probe.close()
             await db.dispose()
@@ -107,7 +114,7 @@ def create_app(
             TenantAdminController,
             *audit_routes.route_handlers,
             *billing_routes.route_handlers,
-            *jobs_routes.route_handlers,
+            *operations_routes.route_handlers,
             *webhooks_routes.route_handlers,
             *work_routes.route_handlers,
             *work_task_routes.route_handlers,
@@ -152,17 +159,22 @@ def _initial_state(settings: Settings, metrics: Metrics) -> State:
     return State({"settings": settings, "metrics": metrics, "password_work": PasswordWork()})
 
 
+DOCS_PATH = "/schema"
+DOCS_TITLE = "bpo API"
+
+
 def _openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
-        title="bpo API",
+        title=DOCS_TITLE,
         version=__version__,
         description=(
             "Outsourced back office for client firms: accounting, settlements, records, "
             "compliance and work queues. Errors are RFC 9457 problem details."
         ),
         contact=Contact(name="bpo", email="support@example.com"),
-        path="/schema",
-        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        # Swagger UI and the document, served from bpo's own files (no CDN): core/docs.py.
+        openapi_router=docs_router(DOCS_PATH),
+        render_plugins=[SwaggerPage(DOCS_PATH, DOCS_TITLE)],
         components=Components(),
         use_handler_docstrings=True,
     )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from bpo.settings import Settings, SettingsError
+from bpo.core.commands import check_database, ensure_secret_key, fail, load_settings
+from bpo.embedded import database_url_or_embedded
+from bpo.settings import Settings
 
 cli = typer.Typer(
     name="bpo",
@@ -25,29 +24,14 @@ cli = typer.Typer(
 
 def main() -> None:
     from bpo.identity.commands import apps, keys
+    from bpo.models import load_all_models
     from bpo.platform.tenants.commands import tenants
 
+    load_all_models()  # every command may build or compare schemas
     cli.add_typer(tenants, name="tenants")
     cli.add_typer(keys, name="keys")
     cli.add_typer(apps, name="apps")
     cli()
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One clear line on stderr, then exit non-zero."""
-    typer.echo(f"bpo: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def load_settings(**overrides: str | int | None) -> Settings:
-    env = dict(os.environ)
-    for name, value in overrides.items():
-        if value is not None:
-            env[f"BPO_{name.upper()}"] = str(value)
-    try:
-        return Settings.from_env(env)
-    except SettingsError as exc:
-        fail(str(exc), code=2)
 
 
 def require_services(settings: Settings) -> tuple[str, str]:
@@ -66,33 +50,6 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             fail(f"cannot listen on {host}:{port}: {why} (set BPO_PORT to use another port)")
-
-
-@contextmanager
-def database_url_or_embedded(settings: Settings) -> Iterator[str]:
-    """BPO_DATABASE_URL, or the embedded PostgreSQL of the data dir for the command's span."""
-    if settings.database_url is not None:
-        yield settings.database_url
-        return
-    from bpo.embedded import EmbeddedError, EmbeddedPostgres
-
-    embedded = EmbeddedPostgres(settings.data_dir)
-    try:
-        url = embedded.start()
-    except EmbeddedError as exc:
-        fail(str(exc))
-    try:
-        yield url
-    finally:
-        embedded.stop()
-
-
-def check_database(url: str, timeout: float) -> None:
-    from bpo.core.db import can_connect, redact_url
-
-    reason = asyncio.run(can_connect(url, timeout))
-    if reason is not None:
-        fail(f"cannot reach the database at {redact_url(url)}: {reason}")
 
 
 @cli.command()
@@ -159,7 +116,7 @@ def migrate(
 @cli.command()
 def demo() -> None:
     """Seed the demo provider admin, tenant and client; print their credentials."""
-    from bpo.stack import ensure_secret_key, prepare_demo
+    from bpo.stack import prepare_demo
 
     settings = load_settings()
     database_url, _ = require_services(settings)

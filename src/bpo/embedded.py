@@ -16,9 +16,17 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from bpo.core.db import create_database
+from bpo.core.commands import check_database, fail, load_settings
+from bpo.core.db import Database, create_database
+from bpo.core.errors import Problem
+from bpo.settings import Settings
+
+T = TypeVar("T")
 
 DATABASE_NAME = "bpo"
 
@@ -146,3 +154,39 @@ class EmbeddedRedis:
                     time.sleep(0.05)
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
+
+
+@contextmanager
+def database_url_or_embedded(settings: Settings) -> Iterator[str]:
+    """BPO_DATABASE_URL, or the embedded PostgreSQL of the data dir for the command's span."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        url = embedded.start()
+    except EmbeddedError as exc:
+        fail(str(exc))
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` against the configured (or embedded) database; problems exit non-zero."""
+    settings = load_settings()
+    with database_url_or_embedded(settings) as url:
+        check_database(url, settings.db_connect_timeout)
+
+        async def go() -> T:
+            db = Database(url)
+            try:
+                return await work(db)
+            finally:
+                await db.dispose()
+
+        try:
+            return asyncio.run(go())
+        except Problem as problem:
+            fail(problem.detail or problem.title, code=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from bpo.core.commands import ensure_secret_key
 from bpo.core.db import can_connect, redact_url
 from bpo.core.process import install_stop_handlers
 from bpo.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
@@ -78,27 +78,13 @@ def run_stack(settings: Settings) -> int:
             _say("stopped")
 
 
-def ensure_secret_key(settings: Settings) -> str:
-    """BPO_SECRET_KEY, or (outside production) a key kept in the data dir."""
-    if settings.secret_key is not None:
-        return settings.secret_key
-    path = settings.data_dir / "secret.key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(key)
-    return key
-
-
 async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:
     """Migrate everything, seed the demo (with its tenant schema); returns the credentials JSON."""
     import msgspec
 
     from bpo.core.db import Database
     from bpo.core.migrations import migrate_all, upgrade_platform
-    from bpo.platform.service import DemoCredentials, seed_demo
+    from bpo.demo import DemoCredentials, seed_demo
 
     path = data_dir / "demo-credentials.json"
     known = None

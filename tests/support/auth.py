@@ -12,10 +12,9 @@ from bpo.core.db import Database
 from bpo.core.security import hash_password
 from bpo.core.tenancy import TenantContext
 from bpo.identity.keys import KeyRing
+from bpo.identity.models import Membership, StaffAssignment, User
 from bpo.identity.scopes import CLIENT_SCOPES, scopes_for_role
 from bpo.identity.tokens import issue_access_token
-from bpo.people.models import Membership, StaffAssignment
-from bpo.platform.models import User
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.clients import make_client

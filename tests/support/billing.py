@@ -7,13 +7,15 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import stripe
 from sqlalchemy import text
 
-from bpo.billing.models import Subscription
+from bpo.billing.models import Plan, PlanPrice, Subscription
 from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext
 from bpo.settings import Settings
@@ -94,3 +96,42 @@ async def backdate_subscription(db: Database, tenant: TenantContext, to: datetim
             text("UPDATE platform.subscriptions SET created_at = :at WHERE tenant_id = :t"),
             {"at": to, "t": tenant.tenant_id},
         )
+
+
+def price(
+    unit_amount: str = "0",
+    *,
+    included: int = 0,
+    quota: int | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """A plan price for `custom_plan`: one flat tier past `included`, maybe a quota."""
+    tiers = [{"up_to": None, "unit_amount": unit_amount}]
+    return {"included": included, "tiers": tiers, "quota": quota, "quota_kind": kind}
+
+
+@asynccontextmanager
+async def custom_plan(
+    db: Database,
+    key: str,
+    prices: dict[str, dict[str, Any]],
+    base_fee: int = 1000,
+    currency: str = "usd",
+) -> AsyncIterator[str]:
+    """A plan made for one test (plans are reference data: kept between tests), removed
+    with whatever refers to it when the block ends."""
+    async with db.sessionmaker.begin() as session:
+        plan = Plan(key=key, name=key.title(), base_fee=base_fee, limits={}, currency=currency)
+        session.add(plan)
+        await session.flush()
+        for meter, terms in prices.items():
+            session.add(PlanPrice(plan=key, meter=meter, **terms))
+    try:
+        yield key
+    finally:
+        async with db.engine.begin() as conn:
+            for table in ("plan_changes", "subscriptions", "invoices", "plan_prices"):
+                await conn.execute(
+                    text(f"DELETE FROM platform.{table} WHERE plan = :key"), {"key": key}
+                )
+            await conn.execute(text("DELETE FROM platform.plans WHERE key = :key"), {"key": key})

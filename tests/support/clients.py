@@ -5,7 +5,7 @@ from __future__ import annotations
 from bpo.core.db import Database
 from bpo.core.security import new_client_secret, secret_digest
 from bpo.core.tenancy import TenantContext
-from bpo.platform.models import ApiClient
+from bpo.identity.models import ApiClient
 from tests.conftest import TEST_SECRET_KEY
 
 

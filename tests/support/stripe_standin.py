@@ -3,10 +3,15 @@
 The real `stripe` SDK talks to it over loopback (BPO_STRIPE_API_BASE). Responses are shaped
 from Stripe's own fixtures (tests/data/stripe/fixtures3.json, MIT, with its LICENSE). It keeps
 what tests need:
-the objects created, every request (path, form body, Idempotency-Key), idempotent replays
-of a key it has seen, and meter events unique by identifier, a repeat answered with
-Stripe's 400. Tests can make it fail: answer 500/429 before doing anything, or do the work
-and lose the answer.
+the objects created, every request (path, form or JSON body, Idempotency-Key), idempotent
+replays of a key it has seen, and meter events unique by identifier: a repeat is answered
+with Stripe's 400 on v1, and dropped without a word on the v2 meter event stream, which
+takes up to 100 events a request with a meter event session's 15-minute token and
+validates them after answering (a 401 `temporary_session_expired` once the token is old;
+events it refuses are noted in `dropped`, as Stripe would report them later). Meter event
+summaries aggregate as the meter's formula says (sum, count, last by timestamp; of events
+sharing the last second, the first received: Stripe promises no order among them). Tests
+can make it fail: answer 500/429 before doing anything, or do the work and lose the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,6 +75,9 @@ class Seen:
 class StripeState:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # by identifier
+    sessions: dict[str, float] = field(default_factory=dict)  # stream token -> expires at
+    session_ttl_s: float = 900.0
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # stream: identifier, why
     requests: list[Seen] = field(default_factory=list)
     replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     # Failure injection for meter events, consumed one per request:
@@ -124,9 +133,15 @@ class StripeStandIn:
         self.state.objects[obj["id"]] = obj
         return obj
 
-    def route(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def route(
+        self, method: str, path: str, params: dict[str, Any], auth: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         if method == "POST" and path == "/v1/billing/meter_events":
             return self._meter_event(params)
+        if method == "POST" and path == "/v2/billing/meter_event_session":
+            return self._session()
+        if method == "POST" and path == "/v2/billing/meter_event_stream":
+            return self._stream(params, auth)
         if method == "GET" and (
             m := re.fullmatch(r"/v1/billing/meters/([^/]+)/event_summaries", path)
         ):
@@ -184,28 +199,65 @@ class StripeStandIn:
         self.state.meter_events[identifier] = event
         return 200, event
 
+    def _session(self) -> tuple[int, dict[str, Any]]:
+        now = time.time()
+        token = f"mes_tok_{uuid.uuid4().hex}"
+        self.state.sessions[token] = now + self.state.session_ttl_s
+        return 200, {
+            "id": f"mes_{uuid.uuid4().hex[:14]}",
+            "object": "v2.billing.meter_event_session",
+            "authentication_token": token,
+            "created": _rfc3339(now),
+            "expires_at": _rfc3339(now + self.state.session_ttl_s),
+            "livemode": False,
+        }
+
+    def _stream(self, params: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
+        token = auth.removeprefix("Bearer ").strip()
+        if self.state.sessions.get(token, 0) <= time.time():
+            return 401, {"error": {"type": "temporary_session_expired",
+                                   "code": "billing_meter_event_session_expired",
+                                   "message": "The meter event session has expired."}}  # fmt: skip
+        events = params.get("events")
+        if not isinstance(events, list) or not 1 <= len(events) <= 100:
+            return 400, {"error": {"type": "invalid_request_error", "code": "invalid_events",
+                                   "message": "events must hold 1 to 100 events."}}  # fmt: skip
+        for event in events:  # validated after the answer, as Stripe does
+            at = datetime.fromisoformat(str(event.get("timestamp"))).timestamp()
+            status, _ = self._meter_event(event | {"timestamp": int(at)})
+            if status != 200:
+                self.state.dropped.append((str(event.get("identifier")), f"status {status}"))
+        return 200, {}
+
     def _summaries(self, meter_id: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         meter = self.state.objects.get(meter_id)
         if meter is None:
             return _error(404, f"No such meter: '{meter_id}'")
         start, end = int(params["start_time"]), int(params["end_time"])
-        total = sum(
-            (
-                Decimal(e["payload"]["value"])
-                for e in self.state.meter_events.values()
-                if e["event_name"] == meter["event_name"]
-                and e["payload"]["stripe_customer_id"] == params["customer"]
-                and start <= e["timestamp"] < end
-            ),
-            Decimal(0),
-        )
+        events = [
+            e
+            for e in self.state.meter_events.values()
+            if e["event_name"] == meter["event_name"]
+            and e["payload"]["stripe_customer_id"] == params["customer"]
+            and start <= e["timestamp"] < end
+        ]
+        formula = meter.get("default_aggregation", {}).get("formula", "sum")
+        values = [Decimal(e["payload"]["value"]) for e in events]
+        if formula == "count":
+            total = Decimal(len(events))
+        elif formula == "last":
+            latest = max((e["timestamp"] for e in events), default=None)
+            first = next((e for e in events if e["timestamp"] == latest), None)
+            total = Decimal(first["payload"]["value"]) if first else Decimal(0)
+        else:
+            total = sum(values, Decimal(0))
         summary = copy.deepcopy(self.fixtures["billing.meter_event_summary"])
         summary.update(meter=meter_id, start_time=start, end_time=end, id=f"mtrusg_{meter_id}")
         summary["aggregated_value"] = float(total)
         return 200, {"object": "list", "data": [summary], "has_more": False, "url": ""}
 
     def handle(
-        self, method: str, path: str, params: dict[str, Any], key: str | None
+        self, method: str, path: str, params: dict[str, Any], key: str | None, auth: str = ""
     ) -> tuple[int, dict[str, Any]]:
         with self.state.lock:
             seen = Seen(method, path, params, key)
@@ -214,11 +266,11 @@ class StripeStandIn:
             if key and f"{replay}" in self.state.replies:
                 seen.status, body = self.state.replies[f"{replay}"]
                 return seen.status, body
-            metered = path == "/v1/billing/meter_events"
+            metered = path in ("/v1/billing/meter_events", "/v2/billing/meter_event_stream")
             if metered and self.state.fail_before:
                 seen.status = self.state.fail_before.pop(0)
                 return _error(seen.status, "Injected failure before processing")
-            status, body = self.route(method, path, params)
+            status, body = self.route(method, path, params, auth)
             if metered and self.state.lose_after and status == 200:
                 self.state.lose_after -= 1
                 seen.status = 500
@@ -242,10 +294,12 @@ class StripeStandIn:
                     self.close_connection = True
                     return
                 raw = body.decode()
-                params = parse_form(raw)
+                v2 = split.path.startswith("/v2/")
+                params = (json.loads(raw) if raw else {}) if v2 else parse_form(raw)
                 status, body = standin.handle(
-                    self.command, split.path, params, self.headers.get("Idempotency-Key")
-                )
+                    self.command, split.path, params, self.headers.get("Idempotency-Key"),
+                    self.headers.get("Authorization") or "",
+                )  # fmt: skip
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -262,6 +316,10 @@ class StripeStandIn:
                 pass
 
         return Handler
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 @contextmanager

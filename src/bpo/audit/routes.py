@@ -81,6 +81,7 @@ async def _verify(state: State, chain_id: uuid.UUID) -> VerifyOut:
     guards=[TENANT_ADMIN],
     tags=["audit"],
     summary="The firm's audit trail, newest first",
+    operation_id="listAuditEvents",
 )
 async def tenant_events(
     tenant: NamedDependency[TenantContext],
@@ -103,6 +104,7 @@ async def tenant_events(
     tags=["audit"],
     status_code=200,
     summary="Walk the firm's chain; report the first broken link",
+    operation_id="verifyAuditChain",
 )
 async def tenant_verify(tenant: NamedDependency[TenantContext], state: State) -> VerifyOut:
     return await _verify(state, tenant.tenant_id)
@@ -113,6 +115,7 @@ async def tenant_verify(tenant: NamedDependency[TenantContext], state: State) ->
     guards=[STAFF_ADMIN],
     tags=["audit"],
     summary="The platform's audit trail (provider admin actions), newest first",
+    operation_id="listPlatformAuditEvents",
 )
 async def platform_events(
     db_session: NamedDependency[AsyncSession],
@@ -134,6 +137,7 @@ async def platform_events(
     tags=["audit"],
     status_code=200,
     summary="Walk the platform's chain; report the first broken link",
+    operation_id="verifyPlatformAuditChain",
 )
 async def platform_verify(state: State) -> VerifyOut:
     return await _verify(state, PLATFORM_CHAIN)

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 import msgspec
 import structlog
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from bpo.audit.models import AuditEvent, AuditHead
+from bpo.audit.models import PLATFORM_CHAIN, AuditEvent, AuditHead
 from bpo.core.ids import uuid7
 from bpo.core.pagination import bad_cursor
 
@@ -166,6 +166,15 @@ class EventFilter:
     target: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+__all__ = ["PLATFORM_CHAIN", "actor_of", "forget_chain", "list_events", "record", "verify"]
+
+
+async def forget_chain(conn: AsyncConnection, chain_id: uuid.UUID) -> None:
+    """Delete a whole chain: only when its tenant is deleted (its export keeps the chain)."""
+    await conn.execute(delete(AuditEvent).where(AuditEvent.chain_id == chain_id))
+    await conn.execute(delete(AuditHead).where(AuditHead.chain_id == chain_id))
 
 
 async def list_events(

@@ -1,4 +1,4 @@
-"""A tenant's billing account: its subscription, invoices, quotas and dunning.
+"""A tenant's billing account: its subscription, invoices and dunning (quotas: quotas.py).
 
 Periods are calendar months (UTC) for every tenant. A period is finalized once, by
 `finalize_period`, under a lock on the subscription row: the invoice's lines come from
@@ -13,17 +13,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.billing.models import BilledUsage, Invoice, Subscription
 from bpo.billing.pricing import Draft, draft_invoice, plan_terms
-from bpo.billing.service import month_of, period_usage
+from bpo.billing.service import month_of
 from bpo.core.errors import Problem
 from bpo.jobs.outbox import enqueue
-from bpo.platform.models import Tenant
+from bpo.platform.tenants import service as tenants
 from bpo.webhooks.service import record_event
 
 
@@ -140,63 +140,34 @@ async def close_periods(session: AsyncSession, now: datetime) -> int:
     return len(due)
 
 
-async def check_quota(
-    session: AsyncSession, tenant_id: uuid.UUID, meter: str, adding: Decimal, now: datetime
-) -> None:
-    """402 when `adding` more of `meter` would pass the plan's quota for this period."""
-    subscription = await subscription_of(session, tenant_id)
-    if subscription is None:
-        return
-    terms = await plan_terms(session, subscription.plan)
-    limit = terms.limits.get(meter)
-    if limit is None:
-        return
-    start, end = month_of(now)
-    used = next(
-        (
-            u.quantity
-            for u in await period_usage(session, tenant_id, start, end)
-            if u.meter == meter
-        ),
-        Decimal(0),
-    )
-    if used + adding > Decimal(str(limit)):
-        raise Problem(
-            402,
-            "quota-exceeded",
-            f"the {terms.name} plan allows {limit} {meter} per period; {used} used,"
-            f" {adding} more asked. The quota resets at {end.isoformat()}.",
-            title="Plan quota exceeded",
-            limit=meter,
-            allowed=str(limit),
-            used=str(used),
-            resets_at=end.isoformat(),
-        )
-
-
 async def suspend_overdue(session: AsyncSession, now: datetime, grace: timedelta) -> list[str]:
     """Dunning: suspend every tenant whose payment has failed for longer than `grace`."""
     overdue = (
-        await session.execute(
-            select(Subscription, Tenant)
-            .join(Tenant, Tenant.id == Subscription.tenant_id)
+        await session.scalars(
+            select(Subscription)
             .where(
                 Subscription.past_due_since < now - grace,
                 Subscription.suspended_for_payment.is_(False),
-                Tenant.status == "active",
+                Subscription.tenant_id.in_(tenants.active_tenant_ids()),
             )
-            .with_for_update(of=Subscription)
+            .with_for_update()
         )
     ).all()
-    for subscription, tenant in overdue:
-        tenant.status = "suspended"
+    suspended = []
+    for subscription in overdue:
+        tenant = await tenants.change_status(
+            session, subscription.tenant_id, "suspended", only_from="active"
+        )
+        if tenant is None:  # suspended or resumed meanwhile by someone else
+            continue
         subscription.suspended_for_payment = True
         await audit.record(
             session, tenant.id, actor="bpo:billing", action="tenant.suspended",
             target=tenant.slug, after={"reason": "payment overdue",
                                        "past_due_since": str(subscription.past_due_since)},
         )  # fmt: skip
-    return [tenant.slug for _, tenant in overdue]
+        suspended.append(tenant.slug)
+    return suspended
 
 
 async def settle(session: AsyncSession, subscription: Subscription) -> None:
@@ -213,10 +184,8 @@ async def settle(session: AsyncSession, subscription: Subscription) -> None:
         subscription.status = "active"
     if subscription.suspended_for_payment:
         subscription.suspended_for_payment = False
-        await session.execute(
-            update(Tenant)
-            .where(Tenant.id == subscription.tenant_id, Tenant.status == "suspended")
-            .values(status="active")
+        await tenants.change_status(
+            session, subscription.tenant_id, "active", only_from="suspended"
         )
         await audit.record(
             session, subscription.tenant_id, actor="bpo:billing", action="tenant.resumed",

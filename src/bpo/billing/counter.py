@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections import Counter
@@ -27,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bpo.billing.service import Usage, record_usage_batch
+from bpo.core.errors import Problem
 from bpo.core.ratelimit import Limit, RateLimiter
 
 log = structlog.get_logger("bpo.billing")
@@ -41,9 +43,22 @@ _LIMITS = text(
 )
 
 
-class OverLimit(Exception):
+class OverLimit(Problem):
+    """429: the plan's calls per minute are used up (the call is refused and not billed)."""
+
     def __init__(self, allowed: int, reset_in_s: float) -> None:
-        super().__init__(f"{allowed} API calls per minute")
+        wait = max(1, math.ceil(reset_in_s))
+        resets = datetime.fromtimestamp(time.time() + reset_in_s, UTC).replace(microsecond=0)
+        super().__init__(
+            429,
+            "plan-limit-exceeded",
+            f"the plan allows {allowed} API calls per minute; the limit resets in {wait} s"
+            f" ({resets.isoformat()})",
+            headers={"Retry-After": str(wait)},
+            limit=RATE_LIMIT,
+            allowed=allowed,
+            resets_at=resets.isoformat(),
+        )
         self.allowed = allowed
         self.reset_in_s = reset_in_s
 

@@ -10,14 +10,16 @@ a stand-in (tests, development); nothing else in bpo knows Stripe's address.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import stripe
 
+from bpo.billing.service import plain
 from bpo.settings import Settings
 
 WEBHOOK_TOLERANCE_S = 300
@@ -51,12 +53,17 @@ def _fail(exc: stripe.StripeError) -> RuntimeError:
     return StripeRefused(f"Stripe refused ({status}): {exc.user_message or exc}")
 
 
-def is_duplicate_identifier(exc: stripe.StripeError) -> bool:
-    """Stripe's answer to a meter event whose identifier it has seen: already delivered."""
-    error = (exc.json_body or {}).get("error", {}) if isinstance(exc.json_body, dict) else {}
-    return exc.http_status == 400 and (
-        error.get("code") == "resource_already_exists" or error.get("param") == "identifier"
-    )
+@dataclass(frozen=True, slots=True)
+class MeterEvent:
+    event_name: str
+    identifier: str  # Stripe drops a repeat (within 24 h at least)
+    customer: str
+    value: Decimal
+    at: datetime
+
+
+STREAM_BATCH = 100  # meter events per meter event stream request, at most
+SESSION_MARGIN = timedelta(seconds=60)  # renew a stream session this long before it expires
 
 
 class StripeGateway:
@@ -64,12 +71,16 @@ class StripeGateway:
         if not settings.stripe_api_key:
             raise StripeNotConfigured("BPO_STRIPE_API_KEY is not set")
         base = settings.stripe_api_base
+        # A stand-in answers for Stripe's API and its meter events host alike.
+        addresses = {"api": base.rstrip("/"), "meter_events": base.rstrip("/")} if base else None
         self._client = stripe.StripeClient(
             settings.stripe_api_key,
-            base_addresses={"api": base.rstrip("/")} if base else None,
+            base_addresses=addresses,  # type: ignore[arg-type]
             http_client=stripe.HTTPXClient(timeout=20),
             max_network_retries=2,
         )
+        self._session: tuple[str, datetime] | None = None  # stream token, expires at
+        self._session_lock = asyncio.Lock()  # concurrent sends share one session
 
     async def _call(self, method: Any, *args: Any, key: str | None = None) -> Any:
         options = {"idempotency_key": key} if key else None
@@ -164,25 +175,35 @@ class StripeGateway:
         )
         return {"id": str(subscription.id), "status": str(subscription.status)}
 
-    async def send_meter_event(
-        self, event_name: str, identifier: str, customer: str, value: Decimal, at: datetime
-    ) -> bool:
-        """Send one meter event; False when Stripe already has this identifier (delivered)."""
-        try:
-            await self._client.v1.billing.meter_events.create_async(
-                {
-                    "event_name": event_name,
-                    "identifier": identifier,
-                    "timestamp": int(at.timestamp()),
-                    "payload": {"stripe_customer_id": customer, "value": _plain(value)},
-                },
-                options={"idempotency_key": f"bpo-usage-{identifier}"},
-            )
-        except stripe.StripeError as exc:
-            if is_duplicate_identifier(exc):
-                return False
-            raise _fail(exc) from exc
-        return True
+    async def send_meter_events(self, events: Sequence[MeterEvent]) -> None:
+        """Send up to 100 meter events in one request on Stripe's meter event stream (v2).
+        Stripe answers before it validates them: one it refuses later (an unknown customer,
+        a repeated identifier) is reported in an event of its own, not here."""
+        body: Any = {"events": [_stream_event(e) for e in events]}
+        for renew in (False, True):
+            token = await self._stream_token(renew)
+            try:
+                await self._client.v2.billing.meter_event_stream.create_async(
+                    body, options={"api_key": token}
+                )
+                return
+            except stripe.TemporarySessionExpiredError:
+                continue  # expired early (or the clock is off): a new session, once
+            except stripe.StripeError as exc:
+                raise _fail(exc) from exc
+        raise StripeUnavailable("Stripe refused two meter event sessions in a row")
+
+    async def _stream_token(self, renew: bool) -> str:
+        """The meter event session's token (valid 15 minutes), made or renewed as needed."""
+        refused = self._session if renew else None
+        async with self._session_lock:
+            session = self._session
+            old = session is None or session[1] - SESSION_MARGIN <= datetime.now(UTC)
+            if session is None or old or session is refused:  # (else renewed meanwhile)
+                made = await self._call(self._client.v2.billing.meter_event_session.create_async)
+                expires = datetime.fromisoformat(str(made.expires_at))
+                session = self._session = (str(made.authentication_token), expires)
+            return session[0]
 
     async def metered_total(
         self, meter_id: str, customer: str, start: datetime, end: datetime
@@ -227,6 +248,15 @@ class StripeGateway:
         return str(session.url)
 
 
+def _stream_event(event: MeterEvent) -> dict[str, Any]:
+    return {
+        "event_name": event.event_name,
+        "identifier": event.identifier,
+        "timestamp": event.at.astimezone(UTC).replace(microsecond=0).isoformat(),
+        "payload": {"stripe_customer_id": event.customer, "value": plain(event.value)},
+    }
+
+
 def verified_event(payload: bytes, signature: str, secret: str) -> stripe.Event:
     """The event, if its signature and timestamp (at most 300 s old) check out, with the
     SDK's own check over the raw body; raises `stripe.SignatureVerificationError` or
@@ -235,9 +265,3 @@ def verified_event(payload: bytes, signature: str, secret: str) -> stripe.Event:
         payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_S
     )
     return event
-
-
-def _plain(value: Decimal) -> str:
-    """12.500000 -> "12.5", 3.000000 -> "3": what Stripe's payload values look like."""
-    text = format(value.normalize(), "f")
-    return text if text != "-0" else "0"

@@ -46,7 +46,7 @@ async def push_usage() -> None:
         done = await stripe_sync.push_usage(engine, gateway)
         if done.unavailable:
             raise StripeUnavailable(f"{done.unavailable} meter events wait for Stripe")
-        if done.sent + done.already_there + done.refused < stripe_sync.PUSH_BATCH:
+        if done.claimed < stripe_sync.PUSH_BATCH:
             return
 
 

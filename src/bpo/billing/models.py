@@ -103,8 +103,8 @@ class Plan(PlatformBase):
     name: Mapped[str] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(3), server_default="usd")
     base_fee: Mapped[int] = mapped_column(BigInteger)  # per period, minor units
-    # Hard limits: "api_calls_per_minute" answers 429; a meter key is a quota per period
-    # (402). Absent: unlimited.
+    # Rate limits: "api_calls_per_minute" answers 429. Absent: unlimited. (Quotas per period
+    # are per meter: `PlanPrice.quota`.)
     limits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     stripe_product: Mapped[str | None] = mapped_column(String(100))
@@ -122,6 +122,29 @@ class PlanPrice(PlatformBase):
     included: Mapped[Decimal] = mapped_column(Quantity, server_default="0")
     tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     stripe_price: Mapped[str | None] = mapped_column(String(100))
+    # A quota per period: "hard" refuses what would pass it (402, nothing written); "soft"
+    # lets it through, the units past the included ones billed by the tiers as ever.
+    quota: Mapped[Decimal | None] = mapped_column(Quantity)
+    quota_kind: Mapped[str | None] = mapped_column(String(4))  # hard | soft
+
+
+QUOTA_KINDS = ("hard", "soft")
+
+
+class PlanChange(PlatformBase):
+    """A tenant's plan from `effective_at` (a whole hour, UTC) until its next change: what
+    invoices and previews price each part of a period at. A tenant's first row also covers
+    the time before it in its first period (the first plan is billed for the whole month)."""
+
+    __tablename__ = "plan_changes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    plan: Mapped[str] = mapped_column(ForeignKey("plans.key"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when asked
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # billed from
+
+    __table_args__ = (Index("ix_plan_changes_tenant_effective", "tenant_id", "effective_at"),)
 
 
 SUBSCRIPTION_STATUSES = ("pending", "active", "past_due", "canceled")

@@ -18,11 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
-from bpo.audit.models import PLATFORM_CHAIN
-from bpo.billing import accounts, service, stripe_events
+from bpo.audit.service import PLATFORM_CHAIN
+from bpo.billing import accounts, quotas, service, stripe_events
 from bpo.billing.gateway import StripeGateway, StripeRefused, StripeUnavailable, verified_event
 from bpo.billing.models import Invoice, Meter, Plan, Subscription
-from bpo.billing.pricing import Line, PlanTerms, plan_terms
+from bpo.billing.plan_history import record_plan_change
+from bpo.billing.pricing import Line, MeterPrice, PlanTerms, plan_terms
 from bpo.billing.schemas import (
     InvoiceList,
     InvoiceOut,
@@ -45,7 +46,7 @@ from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import PUBLIC, STAFF_ADMIN, TENANT_BILLING, Principal
 from bpo.jobs.outbox import enqueue
-from bpo.platform.models import Tenant
+from bpo.platform.tenants import service as tenants_service
 from bpo.settings import Settings
 from bpo.webhooks.service import record_event
 
@@ -56,6 +57,7 @@ from bpo.webhooks.service import record_event
     tags=["billing"],
     status_code=200,
     summary="Record usage done outside bpo (up to 1,000 events; each key counts once)",
+    operation_id="recordUsage",
 )
 async def record_batch(
     data: JSONBody[UsageBatch],
@@ -80,8 +82,7 @@ async def record_batch(
 async def _checked(session: AsyncSession, data: UsageBatch) -> list[service.Usage]:
     """The batch as usage events, or a 422 naming every bad event (nothing recorded)."""
     slugs = sorted({e.tenant for e in data.events})
-    found = await session.execute(select(Tenant.slug, Tenant.id).where(Tenant.slug.in_(slugs)))
-    tenants: dict[str, uuid.UUID] = {str(slug): ident for slug, ident in found.all()}
+    tenants = await tenants_service.ids_of(session, slugs)
     meters = set((await session.scalars(select(Meter.key))).all())
     now = datetime.now(UTC)
     errors, usage = [], []
@@ -113,6 +114,7 @@ async def _checked(session: AsyncSession, data: UsageBatch) -> list[service.Usag
     guards=[TENANT_BILLING],
     tags=["billing"],
     summary="Usage per meter in the current period (the calendar month, UTC) or a given one",
+    operation_id="getUsage",
 )
 async def current_usage(
     tenant: NamedDependency[TenantContext],
@@ -133,21 +135,34 @@ async def current_usage(
     if period_end <= period_start:
         raise Problem(400, "malformed-request", "end must come after start")
     rows = await service.period_usage(db_session, tenant.tenant_id, period_start, period_end)
+    sub = await accounts.subscription_of(db_session, tenant.tenant_id)
+    terms = None
+    if sub is not None and sub.status != "canceled":
+        terms = await plan_terms(db_session, sub.plan)
     return UsageOut(
         period_start=period_start,
         period_end=period_end,
-        meters=[
-            MeterUsageOut(r.meter, r.name, r.unit, r.aggregation, r.quantity, r.events)
-            for r in rows
-        ],
+        meters=[_meter_usage_out(r, terms) for r in rows],
+        plan=terms.key if terms else None,
     )
 
 
+def _meter_usage_out(r: service.MeterUsage, terms: PlanTerms | None) -> MeterUsageOut:
+    price = terms.prices.get(r.meter) if terms else None
+    out = MeterUsageOut(r.meter, r.name, r.unit, r.aggregation, r.quantity, r.events)
+    if price is not None:
+        out.included, out.limit, out.limit_kind = price.included, price.quota, price.quota_kind
+        out.remaining = quotas.remaining(price.quota, r.quantity)
+    return out
+
+
+def _price_out(p: MeterPrice) -> PriceOut:
+    tiers = [TierOut(t.up_to, t.unit_amount) for t in p.tiers]
+    return PriceOut(p.meter, p.included, tiers, p.quota, p.quota_kind)
+
+
 def plan_out(terms: PlanTerms) -> PlanOut:
-    prices = [
-        PriceOut(p.meter, p.included, [TierOut(t.up_to, t.unit_amount) for t in p.tiers])
-        for p in sorted(terms.prices.values(), key=lambda p: p.meter)
-    ]
+    prices = [_price_out(p) for p in sorted(terms.prices.values(), key=lambda p: p.meter)]
     return PlanOut(terms.key, terms.name, terms.currency, terms.base_fee, terms.limits, prices)
 
 
@@ -156,6 +171,7 @@ def plan_out(terms: PlanTerms) -> PlanOut:
     guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The plans a firm can subscribe to",
+    operation_id="listPlans",
 )
 async def list_plans(db_session: NamedDependency[AsyncSession]) -> list[PlanOut]:
     keys = (
@@ -182,6 +198,7 @@ async def _subscription_out(session: AsyncSession, sub: Subscription) -> Subscri
     guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The firm's plan and subscription",
+    operation_id="getSubscription",
 )
 async def show_subscription(
     tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
@@ -198,6 +215,7 @@ async def show_subscription(
     tags=["billing"],
     status_code=201,
     summary="Subscribe to a plan (the Stripe customer and subscription follow in a job)",
+    operation_id="createSubscription",
 )
 async def subscribe(
     data: JSONBody[SubscribeIn],
@@ -223,6 +241,8 @@ async def subscribe(
                 409, "conflict",
                 "the subscription is with Stripe: change plans in the customer portal",
             )  # fmt: skip
+    if sub is not None and sub.plan != plan.key:
+        await _same_currency(db_session, sub.plan, plan)
     if sub is None:
         sub = Subscription(tenant_id=tenant.tenant_id, plan=plan.key)
         db_session.add(sub)
@@ -231,6 +251,8 @@ async def subscribe(
     sub.status = "pending" if settings.stripe_api_key else "active"
     sub.updated_at = datetime.now(UTC)
     await db_session.flush()
+    # Priced by parts from the next whole hour; the quotas follow at once (plan_history).
+    await record_plan_change(db_session, tenant.tenant_id, plan.key, sub.updated_at)
     after = {"plan": plan.key, "status": sub.status}
     await audit.record(
         db_session, tenant.tenant_id, actor=principal, action="subscription.created",
@@ -240,6 +262,18 @@ async def subscribe(
     if settings.stripe_api_key:
         await enqueue(db_session, "connect_subscription", str(tenant.tenant_id), tenant=None)
     return await _subscription_out(db_session, sub)
+
+
+async def _same_currency(session: AsyncSession, current: str, plan: Plan) -> None:
+    """A period's parts are priced on one invoice, in one currency."""
+    old = await session.get_one(Plan, current)
+    if old.currency != plan.currency:
+        raise Problem(
+            409, "conflict",
+            f"the {plan.name} plan is billed in {plan.currency.upper()}, the current plan in"
+            f" {old.currency.upper()}: a period's invoice has one currency, so plans cannot"
+            " change currency",
+        )  # fmt: skip
 
 
 def _line_out(line: Line | dict[str, Any]) -> LineOut:
@@ -252,6 +286,7 @@ def _line_out(line: Line | dict[str, Any]) -> LineOut:
     guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The current period's invoice as it stands, priced as the final one will be",
+    operation_id="previewInvoice",
 )
 async def invoice_preview(
     tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
@@ -290,6 +325,7 @@ def invoice_out(invoice: Invoice) -> InvoiceOut:
     guards=[TENANT_BILLING],
     tags=["billing"],
     summary="The firm's invoices, newest first (the last ten years at most)",
+    operation_id="listInvoices",
 )
 async def list_invoices(
     tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
@@ -308,6 +344,7 @@ async def list_invoices(
     guards=[TENANT_BILLING],
     tags=["billing"],
     summary="One invoice with its lines",
+    operation_id="getInvoice",
 )
 async def show_invoice(
     invoice_id: FromPath[uuid.UUID],
@@ -326,6 +363,7 @@ async def show_invoice(
     tags=["billing"],
     status_code=201,
     summary="A Stripe customer-portal session: payment methods, invoices, cancellation",
+    operation_id="createPortalSession",
 )
 async def portal_session(
     tenant: NamedDependency[TenantContext],

@@ -38,12 +38,18 @@ class MeterUsageOut(msgspec.Struct):
     aggregation: str
     quantity: Decimal
     events: int
+    # Against the plan in force now (null without a plan, or when it does not say):
+    included: Decimal | None = None  # free units per period
+    limit: Decimal | None = None  # the quota per period
+    limit_kind: str | None = None  # hard (402 past it) | soft (allowed, billed as overage)
+    remaining: Decimal | None = None  # limit - quantity, never below 0
 
 
 class UsageOut(msgspec.Struct):
     period_start: datetime
     period_end: datetime
     meters: list[MeterUsageOut]
+    plan: str | None = None  # the plan in force now
 
 
 PlanKey = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
@@ -62,6 +68,8 @@ class PriceOut(msgspec.Struct):
     meter: str
     included: Decimal
     tiers: list[TierOut]
+    quota: Decimal | None = None  # per period; null: none
+    quota_kind: str | None = None  # hard (402 past it) | soft (allowed, billed as overage)
 
 
 class PlanOut(msgspec.Struct):
@@ -90,8 +98,9 @@ class LineOut(msgspec.Struct, omit_defaults=True):
     meter: str | None = None
     quantity: Decimal | None = None
     included: Decimal | None = None
-    period_start: datetime | None = None  # adjustments: the earlier period
-    period_end: datetime | None = None
+    period_start: datetime | None = None  # adjustments: the earlier period; else the part
+    period_end: datetime | None = None  # of a period (the plan changed) the line prices
+    plan: str | None = None  # a part's plan
 
 
 class PreviewOut(msgspec.Struct):

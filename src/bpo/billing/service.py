@@ -4,7 +4,7 @@
 `record_usage_batch` writes many in one statement, sorted by key (concurrent batches with
 keys in different orders deadlocked, DESIGN §8). Both skip a (tenant, meter, key) seen
 before. `roll_up` folds pending events into their hour in one statement; a late event
-(up to 35 days, as Stripe accepts) simply updates its hour. The same statement fixes the
+(up to 35 days, as Stripe accepts) simply updates its hour. The same transaction fixes the
 batch's meter events for Stripe (`usage_pushes`), so what is pushed is exactly what was
 rolled up, whatever crashes in between.
 """
@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bpo.billing.models import UsageEvent
+from bpo.billing.models import Invoice, UsageEvent
 from bpo.core.tenancy import TenantContext
 
+LEVELS = ("max", "last")  # aggregations whose quantity is a level, not an amount added
 LATE_LIMIT = timedelta(days=35)  # Stripe meter events may be up to 35 days old
 EARLY_LIMIT = timedelta(minutes=5)  # clock skew allowed for events "in the future"
 BATCH_LIMIT = 1000
@@ -141,21 +142,53 @@ _ROLL_UP = text(
         SELECT h.tenant_id || ':' || h.meter || ':'
                  || to_char(h.hour AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24') || '.' || b.n,
                h.tenant_id, h.meter, h.last_at,
-               CASE m.aggregation
-                 WHEN 'sum' THEN h.total
-                 WHEN 'count' THEN h.events
-                 -- Stripe keeps the last value: send the period's maximum so far.
-                 WHEN 'max' THEN GREATEST(h.maximum, (
-                     SELECT max(o.maximum) FROM platform.usage_rollups o
-                      WHERE o.tenant_id = h.tenant_id AND o.meter = h.meter AND o.hour <= h.hour
-                        AND o.hour >= date_trunc('month', h.hour, 'UTC')))
-                 ELSE h.last_value END
+               CASE m.aggregation WHEN 'sum' THEN h.total WHEN 'count' THEN h.events
+                                  ELSE h.last_value END
           FROM hours h
-          JOIN platform.meters m ON m.key = h.meter
+          JOIN platform.meters m ON m.key = h.meter AND m.aggregation <> 'max'
          CROSS JOIN (SELECT nextval('platform.usage_push_batch_seq') AS n) b
         RETURNING 1
+    ), levels AS (  -- max meters' periods this batch touched: pushed by _LEVEL_PUSHES
+        SELECT DISTINCT h.tenant_id, h.meter, date_trunc('month', h.hour, 'UTC') AS month
+          FROM hours h JOIN platform.meters m ON m.key = h.meter AND m.aggregation = 'max'
     )
-    SELECT count(*) FROM rolled  -- every data-modifying CTE runs, referenced or not
+    -- Every data-modifying CTE runs, referenced or not.
+    SELECT (SELECT count(*) FROM rolled), l.tenant_id, l.meter, l.month
+      FROM (SELECT 1) AS one LEFT JOIN levels l ON true
+    """
+)
+
+# Stripe meters sum, count or keep the last value (no max): a max meter's event carries the
+# period's maximum so far, stamped later than every earlier one of the period (a whole
+# second later at least: Stripe's timestamps are seconds), so Stripe's `last` is bpo's
+# max, late events included. Formed after the rollup statement, under a lock, so each
+# sees the rollups of every run that formed one before it.
+_LEVEL_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('bpo-level-pushes', 0))")
+_LEVEL_PUSHES = text(
+    """
+    INSERT INTO platform.usage_pushes (identifier, tenant_id, meter, at, value)
+    SELECT l.tenant_id || ':' || l.meter || ':'
+             || to_char(l.month AT TIME ZONE 'UTC', 'YYYYMM') || '.' || b.n,
+           l.tenant_id, l.meter, s.at, v.value
+      FROM unnest(CAST(:tenants AS uuid[]), CAST(:meters AS text[]),
+                  CAST(:months AS timestamptz[])) AS l(tenant_id, meter, month)
+     CROSS JOIN (SELECT nextval('platform.usage_push_batch_seq') AS n) b
+     CROSS JOIN LATERAL (
+         SELECT (l.month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC' AS month_end
+     ) e
+     CROSS JOIN LATERAL (
+         SELECT max(r.maximum) AS value FROM platform.usage_rollups r
+          WHERE r.tenant_id = l.tenant_id AND r.meter = l.meter
+            AND r.hour >= l.month AND r.hour < e.month_end
+     ) v
+     CROSS JOIN LATERAL (  -- now, or a second after the period's last push; in the period
+         SELECT least(greatest(date_trunc('second', clock_timestamp()),
+                               max(p.at) + interval '1 second'),
+                      e.month_end - interval '1 second') AS at
+           FROM platform.usage_pushes p
+          WHERE p.tenant_id = l.tenant_id AND p.meter = l.meter
+            AND p.at >= l.month AND p.at < e.month_end
+     ) s
     """
 )
 
@@ -164,7 +197,13 @@ async def roll_up(conn: AsyncConnection, limit: int = 50_000) -> int:
     """Fold up to `limit` pending events into their hours; returns how many hour rows moved
     (0 when nothing was pending). Rows are upserted in key order: concurrent runs, each
     with its own SKIP LOCKED share, take the rollup rows' locks in the same order."""
-    return int((await conn.execute(_ROLL_UP, {"limit": limit})).scalar_one())
+    rows = (await conn.execute(_ROLL_UP, {"limit": limit})).all()
+    levels = [row[1:] for row in rows if row[1] is not None]
+    if levels:
+        await conn.execute(_LEVEL_LOCK)
+        tenants, meters, months = (list(column) for column in zip(*levels, strict=True))
+        await conn.execute(_LEVEL_PUSHES, {"tenants": tenants, "meters": meters, "months": months})
+    return int(rows[0][0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +250,24 @@ async def period_usage(
     return out
 
 
+def plain(value: Decimal) -> str:
+    """12.500000 -> "12.5", 3.000000 -> "3": quantities as people (and Stripe) write them."""
+    shown = format(value.normalize(), "f")
+    return shown if shown != "-0" else "0"
+
+
 def month_of(moment: datetime) -> tuple[datetime, datetime]:
     """The calendar month (UTC) holding `moment`: the period until subscriptions set one."""
     start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end
+
+
+async def period_invoiced(conn: AsyncConnection, tenant_id: uuid.UUID, at: datetime) -> bool:
+    """Whether the billing period holding `at` has a finalized invoice (its usage is final)."""
+    found = await conn.scalar(
+        select(Invoice.id).where(
+            Invoice.tenant_id == tenant_id, Invoice.period_start <= at, Invoice.period_end > at
+        )
+    )
+    return found is not None

@@ -2,8 +2,9 @@
 reconciliation of totals. Called from jobs; every Stripe call goes through the gateway.
 
 A push row's identifier and value were fixed when the rollup formed it, so sending it
-again after a crash, a timeout or a lost answer sends the same meter event: Stripe answers
-a repeated identifier with a 400, which counts as delivered.
+again after a crash, a timeout or a lost answer sends the same meter event, which Stripe
+drops as a repeat of its identifier. Pushes go 100 to a request on Stripe's meter event
+stream (v2): a month of one busy tenant's usage is tens of thousands of meter events.
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bpo import audit
-from bpo.billing.gateway import StripeGateway, StripeRefused, StripeUnavailable, Tier
+from bpo.billing.gateway import (
+    STREAM_BATCH,
+    MeterEvent,
+    StripeGateway,
+    StripeRefused,
+    StripeUnavailable,
+    Tier,
+)
 from bpo.billing.models import Invoice, Meter, Plan, PlanPrice, Subscription, UsagePush
 from bpo.billing.pricing import tiers_of
 from bpo.billing.service import month_of, period_usage
-from bpo.platform.models import Tenant
+from bpo.platform.tenants import service as tenants
 from bpo.webhooks.service import record_event
 
 log = structlog.get_logger("bpo.billing")
@@ -87,7 +95,7 @@ async def connect_subscription(
     """Create the tenant's Stripe customer and subscription (each once, whatever retries)."""
     async with sessions.begin() as session:
         sub = await session.get(Subscription, tenant_id)
-        tenant = await session.get(Tenant, tenant_id)
+        tenant = await tenants.tenant_by_id(session, tenant_id)
         if sub is None or tenant is None or sub.stripe_subscription or sub.status == "canceled":
             return
         plan, customer, since = sub.plan, sub.stripe_customer, sub.updated_at
@@ -132,10 +140,13 @@ _CLAIM = text(
 
 @dataclass(frozen=True, slots=True)
 class PushRound:
-    sent: int
-    already_there: int
-    refused: int
-    unavailable: int
+    sent: int  # accepted by Stripe (which validates meter events after answering)
+    refused: int  # the request was refused (4xx): kept with the error
+    unavailable: int  # still pending: Stripe was down, slow or busy (429)
+
+    @property
+    def claimed(self) -> int:
+        return self.sent + self.refused + self.unavailable
 
 
 _EXPIRE = text(
@@ -143,47 +154,48 @@ _EXPIRE = text(
     " last_error = 'older than 35 days: Stripe takes no older meter events'"
     " WHERE status = 'pending' AND at < now() - interval '35 days'"
 )
+_MARK = text(
+    "UPDATE platform.usage_pushes SET attempts = attempts + 1,"
+    " status = CASE WHEN :status = 'unavailable' THEN 'pending' ELSE :status END,"
+    " last_error = :error,"
+    " delivered_at = CASE WHEN :status = 'delivered' THEN now() END"
+    " WHERE identifier = ANY(:identifiers)"
+)
 
 
 async def push_usage(engine: AsyncEngine, gw: StripeGateway) -> PushRound:
-    """Send one batch of pending meter events; rows stay locked while they are in flight,
-    so two pushers never send the same row at once."""
+    """Send one batch of pending meter events, 100 to a request on Stripe's meter event
+    stream; rows stay locked while they are in flight, so two pushers never send the same
+    row at once."""
     async with engine.begin() as conn:
         await conn.execute(_EXPIRE)
         rows = (await conn.execute(_CLAIM, {"limit": PUSH_BATCH})).all()
+        events = [MeterEvent(name, ident, customer, value, at)
+                  for ident, at, value, name, customer in rows]  # fmt: skip
+        chunks = [events[n : n + STREAM_BATCH] for n in range(0, len(events), STREAM_BATCH)]
         gate = asyncio.Semaphore(PUSH_CONCURRENCY)
 
-        async def send(row: tuple[str, datetime, Decimal, str, str]) -> tuple[str, str, str | None]:
-            identifier, at, value, event_name, customer = row
+        async def send(chunk: list[MeterEvent]) -> tuple[list[MeterEvent], str, str | None]:
             async with gate:
                 try:
-                    new = await gw.send_meter_event(event_name, identifier, customer, value, at)
+                    await gw.send_meter_events(chunk)
                 except StripeUnavailable as exc:
-                    return identifier, "unavailable", str(exc)[:500]
+                    return chunk, "unavailable", str(exc)[:500]
                 except StripeRefused as exc:
-                    return identifier, "refused", str(exc)[:500]
-            return identifier, "sent" if new else "already_there", None
+                    return chunk, "refused", str(exc)[:500]
+            return chunk, "delivered", None
 
-        results = await asyncio.gather(*(send(tuple(r)) for r in rows))
-        for identifier, outcome, error in results:
-            status = {"sent": "delivered", "already_there": "delivered"}.get(outcome, outcome)
+        results = await asyncio.gather(*(send(chunk) for chunk in chunks))
+        for chunk, status, error in results:
+            identifiers = [e.identifier for e in chunk]
             await conn.execute(
-                text(
-                    "UPDATE platform.usage_pushes SET attempts = attempts + 1,"
-                    " status = CASE WHEN :status = 'unavailable' THEN 'pending' ELSE :status END,"
-                    " last_error = :error,"
-                    " delivered_at = CASE WHEN :status = 'delivered' THEN now() END"
-                    " WHERE identifier = :identifier"
-                ),
-                {"status": status, "error": error, "identifier": identifier},
+                _MARK, {"status": status, "error": error, "identifiers": identifiers}
             )
-    counts = {
-        k: sum(1 for _, o, _ in results if o == k)
-        for k in ("sent", "already_there", "refused", "unavailable")
-    }
+    counts = {k: sum(len(c) for c, s, _ in results if s == k)
+              for k in ("delivered", "refused", "unavailable")}  # fmt: skip
     if counts["refused"]:
         log.warning("meter_events_refused", count=counts["refused"])
-    return PushRound(**counts)
+    return PushRound(counts["delivered"], counts["refused"], counts["unavailable"])
 
 
 async def bill_adjustments(

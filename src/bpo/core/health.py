@@ -28,7 +28,13 @@ class Readiness(msgspec.Struct):
     checks: dict[str, str]
 
 
-@get("/health/live", tags=["health"], summary="The process is up", sync_to_thread=False)
+@get(
+    "/health/live",
+    tags=["health"],
+    summary="The process is up",
+    sync_to_thread=False,
+    operation_id="getLiveness",
+)
 def live() -> Liveness:
     return Liveness(status="ok")
 
@@ -44,6 +50,7 @@ def live() -> Liveness:
             media_type="application/problem+json",
         )
     },
+    operation_id="getReadiness",
 )
 async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     checks = await state.readiness()
@@ -70,6 +77,7 @@ async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     summary="Prometheus metrics of this process",
     media_type=CONTENT_TYPE_LATEST,
     sync_to_thread=False,
+    operation_id="getMetrics",
 )
 def metrics(state: State) -> Response[bytes]:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

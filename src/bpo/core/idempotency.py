@@ -27,16 +27,19 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import DateTime, Integer, LargeBinary, String, delete, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
 from bpo.core.errors import Problem, problem_asgi_response
+from bpo.core.models import PlatformBase
 from bpo.core.security import seal, unseal
 
 HEADER = b"idempotency-key"
@@ -79,6 +82,29 @@ class _Pending:
     engine: AsyncEngine
     secret_key: str
     who: str | None = None  # set once the guard claimed the key for this request
+
+
+class IdempotencyKey(PlatformBase):
+    """A POST's Idempotency-Key and, once it succeeded, its sealed answer (24 hours)."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # client:subject
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))  # method, path, body
+    status: Mapped[int | None] = mapped_column(Integer)  # None while the first still runs
+    headers: Mapped[list[Any] | None] = mapped_column(JSONB)
+    body_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
+async def sweep(session: AsyncSession) -> None:
+    """Forget keys older than `KEPT_FOR` (the hourly job-table sweep calls this)."""
+    await session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < func.now() - KEPT_FOR)
+    )
 
 
 class Replayed(Exception):

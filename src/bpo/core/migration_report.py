@@ -8,13 +8,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bpo.core.db import Database
-from bpo.core.migrations import upgrade_platform
 from bpo.core.tenant_migrations import (
     DriftReport,
     MigrationReport,
     check_drift,
     upgrade_tenants,
 )
+from bpo.core.tracks import upgrade_platform
 
 console = Console(stderr=True)
 

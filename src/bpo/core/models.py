@@ -30,13 +30,18 @@ class TenantBase(DeclarativeBase):
     metadata = MetaData(schema=TENANT_PLACEHOLDER, naming_convention=NAMING_CONVENTION)
 
 
-def load_all_models() -> None:
-    """Import every module that declares tables, so the metadata is complete."""
-    import bpo.audit.models
-    import bpo.billing.models
-    import bpo.identity.models
-    import bpo.jobs.models
-    import bpo.people.models
-    import bpo.platform.models
-    import bpo.webhooks.models
-    import bpo.work.models  # noqa: F401
+def require_all_models() -> None:
+    """Refuse to build or compare schemas from incomplete metadata.
+
+    `core` knows no domain: the entry points (the app, the CLI, the worker, the migration
+    environments, the tests) import every domain's models through `bpo.models` first."""
+    if not _all_loaded:
+        raise RuntimeError("the models are not loaded: call bpo.models.load_all_models() first")
+
+
+_all_loaded = False
+
+
+def mark_all_models_loaded() -> None:
+    global _all_loaded
+    _all_loaded = True

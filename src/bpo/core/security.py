@@ -78,6 +78,12 @@ class PasswordWork:
             self._waiting -= 1
 
 
+def token_digest(value: str) -> bytes:
+    """How one-time tokens (invites, codes, refresh tokens: 256-bit random values) are
+    stored: their SHA-256, so a database read does not yield a usable token."""
+    return hashlib.sha256(value.encode()).digest()
+
+
 def new_client_secret() -> str:
     """256 random bits, URL-safe."""
     return secrets.token_urlsafe(32)

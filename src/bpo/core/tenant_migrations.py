@@ -27,21 +27,40 @@ from typing import Any
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, text
+from sqlalchemy import Connection, DateTime, Integer, MetaData, String, Text, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
 
-from bpo.core.models import NAMING_CONVENTION, TENANT_PLACEHOLDER, TenantBase, load_all_models
+from bpo.core.models import (
+    NAMING_CONVENTION,
+    TENANT_PLACEHOLDER,
+    PlatformBase,
+    TenantBase,
+    require_all_models,
+)
 from bpo.core.tenancy import TENANT_SCHEMA_RE
+from bpo.core.tracks import current_revision, head_revision, migrations_root, platform_drift
 
 COMMENT_PREFIX = "bpo tenant schema; revision "
 DEFAULT_CONCURRENCY = 2  # worker processes: this machine has two cores
 DEFAULT_BATCH = 50
 
 
-def tenant_track() -> Path:
-    from bpo.core.migrations import migrations_root
+class TenantMigration(PlatformBase):
+    """The last migration attempt of one tenant schema (`bpo migrate` keeps one per schema)."""
 
+    __tablename__ = "tenant_migrations"
+
+    schema_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revision: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    migrated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+def tenant_track() -> Path:
     return migrations_root() / "tenant"
 
 
@@ -74,7 +93,7 @@ def _set_revision_comment(conn: Connection, schema: str, revision: str) -> None:
 def build_schema_sync(conn: Connection, schema: str, location: Path | None = None) -> str:
     """Create `schema` at head from the models and stamp it. Returns the head revision."""
     check_schema_name(schema)
-    load_all_models()
+    require_all_models()
     script = tenant_script(str(location or tenant_track()))
     conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     routed = _routed(conn, schema)
@@ -241,7 +260,6 @@ async def _record(
     revision: str | None,
     error: str | None,
 ) -> None:
-    from bpo.platform.models import TenantMigration
 
     values: dict[str, Any] = {
         "schema_name": schema,
@@ -285,8 +303,6 @@ async def check_drift(engine: AsyncEngine, location: Path | None = None) -> Drif
     Changes nothing: the tenant model comparison replays the track into a scratch schema
     inside a transaction that is rolled back.
     """
-    from bpo.core.migrations import current_revision, head_revision, platform_drift
-
     head = tenant_head(location)
     revisions = await schema_revisions(engine)
     async with engine.connect() as conn:
@@ -308,7 +324,7 @@ async def check_drift(engine: AsyncEngine, location: Path | None = None) -> Drif
 def _tenant_model_drift(conn: Connection, location: Path | None) -> list[Any]:
     from alembic.autogenerate import compare_metadata
 
-    load_all_models()
+    require_all_models()
     scratch = "tenant_" + "0" * 32
     conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{scratch}" CASCADE')
     upgrade_schema_sync(conn, scratch, location)

@@ -30,9 +30,9 @@ from bpo.core.ratelimit import FAILURE_WINDOW_S, Limit, RateLimiter
 from bpo.core.security import PasswordWork, PasswordWorkBusy, hash_password
 from bpo.identity import grants, pages, service, totp
 from bpo.identity.guards import PUBLIC, ring_of
+from bpo.identity.models import User
 from bpo.identity.server import BpoAuthorizationServer, FormRequest, repeated_parameter
 from bpo.identity.server import endpoint_url as _endpoint_url
-from bpo.platform.models import User
 
 AUTH_PARAMS = (
     "response_type",

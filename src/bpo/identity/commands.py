@@ -7,20 +7,18 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from bpo.core.commands import ensure_secret_key, fail, load_settings
 from bpo.core.db import Database
 from bpo.core.security import new_client_secret, secret_digest
+from bpo.embedded import run_with_database
 from bpo.identity.keys import LIVE_KEYS, rotate_keys
 from bpo.identity.models import OAuthApp
 from bpo.identity.scopes import USER_SCOPES
-from bpo.platform.tenants.commands import run_with_database
 
 keys = typer.Typer(help="Token signing keys (ES256): list and rotate.", no_args_is_help=True)
 
 
 def _secret_key() -> str:
-    from bpo.cli import fail, load_settings
-    from bpo.stack import ensure_secret_key
-
     settings = load_settings()
     key = settings.secret_key or (ensure_secret_key(settings) if settings.embedded else None)
     if not key:

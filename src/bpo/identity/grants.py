@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,16 +26,16 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
+from bpo.core.security import token_digest
+
 if TYPE_CHECKING:
-    from bpo.identity.server import OAuthClient
+    from bpo.identity.clients import OAuthClient
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 ALL_METHODS = [*SECRET_METHODS, "none"]
 
 
-def digest(value: str) -> bytes:
-    """Codes and refresh tokens are stored as their SHA-256 (256-bit random values)."""
-    return hashlib.sha256(value.encode()).digest()
+digest = token_digest  # codes and refresh tokens are stored as their SHA-256
 
 
 @dataclass(frozen=True, slots=True)

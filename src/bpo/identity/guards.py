@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from litestar.connection import ASGIConnection
@@ -29,12 +27,12 @@ from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import text
 
-from bpo.billing.counter import RATE_LIMIT, OverLimit
 from bpo.core.db import Database
 from bpo.core.errors import Problem
 from bpo.core.idempotency import claim as claim_idempotency_key
 from bpo.core.tenancy import TenantContext, issue_tenant_context
 from bpo.identity.keys import KeyRing
+from bpo.identity.standing import StandingCache
 from bpo.identity.tokens import AccessClaims, InvalidToken, verify_access_token
 
 Kind = Literal["client", "user", "staff"]
@@ -143,7 +141,9 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
     except InvalidToken as exc:
         raise _unauthorized(exc.reason) from exc
     slug = connection.path_params.get("slug") if access.tenant_bound else None
-    principal = await load_principal(state.db, claims, slug, access.while_suspended)
+    principal = await load_principal(
+        state.db, claims, slug, access.while_suspended, state.get("standing")
+    )
     if access.roles and principal.role not in access.roles:
         raise Problem(
             403,
@@ -166,29 +166,11 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
         if principal.kind == "staff"
         else (principal.tenant.tenant_id if principal.tenant else claims.tenant)
     )
-    if billed is not None:
-        try:
-            state.api_calls.count(billed)  # api_calls: counted in memory, written each second
-        except OverLimit as exc:
-            raise _over_limit(exc) from None
+    if billed is not None:  # counted in memory, written each second; over the plan: 429
+        state.api_calls.count(billed)
     # Only now, with the caller proven and allowed here, may a POST's key be claimed or replayed.
     await claim_idempotency_key(connection, f"{principal.client_id}:{principal.subject}")
     return principal
-
-
-def _over_limit(exc: OverLimit) -> Problem:
-    wait = max(1, math.ceil(exc.reset_in_s))
-    resets = datetime.fromtimestamp(time.time() + exc.reset_in_s, UTC).replace(microsecond=0)
-    return Problem(
-        429,
-        "plan-limit-exceeded",
-        f"the plan allows {exc.allowed} API calls per minute; the limit resets in {wait} s"
-        f" ({resets.isoformat()})",
-        headers={"Retry-After": str(wait)},
-        limit=RATE_LIMIT,
-        allowed=exc.allowed,
-        resets_at=resets.isoformat(),
-    )
 
 
 def _insufficient(missing: list[str]) -> str:
@@ -277,9 +259,14 @@ _PLATFORM_ACCESS = {
 
 
 async def load_principal(
-    db: Database, claims: AccessClaims, slug: str | None, while_suspended: bool = False
+    db: Database,
+    claims: AccessClaims,
+    slug: str | None,
+    while_suspended: bool = False,
+    standing: StandingCache | None = None,
 ) -> Principal:
-    """The caller as the database sees them now; refusals as problems (401, 403, 404)."""
+    """The caller as the database sees them now (or as `standing` remembers it, emptied at
+    every change of access); refusals as problems (401, 403, 404)."""
     kind = kind_of(claims)
     user_id = _user_id(claims, kind)
     params = {
@@ -289,9 +276,15 @@ async def load_principal(
         "token_tenant": str(claims.tenant) if claims.tenant else None,
         "slug": slug,
     }
-    statement = (_TENANT_ACCESS if slug is not None else _PLATFORM_ACCESS)[kind]
-    async with db.autocommit() as conn:
-        row = (await conn.execute(statement, params)).one()
+    key = (kind, claims.jti, claims.client_id, params["user_id"], params["token_tenant"], slug)
+    row = standing.get(key) if standing is not None else None
+    if row is None:
+        generation = standing.generation if standing is not None else 0
+        statement = (_TENANT_ACCESS if slug is not None else _PLATFORM_ACCESS)[kind]
+        async with db.autocommit() as conn:
+            row = (await conn.execute(statement, params)).one()
+        if standing is not None:
+            standing.put(key, row, generation)
     if row.revoked:
         raise _unauthorized("the token was revoked")
     if not row.active:

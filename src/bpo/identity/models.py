@@ -1,4 +1,5 @@
-"""Signing keys and the record of every token issuance and refusal."""
+"""Who may call: people (users) and firms' machine clients, sign-in apps, signing keys,
+and the record of every token issuance and refusal."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -23,6 +25,92 @@ from bpo.core.ids import uuid7
 from bpo.core.models import PlatformBase
 
 KEY_STATUSES = ("next", "active", "previous", "retired")
+STAFF_ROLES = ("staff", "staff_admin")
+TENANT_ROLES = ("tenant_admin", "tenant_member")
+MEMBERSHIP_STATUSES = ("active", "deactivated")
+
+
+class User(PlatformBase):
+    """A person who signs in: provider staff (staff_role set) or a member of client firms."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint(f"staff_role IS NULL OR staff_role IN {STAFF_ROLES}", name="staff_role"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    staff_role: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    name: Mapped[str | None] = mapped_column(String(200))
+    # TOTP (RFC 6238) secret, sealed like signing keys; asked at login once confirmed.
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last TOTP time step accepted, so a code cannot be replayed within its window.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiClient(PlatformBase):
+    """A client firm's machine client (OAuth client credentials), bound to one tenant."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform.tenants.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # HMAC-SHA256 of the 256-bit random secret, keyed with BPO_SECRET_KEY (DESIGN §8).
+    secret_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # After a rotation the old secret keeps working until this time (the overlap window).
+    previous_secret_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The scopes this client may ask for; a token request without `scope` gets all of them.
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(40)), default=list, server_default="{}")
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Membership(PlatformBase):
+    """A user's role in one tenant. Deactivating it stops the user's tokens for that tenant."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint(f"role IN {TENANT_ROLES}", name="role"),
+        CheckConstraint(f"status IN {MEMBERSHIP_STATUSES}", name="status"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform.users.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform.tenants.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class StaffAssignment(PlatformBase):
+    """A provider staff member assigned to a tenant: only assigned tenants are visible."""
+
+    __tablename__ = "staff_assignments"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform.users.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform.tenants.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    assigned_by: Mapped[uuid.UUID | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class SigningKey(PlatformBase):

@@ -14,14 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.ratelimit import Limit, RateLimiter, retry_after
 from bpo.identity import authorize, grants, service
+from bpo.identity.clients import AUTH_METHODS, OAuthClient
 from bpo.identity.guards import PUBLIC, ring_of
 from bpo.identity.schemas import IntrospectionResponse, OAuthError, TokenResponse
 from bpo.identity.scopes import USER_SCOPES
 from bpo.identity.server import (
-    AUTH_METHODS,
     BpoAuthorizationServer,
     FormRequest,
-    OAuthClient,
     client_id_of,
     repeated_parameter,
 )
@@ -100,6 +99,7 @@ async def _server(request: Request[Any, Any, State]) -> BpoAuthorizationServer:
     status_code=200,
     responses=_OAUTH_ERRORS,
     opt={PUBLIC: True},
+    operation_id="issueToken",
 )
 async def token(request: Request[Any, Any, State], state: State) -> Response[TokenResponse]:
     form = await _read_form(request)
@@ -173,6 +173,7 @@ def _event(
     status_code=200,
     responses=_OAUTH_ERRORS,
     opt={PUBLIC: True},
+    operation_id="introspectToken",
 )
 async def introspect(
     request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
@@ -191,6 +192,7 @@ async def introspect(
     status_code=200,
     responses=_OAUTH_ERRORS,
     opt={PUBLIC: True},
+    operation_id="revokeToken",
 )
 async def revoke(
     request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
@@ -238,6 +240,7 @@ def _oauth_error(status: int, error: str, description: str) -> Response[Any]:
     tags=["oauth"],
     media_type="application/jwk-set+json",
     opt={PUBLIC: True},
+    operation_id="getJwks",
 )
 async def jwks(state: State) -> Response[Any]:
     ring = await ring_of(state)
@@ -253,6 +256,7 @@ async def jwks(state: State) -> Response[Any]:
     summary="Authorization server metadata (RFC 8414)",
     tags=["oauth"],
     opt={PUBLIC: True},
+    operation_id="getAuthorizationServerMetadata",
 )
 async def metadata(state: State) -> dict[str, Any]:
     issuer: str = state.settings.issuer

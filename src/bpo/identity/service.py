@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,40 +17,42 @@ from bpo.core.coalesce import Coalescer
 from bpo.core.db import Database
 from bpo.core.ids import uuid7
 from bpo.identity import grants
+from bpo.identity.clients import OAuthClient
 from bpo.identity.keys import KeyRing
 from bpo.identity.models import (
+    ApiClient,
     AuthorizationCode,
+    Membership,
     OAuthApp,
     RefreshToken,
     RevokedToken,
     TokenEvent,
+    User,
 )
 from bpo.identity.scopes import scopes_for_role
-from bpo.identity.server import REFRESH_LIFETIME_S, OAuthClient
+from bpo.identity.server import REFRESH_LIFETIME_S
 from bpo.identity.tokens import InvalidToken, verify_access_token
-from bpo.people.models import Membership
-from bpo.platform.models import ApiClient, Tenant, User
+from bpo.platform.tenants import service as tenants
+
+if TYPE_CHECKING:
+    from bpo.platform.models import Tenant
 
 CODE_LIFETIME_S = 60
 
 
-_clients, _tenants, _apps = ApiClient.__table__, Tenant.__table__, OAuthApp.__table__
+_clients, _apps = ApiClient.__table__, OAuthApp.__table__
 TOKEN_EVENTS = cast(Table, TokenEvent.__table__)
-_API_CLIENTS = (
-    select(
-        _clients.c.client_id,
-        _clients.c.tenant_id,
-        _clients.c.scopes,
-        _clients.c.secret_digest,
-        _clients.c.previous_secret_digest,
-        _clients.c.previous_secret_expires_at,
-    )
-    .join(_tenants, _tenants.c.id == _clients.c.tenant_id)
-    .where(
-        _clients.c.client_id == any_(bindparam("client_ids")),
-        _clients.c.status == "active",
-        _tenants.c.status == "active",
-    )
+_API_CLIENTS = select(
+    _clients.c.client_id,
+    _clients.c.tenant_id,
+    _clients.c.scopes,
+    _clients.c.secret_digest,
+    _clients.c.previous_secret_digest,
+    _clients.c.previous_secret_expires_at,
+).where(
+    _clients.c.client_id == any_(bindparam("client_ids")),
+    _clients.c.status == "active",
+    _clients.c.tenant_id.in_(tenants.active_tenant_ids()),
 )
 _APPS = select(
     _apps.c.client_id, _apps.c.scopes, _apps.c.secret_digest, _apps.c.redirect_uris
@@ -143,13 +145,11 @@ async def grantee_for(
         return grants.Grantee(user.id, None, user.staff_role, _narrow(scope, allowed))
     role = (
         await session.execute(
-            select(Membership.role)
-            .join(Tenant, Tenant.id == Membership.tenant_id)
-            .where(
+            select(Membership.role).where(
                 Membership.user_id == user_id,
                 Membership.tenant_id == tenant_id,
                 Membership.status == "active",
-                Tenant.status == "active",
+                Membership.tenant_id.in_(tenants.active_tenant_ids()),
             )
         )
     ).scalar_one_or_none()
@@ -434,17 +434,12 @@ def _tenant_of(claims: dict[str, Any]) -> uuid.UUID | None:
 
 async def active_tenant_choices(session: AsyncSession, user_id: uuid.UUID) -> list[Tenant]:
     """The tenants a user may sign in to (active membership, active tenant)."""
-    rows = await session.scalars(
-        select(Tenant)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(
-            Membership.user_id == user_id,
-            Membership.status == "active",
-            Tenant.status == "active",
+    ids = await session.scalars(
+        select(Membership.tenant_id).where(
+            Membership.user_id == user_id, Membership.status == "active"
         )
-        .order_by(Tenant.name)
     )
-    return list(rows)
+    return await tenants.live_tenants(session, set(ids), active_only=True)
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:

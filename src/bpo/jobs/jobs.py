@@ -8,12 +8,11 @@ from datetime import timedelta
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from bpo.core.idempotency import KEPT_FOR as KEYS_KEPT
+from bpo.core import idempotency
 from bpo.jobs.context import worker_database
 from bpo.jobs.models import JobHeartbeat, OutboxMessage, ProcessedMessage
 from bpo.jobs.registry import job
 from bpo.jobs.scheduler import periodic_jobs
-from bpo.platform.models import IdempotencyKey
 
 SENT_ROWS_KEPT = timedelta(days=1)
 PROCESSED_IDS_KEPT = timedelta(days=14)  # redeliveries come within minutes, not weeks
@@ -45,9 +44,7 @@ async def sweep_job_tables() -> None:
         await session.execute(
             delete(OutboxMessage).where(OutboxMessage.sent_at < func.now() - keep)
         )
-        await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < func.now() - KEYS_KEPT)
-        )
+        await idempotency.sweep(session)
         await session.execute(
             delete(ProcessedMessage).where(
                 ProcessedMessage.processed_at < func.now() - PROCESSED_IDS_KEPT

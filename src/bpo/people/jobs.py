@@ -16,7 +16,7 @@ from bpo.core.security import seal, unseal
 from bpo.jobs.context import exactly_once, worker_settings
 from bpo.jobs.registry import job
 from bpo.people.models import Invite
-from bpo.platform.models import Tenant
+from bpo.platform.tenants import service as tenants
 
 
 def sealed_invite_token(secret_key: str, invite_id: uuid.UUID, token: str) -> str:
@@ -38,7 +38,7 @@ async def mail_invite(invite_id: str, sealed_token: str) -> None:
         ).decode()
         target = "the provider's staff"
         if invite.tenant_id is not None:
-            tenant = await session.get(Tenant, invite.tenant_id)
+            tenant = await tenants.tenant_by_id(session, invite.tenant_id)
             target = tenant.name if tenant is not None else "a firm"
         mail = Mail(
             to=invite.email,

@@ -1,7 +1,7 @@
-"""Who may act for which tenant: memberships, staff assignments, invites.
+"""Invites: how a person comes to be a firm's member or the provider's staff.
 
-Users and API clients live in `platform.models` (the registry); this module adds the links
-between people and tenants that every request's access check reads.
+Users, API clients, memberships and staff assignments are identity's (the access model
+every request's check reads); people reaches them through `identity.accounts`.
 """
 
 from __future__ import annotations
@@ -14,47 +14,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bpo.core.ids import uuid7
 from bpo.core.models import PlatformBase
-
-TENANT_ROLES = ("tenant_admin", "tenant_member")
-MEMBERSHIP_STATUSES = ("active", "deactivated")
-
-
-class Membership(PlatformBase):
-    """A user's role in one tenant. Deactivating it stops the user's tokens for that tenant."""
-
-    __tablename__ = "memberships"
-    __table_args__ = (
-        CheckConstraint(f"role IN {TENANT_ROLES}", name="role"),
-        CheckConstraint(f"status IN {MEMBERSHIP_STATUSES}", name="status"),
-    )
-
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("platform.users.id", ondelete="CASCADE"), primary_key=True
-    )
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("platform.tenants.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    role: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
-
-
-class StaffAssignment(PlatformBase):
-    """A provider staff member assigned to a tenant: only assigned tenants are visible."""
-
-    __tablename__ = "staff_assignments"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("platform.users.id", ondelete="CASCADE"), primary_key=True
-    )
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("platform.tenants.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    assigned_by: Mapped[uuid.UUID | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Invite(PlatformBase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, patch, post, put
@@ -16,11 +16,11 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
-from bpo.audit.models import PLATFORM_CHAIN
+from bpo.audit.service import PLATFORM_CHAIN
 from bpo.core.errors import Problem
 from bpo.core.ratelimit import FAILURE_WINDOW_S, Limit, RateLimiter, retry_after
 from bpo.core.tenancy import TenantContext
-from bpo.identity import totp
+from bpo.identity import accounts, totp
 from bpo.identity.guards import (
     PUBLIC,
     STAFF_ADMIN,
@@ -30,7 +30,10 @@ from bpo.identity.guards import (
     requires,
 )
 from bpo.people import service
-from bpo.people.models import Invite, Membership
+from bpo.people.models import Invite
+
+if TYPE_CHECKING:
+    from bpo.identity.models import ApiClient, Membership, User
 from bpo.people.schemas import (
     AcceptedOut,
     ClientCreate,
@@ -50,7 +53,7 @@ from bpo.people.schemas import (
     TotpEnrollment,
     TotpStart,
 )
-from bpo.platform.models import ApiClient, Tenant, User
+from bpo.platform.tenants import service as tenants
 from bpo.webhooks.service import record_event
 
 ClientId = Annotated[str, PathParameter(min_length=1, max_length=64)]
@@ -102,15 +105,19 @@ class MembersController(Controller):
     tags = ["members"]
     guards = [TENANT_ADMIN]
 
-    @get("/", summary="The firm's members and their roles")
+    @get("/", summary="The firm's members and their roles", operation_id="listMembers")
     async def list_(
         self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
     ) -> list[MemberOut]:
         return [
-            member_out(m, u) for m, u in await service.list_members(db_session, tenant.tenant_id)
+            member_out(m, u) for m, u in await accounts.list_members(db_session, tenant.tenant_id)
         ]
 
-    @patch("/{user_id:uuid}", summary="Change a member's role, or deactivate them")
+    @patch(
+        "/{user_id:uuid}",
+        summary="Change a member's role, or deactivate them",
+        operation_id="updateMember",
+    )
     async def update(
         self,
         user_id: FromPath[uuid.UUID],
@@ -119,14 +126,19 @@ class MembersController(Controller):
         principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> MemberOut:
-        membership, user = await service.update_member(
+        membership, user = await accounts.update_member(
             db_session, tenant.tenant_id, user_id, data.role, data.status
         )
         out = member_out(membership, user)
         await _changed(db_session, principal, tenant, "member.updated", f"user:{user_id}", out)
         return out
 
-    @post("/invites", status_code=201, summary="Invite someone (the token is shown once)")
+    @post(
+        "/invites",
+        status_code=201,
+        summary="Invite someone (the token is shown once)",
+        operation_id="createInvite",
+    )
     async def invite(
         self,
         data: JSONBody[InviteCreate],
@@ -148,13 +160,18 @@ class MembersController(Controller):
         await _changed(db_session, principal, tenant, "member.invited", f"invite:{invite.id}", out)
         return invite_out(invite, _shown(state, token))
 
-    @get("/invites", summary="Invites of the firm, with their status")
+    @get("/invites", summary="Invites of the firm, with their status", operation_id="listInvites")
     async def invites(
         self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
     ) -> list[InviteOut]:
         return [invite_out(i) for i in await service.list_invites(db_session, tenant.tenant_id)]
 
-    @delete("/invites/{invite_id:uuid}", status_code=204, summary="Revoke an invite")
+    @delete(
+        "/invites/{invite_id:uuid}",
+        status_code=204,
+        summary="Revoke an invite",
+        operation_id="revokeInvite",
+    )
     async def revoke_invite(
         self,
         invite_id: FromPath[uuid.UUID],
@@ -171,13 +188,18 @@ class ClientsController(Controller):
     tags = ["api clients"]
     guards = [TENANT_ADMIN]
 
-    @get("/", summary="The firm's API clients (never their secrets)")
+    @get("/", summary="The firm's API clients (never their secrets)", operation_id="listApiClients")
     async def list_(
         self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
     ) -> list[ClientOut]:
-        return [client_out(c) for c in await service.list_clients(db_session, tenant.tenant_id)]
+        return [client_out(c) for c in await accounts.list_clients(db_session, tenant.tenant_id)]
 
-    @post("/", status_code=201, summary="Create an API client (the secret is shown once)")
+    @post(
+        "/",
+        status_code=201,
+        summary="Create an API client (the secret is shown once)",
+        operation_id="createApiClient",
+    )
     async def create(
         self,
         data: JSONBody[ClientCreate],
@@ -186,7 +208,7 @@ class ClientsController(Controller):
         db_session: NamedDependency[AsyncSession],
         state: State,
     ) -> ClientOut:
-        client, secret = await service.create_client(
+        client, secret = await accounts.create_client(
             db_session, state.settings.secret_key, tenant.tenant_id, data.name, data.scopes
         )
         target = f"api_client:{client.client_id}"
@@ -195,7 +217,12 @@ class ClientsController(Controller):
         )
         return client_out(client, secret)
 
-    @post("/{client_id:str}/rotate", status_code=200, summary="Rotate the secret, with overlap")
+    @post(
+        "/{client_id:str}/rotate",
+        status_code=200,
+        summary="Rotate the secret, with overlap",
+        operation_id="rotateApiClientSecret",
+    )
     async def rotate(
         self,
         client_id: ClientId,
@@ -205,7 +232,7 @@ class ClientsController(Controller):
         db_session: NamedDependency[AsyncSession],
         state: State,
     ) -> ClientOut:
-        client, secret = await service.rotate_client(
+        client, secret = await accounts.rotate_client(
             db_session, state.settings.secret_key, tenant.tenant_id, client_id, data.overlap_seconds
         )
         target = f"api_client:{client_id}"
@@ -214,7 +241,12 @@ class ClientsController(Controller):
         )
         return client_out(client, secret)
 
-    @delete("/{client_id:str}", status_code=204, summary="Delete a client; its tokens stop")
+    @delete(
+        "/{client_id:str}",
+        status_code=204,
+        summary="Delete a client; its tokens stop",
+        operation_id="deleteApiClient",
+    )
     async def remove(
         self,
         client_id: ClientId,
@@ -222,7 +254,7 @@ class ClientsController(Controller):
         principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> None:
-        await service.delete_client(db_session, tenant.tenant_id, client_id)
+        await accounts.delete_client(db_session, tenant.tenant_id, client_id)
         target = f"api_client:{client_id}"
         await _changed(db_session, principal, tenant, "api_client.deleted", target, None)
 
@@ -235,22 +267,29 @@ class StaffController(Controller):
         "/tenants",
         guards=[requires(roles=TENANT_STAFF, tenant_bound=False)],
         summary="The tenants this staff member works for (all, for a staff admin)",
+        operation_id="listStaffTenants",
     )
     async def tenants(
         self, principal: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
     ) -> list[TenantBrief]:
         assert principal.user_id is not None and principal.role is not None
-        rows = await service.visible_tenants(db_session, principal.user_id, principal.role)
+        rows = await accounts.visible_tenants(db_session, principal.user_id, principal.role)
         return [TenantBrief(slug=t.slug, name=t.name, status=t.status) for t in rows]
 
-    @get("/members", guards=[STAFF_ADMIN], summary="The provider's staff and their tenants")
+    @get(
+        "/members",
+        guards=[STAFF_ADMIN],
+        summary="The provider's staff and their tenants",
+        operation_id="listStaffMembers",
+    )
     async def members(self, db_session: NamedDependency[AsyncSession]) -> list[StaffOut]:
-        return [_staff_out(user, slugs) for user, slugs in await service.list_staff(db_session)]
+        return [_staff_out(user, slugs) for user, slugs in await accounts.list_staff(db_session)]
 
     @patch(
         "/members/{user_id:uuid}",
         guards=[STAFF_ADMIN],
         summary="Change a staff member's role, or deactivate them",
+        operation_id="updateStaffMember",
     )
     async def update(
         self,
@@ -261,7 +300,7 @@ class StaffController(Controller):
     ) -> StaffOut:
         if user_id == principal.user_id and (data.status == "deactivated" or data.role == "staff"):
             raise Problem(409, "conflict", "staff admins cannot demote or deactivate themselves")
-        user = await service.update_staff(db_session, user_id, data.role, data.status)
+        user = await accounts.update_staff(db_session, user_id, data.role, data.status)
         out = _staff_out(user, [])
         await _changed(db_session, principal, None, "staff.updated", f"user:{user_id}", out)
         return out
@@ -271,6 +310,7 @@ class StaffController(Controller):
         guards=[STAFF_ADMIN],
         status_code=204,
         summary="Assign a staff member to a tenant",
+        operation_id="assignStaffMember",
     )
     async def assign(
         self,
@@ -279,7 +319,7 @@ class StaffController(Controller):
         principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> None:
-        await service.assign(db_session, user_id, slug, principal.user_id)
+        await accounts.assign(db_session, user_id, slug, principal.user_id)
         target = f"user:{user_id}"
         await _changed(db_session, principal, None, "staff.assigned", target, {"tenant": slug})
 
@@ -288,6 +328,7 @@ class StaffController(Controller):
         guards=[STAFF_ADMIN],
         status_code=204,
         summary="End a staff member's assignment to a tenant",
+        operation_id="unassignStaffMember",
     )
     async def unassign(
         self,
@@ -296,7 +337,7 @@ class StaffController(Controller):
         principal: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
     ) -> None:
-        await service.unassign(db_session, user_id, slug)
+        await accounts.unassign(db_session, user_id, slug)
         target = f"user:{user_id}"
         await _changed(db_session, principal, None, "staff.unassigned", target, {"tenant": slug})
 
@@ -305,6 +346,7 @@ class StaffController(Controller):
         guards=[STAFF_ADMIN],
         status_code=201,
         summary="Invite someone to the provider's staff (the token is shown once)",
+        operation_id="createStaffInvite",
     )
     async def invite(
         self,
@@ -361,6 +403,7 @@ def _staff_out(user: User, slugs: list[str]) -> StaffOut:
     tags=["members"],
     opt={PUBLIC: True},
     summary="Accept an invite: the token is the credential; sets the password of a new account",
+    operation_id="acceptInvite",
 )
 async def accept_invite(
     data: JSONBody[InviteAccept], db_session: NamedDependency[AsyncSession], state: State
@@ -370,11 +413,17 @@ async def accept_invite(
     )
     tenant = None
     if invite.tenant_id is not None:
-        tenant = (await db_session.get_one(Tenant, invite.tenant_id)).slug
+        tenant = (await tenants.slugs_of(db_session, {invite.tenant_id}))[invite.tenant_id]
     return AcceptedOut(user_id=str(user.id), email=user.email, role=invite.role, tenant=tenant)
 
 
-@get("/v1/me", guards=[requires(tenant_bound=False)], tags=["me"], summary="Who the token is")
+@get(
+    "/v1/me",
+    guards=[requires(tenant_bound=False)],
+    tags=["me"],
+    summary="Who the token is",
+    operation_id="getMe",
+)
 async def me(
     principal: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
 ) -> MeOut:
@@ -386,7 +435,7 @@ async def me(
         role=principal.role,
     )
     if principal.user_id is not None:
-        user = await db_session.get_one(User, principal.user_id)
+        user = await accounts.person(db_session, principal.user_id)
         out.email, out.totp_enrolled = user.email, user.totp_confirmed_at is not None
     return out
 
@@ -397,6 +446,7 @@ async def me(
     status_code=201,
     tags=["me"],
     summary="Start TOTP enrolment: a new secret, asked at sign-in once confirmed",
+    operation_id="startTotpEnrolment",
 )
 async def enrol_totp(
     data: JSONBody[TotpStart],
@@ -419,6 +469,7 @@ async def enrol_totp(
     status_code=204,
     tags=["me"],
     summary="Confirm TOTP enrolment with a current code",
+    operation_id="confirmTotpEnrolment",
 )
 async def confirm_totp(
     data: JSONBody[TotpConfirm],
@@ -471,7 +522,7 @@ async def _recent_password(state: State, user: User, password: str) -> None:
 async def _person(session: AsyncSession, principal: Principal) -> User:
     if principal.user_id is None:
         raise Problem(403, "forbidden", "API clients have no second factor; this is for people")
-    return await session.get_one(User, principal.user_id, with_for_update=True)
+    return await accounts.person(session, principal.user_id, lock=True)
 
 
 route_handlers: list[ControllerRouterHandler] = [

@@ -111,7 +111,12 @@ class EndpointsController(Controller):
     tags = ["webhooks"]
     guards = [TENANT_ADMIN]
 
-    @post("/", status_code=201, summary="Register an endpoint (its signing secret is shown)")
+    @post(
+        "/",
+        status_code=201,
+        summary="Register an endpoint (its signing secret is shown)",
+        operation_id="createWebhookEndpoint",
+    )
     async def create(
         self,
         data: JSONBody[EndpointCreate],
@@ -142,17 +147,25 @@ class EndpointsController(Controller):
         )
         return endpoint_out(endpoint, secret)
 
-    @get("/", summary="The firm's webhook endpoints")
+    @get("/", summary="The firm's webhook endpoints", operation_id="listWebhookEndpoints")
     async def list_(self, tenant_db: NamedDependency[AsyncSession]) -> list[EndpointOut]:
         return [endpoint_out(e) for e in await service.list_endpoints(tenant_db)]
 
-    @get("/{endpoint_id:uuid}", summary="One endpoint (with its ETag)")
+    @get(
+        "/{endpoint_id:uuid}",
+        summary="One endpoint (with its ETag)",
+        operation_id="getWebhookEndpoint",
+    )
     async def show(
         self, endpoint_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
     ) -> Response[EndpointOut]:
         return _with_etag(await service.get_endpoint(tenant_db, endpoint_id))
 
-    @get("/{endpoint_id:uuid}/secret", summary="The endpoint's signing secret")
+    @get(
+        "/{endpoint_id:uuid}/secret",
+        summary="The endpoint's signing secret",
+        operation_id="getWebhookEndpointSecret",
+    )
     async def secret(
         self,
         endpoint_id: FromPath[uuid.UUID],
@@ -165,6 +178,7 @@ class EndpointsController(Controller):
     @patch(
         "/{endpoint_id:uuid}",
         summary="Change the URL, event types, or enable/disable (If-Match guards the change)",
+        operation_id="updateWebhookEndpoint",
     )
     async def update(
         self,
@@ -207,7 +221,12 @@ class EndpointsController(Controller):
         )
         return _with_etag(endpoint)
 
-    @delete("/{endpoint_id:uuid}", status_code=204, summary="Remove an endpoint and its log")
+    @delete(
+        "/{endpoint_id:uuid}",
+        status_code=204,
+        summary="Remove an endpoint and its log",
+        operation_id="deleteWebhookEndpoint",
+    )
     async def remove(
         self,
         endpoint_id: FromPath[uuid.UUID],
@@ -225,7 +244,12 @@ class EndpointsController(Controller):
             before=endpoint_out(endpoint),
         )
 
-    @post("/{endpoint_id:uuid}/ping", status_code=202, summary="Send a test event to it")
+    @post(
+        "/{endpoint_id:uuid}/ping",
+        status_code=202,
+        summary="Send a test event to it",
+        operation_id="pingWebhookEndpoint",
+    )
     async def ping(
         self,
         endpoint_id: FromPath[uuid.UUID],
@@ -248,7 +272,11 @@ class DeliveriesController(Controller):
     tags = ["webhooks"]
     guards = [TENANT_ADMIN]
 
-    @get("/", summary="Deliveries, newest first, with their status")
+    @get(
+        "/",
+        summary="Deliveries, newest first, with their status",
+        operation_id="listWebhookDeliveries",
+    )
     async def list_(
         self,
         tenant_db: NamedDependency[AsyncSession],
@@ -266,14 +294,23 @@ class DeliveriesController(Controller):
         )
         return DeliveryPage(items=[delivery_out(d) for d in rows], next_cursor=next_cursor)
 
-    @get("/{delivery_id:uuid}", summary="One delivery with every attempt")
+    @get(
+        "/{delivery_id:uuid}",
+        summary="One delivery with every attempt",
+        operation_id="getWebhookDelivery",
+    )
     async def show(
         self, delivery_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
     ) -> DeliveryOut:
         delivery, attempts = await service.get_delivery(tenant_db, delivery_id)
         return delivery_out(delivery, list(attempts))
 
-    @post("/{delivery_id:uuid}/replay", status_code=202, summary="Attempt it again, now")
+    @post(
+        "/{delivery_id:uuid}/replay",
+        status_code=202,
+        summary="Attempt it again, now",
+        operation_id="replayWebhookDelivery",
+    )
     async def replay(
         self,
         delivery_id: FromPath[uuid.UUID],

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
-from bpo.platform.models import User
+from bpo.identity import accounts
 from bpo.work.models import Service, StaffProfile
 from bpo.work.schemas import ServiceIn, ServiceOut, ServiceUpdate, StaffProfileIn
 
@@ -151,8 +151,7 @@ async def update_service(session: AsyncSession, service: Service, data: ServiceU
 async def set_staff_profile(
     session: AsyncSession, user_id: uuid.UUID, data: StaffProfileIn
 ) -> StaffProfile:
-    staff = await session.scalar(select(User.staff_role).where(User.id == user_id))
-    if staff is None:
+    if await accounts.staff_role_of(session, user_id) is None:
         raise Problem(404, "not-found", f"no staff member {user_id}")
     values = {"skills": sorted(set(data.skills)), "capacity": data.capacity}
     await session.execute(

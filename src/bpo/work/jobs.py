@@ -11,14 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
 from bpo.jobs.context import worker_database
 from bpo.jobs.registry import job
-from bpo.platform.models import Tenant
+from bpo.platform.tenants import service as tenants
 from bpo.work import queue, service
 
 log = structlog.get_logger("bpo.work")
@@ -53,8 +52,7 @@ async def _per_tenant(
     if not found:
         return 0
     async with db.sessionmaker() as session:
-        named = await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(found)))
-        slugs = dict(named.all())
+        slugs = await tenants.slugs_of(session, set(found))
     done = 0
     for tenant_id, task_ids in found.items():
         if tenant_id in slugs:

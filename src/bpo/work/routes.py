@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
-from bpo.audit.models import PLATFORM_CHAIN
+from bpo.audit.service import PLATFORM_CHAIN
 from bpo.billing.service import month_of
 from bpo.core.errors import Problem
 from bpo.core.etags import check_if_match, etag
@@ -52,7 +52,13 @@ MAX_PAGE = 100
 # --- the catalog --------------------------------------------------------------------------
 
 
-@get("/v1/services", guards=[ANY_CALLER], tags=["work"], summary="The provider's service catalog")
+@get(
+    "/v1/services",
+    guards=[ANY_CALLER],
+    tags=["work"],
+    summary="The provider's service catalog",
+    operation_id="listServices",
+)
 async def list_services(
     db_session: NamedDependency[AsyncSession],
     include_inactive: FromQuery[bool] = False,
@@ -61,7 +67,13 @@ async def list_services(
     return [catalog.service_out(s) for s in services]
 
 
-@get("/v1/services/{key:str}", guards=[ANY_CALLER], tags=["work"], summary="One service")
+@get(
+    "/v1/services/{key:str}",
+    guards=[ANY_CALLER],
+    tags=["work"],
+    summary="One service",
+    operation_id="getService",
+)
 async def show_service(
     key: FromPath[str], db_session: NamedDependency[AsyncSession]
 ) -> Response[ServiceOut]:
@@ -75,6 +87,7 @@ async def show_service(
     tags=["work"],
     status_code=201,
     summary="Add a service (form: a JSON Schema; SLA goals per priority band, business hours)",
+    operation_id="createService",
 )
 async def create_service(
     data: JSONBody[ServiceIn],
@@ -93,6 +106,7 @@ async def create_service(
     guards=[STAFF_ADMIN],
     tags=["work"],
     summary="Change a service (If-Match guards the change; open requests keep their terms)",
+    operation_id="updateService",
 )
 async def update_service(
     key: FromPath[str],
@@ -116,6 +130,7 @@ async def update_service(
     guards=[STAFF_ADMIN],
     tags=["work"],
     summary="A staff member's skills and capacity (tasks held at once)",
+    operation_id="setWorkProfile",
 )
 async def set_staff_profile(
     user_id: FromPath[uuid.UUID],
@@ -135,6 +150,7 @@ async def set_staff_profile(
     guards=[STAFF_ADMIN],
     tags=["work"],
     summary="A staff member's skills and capacity",
+    operation_id="getWorkProfile",
 )
 async def show_staff_profile(
     user_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
@@ -202,6 +218,7 @@ async def _full(session: AsyncSession, r: WorkRequest) -> RequestOut:
     tags=["work"],
     status_code=201,
     summary="Ask for work: a service, a payload its form accepts, a priority (0-100)",
+    operation_id="createWorkRequest",
 )
 async def create_request(
     data: JSONBody[RequestIn],
@@ -222,6 +239,7 @@ async def create_request(
     guards=[READ_WORK],
     tags=["work"],
     summary="The firm's requests, newest first (cursor pagination)",
+    operation_id="listWorkRequests",
 )
 async def list_requests(
     tenant_db: NamedDependency[AsyncSession],
@@ -245,6 +263,7 @@ async def list_requests(
     guards=[READ_WORK],
     tags=["work"],
     summary="One request: status, tasks, comments addressed to the client, the result",
+    operation_id="getWorkRequest",
 )
 async def show_request(
     request_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
@@ -258,6 +277,7 @@ async def show_request(
     tags=["work"],
     status_code=200,
     summary="Answer the provider's question (the SLA clock resumes)",
+    operation_id="answerWorkRequest",
 )
 async def answer_request(
     request_id: FromPath[uuid.UUID],
@@ -276,6 +296,7 @@ async def answer_request(
     tags=["work"],
     status_code=200,
     summary="Cancel a request that is not completed",
+    operation_id="cancelWorkRequest",
 )
 async def cancel_request(
     request_id: FromPath[uuid.UUID],
@@ -296,6 +317,7 @@ async def cancel_request(
     guards=[READ_WORK],
     tags=["work"],
     summary="The firm's business calendar: SLA clocks run only in its working time",
+    operation_id="getWorkCalendar",
 )
 async def show_calendar(tenant_db: NamedDependency[AsyncSession]) -> Response[dict[str, Any]]:
     row = await tenant_db.get(WorkCalendar, 1)
@@ -308,6 +330,7 @@ async def show_calendar(tenant_db: NamedDependency[AsyncSession]) -> Response[di
     guards=[requires("admin", roles=TENANT_ADMINS)],
     tags=["work"],
     summary="Set the business calendar (running SLA clocks are re-planned on it)",
+    operation_id="setWorkCalendar",
 )
 async def set_calendar(
     request: Request[Any, Any, Any],
@@ -352,6 +375,7 @@ def _builtins(data: CalendarIn) -> dict[str, Any]:
     guards=[READ_WORK],
     tags=["work"],
     summary="Volume, SLA attainment, breaches, median resolution and minutes for a period",
+    operation_id="getWorkReport",
 )
 async def work_report(
     tenant_db: NamedDependency[AsyncSession],

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.audit.service import Actor, actor_of
-from bpo.billing.service import record_usage
+from bpo.billing.quotas import hold_quota, reserve_usage
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.webhooks.service import record_event, record_events
@@ -132,6 +132,9 @@ async def create_request(
     if not service.active:
         raise Problem(422, "validation-error", f"service {service.key!r} is not offered now")
     check_payload(service, payload)
+    if service.bill_per_task:  # the plan's quota holds what the tasks will bill when done
+        steps = len(service.steps or [service.name])
+        await hold_quota(session, tenant, "tasks_completed", steps, held=lambda: _open(session))
     now = now_utc()
     request = WorkRequest(
         service_key=service.key,
@@ -161,6 +164,12 @@ async def create_request(
     )  # fmt: skip
     await record_event(session, tenant, "work.request.created", _request_event(request))
     return request, tasks
+
+
+async def _open(session: AsyncSession) -> int:
+    """Tasks accepted and not yet done or canceled, each to be billed once done."""
+    query = select(func.count()).where(Task.bill_per_task, Task.status.not_in(("done", "canceled")))
+    return int(await session.scalar(query) or 0)
 
 
 def _on_calendar(compute: Callable[..., _R], *args: Any) -> _R:
@@ -586,7 +595,8 @@ async def _resolve(
     task.status = "done"
     sla.meet(task, "resolution", now)
     if task.bill_per_task:
-        await record_usage(session, tenant, "tasks_completed", 1, f"task:{task.id}", now)
+        key = f"task:{task.id}"  # held since requested: never refused here
+        await reserve_usage(session, tenant, "tasks_completed", 1, key, now, held=True)
     await _transition(session, tenant, who, action, task, before)
     return task
 

@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bpo.billing import service as billing
 from bpo.core.pagination import uuid_cursor
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import TENANT_STAFF, Principal, requires
@@ -94,6 +95,7 @@ def _staff(principal: Principal) -> uuid.UUID:
     guards=[STAFF_INBOX],
     tags=["work"],
     summary="Claimable tasks across your tenants and skills, most urgent SLA first",
+    operation_id="listInbox",
 )
 async def inbox(
     principal: NamedDependency[Principal],
@@ -134,6 +136,7 @@ def _inbox_item(r: Any) -> InboxItem:
     tags=["work"],
     status_code=200,
     summary="Claim the most urgent task you may take (204 when there is none)",
+    operation_id="claimNextTask",
 )
 async def claim_next(
     data: JSONBody[ClaimIn], principal: NamedDependency[Principal], state: State
@@ -147,7 +150,13 @@ async def claim_next(
 # --- one tenant's tasks ---------------------------------------------------------------------
 
 
-@get(TASKS, guards=[STAFF_READ], tags=["work"], summary="The tenant's tasks (cursor pagination)")
+@get(
+    TASKS,
+    guards=[STAFF_READ],
+    tags=["work"],
+    summary="The tenant's tasks (cursor pagination)",
+    operation_id="listTasks",
+)
 async def list_tasks(
     tenant: NamedDependency[TenantContext],
     tenant_db: NamedDependency[AsyncSession],
@@ -171,6 +180,7 @@ async def list_tasks(
     guards=[STAFF_READ],
     tags=["work"],
     summary="One task with its notes, comments and time",
+    operation_id="getTask",
 )
 async def show_task(
     task_id: FromPath[uuid.UUID],
@@ -203,7 +213,7 @@ async def _change_time(
     task = await service.get_task(session, task_id)
     entry = await timesheet.get_entry(session, task, entry_id)
     async with state.db.autocommit() as conn:
-        invoiced = await timesheet.invoiced(conn, tenant.tenant_id, entry.worked_at)
+        invoiced = await billing.period_invoiced(conn, tenant.tenant_id, entry.worked_at)
     minutes = timesheet.minutes_of(data.minutes) if data and data.minutes is not None else None
     changed = await timesheet.change_time(
         session, tenant, principal, task, entry, staff_id=_staff(principal),
@@ -224,6 +234,7 @@ class TaskActions(Controller):
         "/claim",
         status_code=200,
         summary="Claim it (to work or review) with a lease; a 409 names who holds it",
+        operation_id="claimTask",
     )
     async def claim_task(
         self,
@@ -243,7 +254,9 @@ class TaskActions(Controller):
         await service.claim(tenant_db, tenant, principal, viewer.user_id, task, lease)
         return task_out(task, tenant.slug)
 
-    @post("/heartbeat", status_code=200, summary="Extend your lease")
+    @post(
+        "/heartbeat", status_code=200, summary="Extend your lease", operation_id="extendTaskLease"
+    )
     async def heartbeat(
         self,
         task_id: FromPath[uuid.UUID],
@@ -257,7 +270,12 @@ class TaskActions(Controller):
         await service.heartbeat(tenant_db, tenant, _staff(principal), task, lease)
         return task_out(task, tenant.slug)
 
-    @post("/release", status_code=200, summary="Give the task back to the queue")
+    @post(
+        "/release",
+        status_code=200,
+        summary="Give the task back to the queue",
+        operation_id="releaseTask",
+    )
     async def release(
         self,
         task_id: FromPath[uuid.UUID],
@@ -273,6 +291,7 @@ class TaskActions(Controller):
         "/comments",
         status_code=201,
         summary="An internal note, or a comment the client sees (client_visible)",
+        operation_id="addTaskComment",
     )
     async def add_comment(
         self,
@@ -292,6 +311,7 @@ class TaskActions(Controller):
         "/questions",
         status_code=200,
         summary="Ask the client a question: the SLA pauses until they answer",
+        operation_id="askTaskQuestion",
     )
     async def ask(
         self,
@@ -309,6 +329,7 @@ class TaskActions(Controller):
         "/complete",
         status_code=200,
         summary="Complete with a result (to review first, if the service requires it)",
+        operation_id="completeTask",
     )
     async def complete(
         self,
@@ -326,6 +347,7 @@ class TaskActions(Controller):
         "/approve",
         status_code=200,
         summary="Approve a reviewed task (never your own): the client gets the result",
+        operation_id="approveTask",
     )
     async def approve(
         self,
@@ -343,6 +365,7 @@ class TaskActions(Controller):
         "/send-back",
         status_code=200,
         summary="Send a reviewed task back to the queue with the reason",
+        operation_id="sendBackTask",
     )
     async def send_back(
         self,
@@ -360,6 +383,7 @@ class TaskActions(Controller):
         "/time",
         status_code=201,
         summary="Log minutes worked (billed as staff_minutes, rounded up per entry)",
+        operation_id="logTaskTime",
     )
     async def log_time(
         self,
@@ -373,7 +397,7 @@ class TaskActions(Controller):
         task = await service.get_task(tenant_db, task_id)
         worked_at = data.worked_at or service.now_utc()
         async with state.db.autocommit() as conn:
-            invoiced = await timesheet.invoiced(conn, tenant.tenant_id, worked_at)
+            invoiced = await billing.period_invoiced(conn, tenant.tenant_id, worked_at)
         minutes = timesheet.minutes_of(data.minutes)
         entry = await timesheet.log_time(
             tenant_db, tenant, principal, _staff(principal), task, minutes=minutes,
@@ -382,7 +406,9 @@ class TaskActions(Controller):
         return timesheet.time_out(entry)
 
     @patch(
-        "/time/{entry_id:uuid}", summary="Correct a time entry (409 once its period is invoiced)"
+        "/time/{entry_id:uuid}",
+        summary="Correct a time entry (409 once its period is invoiced)",
+        operation_id="updateTimeEntry",
     )
     async def change_time(
         self,
@@ -400,6 +426,7 @@ class TaskActions(Controller):
         "/time/{entry_id:uuid}",
         status_code=200,
         summary="Delete a time entry (409 once its period is invoiced)",
+        operation_id="deleteTimeEntry",
     )
     async def delete_time(
         self,

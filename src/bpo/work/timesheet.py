@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
-from bpo.billing.models import Invoice
-from bpo.billing.service import LATE_LIMIT, record_usage
+from bpo.billing.quotas import reserve_usage
+from bpo.billing.service import LATE_LIMIT
 from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.work.models import Task, TimeEntry
@@ -57,16 +57,6 @@ def time_out(entry: TimeEntry) -> TimeOut:
         version=entry.version,
         deleted=entry.deleted_at is not None,
     )
-
-
-async def invoiced(conn: AsyncConnection, tenant_id: uuid.UUID, at: datetime) -> bool:
-    """Whether the billing period holding `at` has a finalized invoice (platform read)."""
-    found = await conn.scalar(
-        select(Invoice.id).where(
-            Invoice.tenant_id == tenant_id, Invoice.period_start <= at, Invoice.period_end > at
-        )
-    )
-    return found is not None
 
 
 def _refuse_invoiced(at: datetime) -> Problem:
@@ -185,7 +175,7 @@ async def _bill(
         key = f"time:{entry.id}:{entry.version}"
         # Usage is dated when the work was done; past Stripe's 35 days, when it was changed.
         at = entry.worked_at if entry.worked_at > now_utc() - LATE_LIMIT + SKEW else now_utc()
-        await record_usage(session, tenant, "staff_minutes", delta, key, at, correction=delta < 0)
+        await reserve_usage(session, tenant, "staff_minutes", delta, key, at, correction=delta < 0)
 
 
 async def entries_of(session: AsyncSession, task_id: uuid.UUID) -> list[TimeEntry]:

@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from bpo.core.commands import load_settings
 from bpo.core.db import Database
-from bpo.core.errors import Problem
+from bpo.embedded import run_with_database
 
-T = TypeVar("T")
 tenants = typer.Typer(
     help="Create, inspect, suspend, export and delete tenants.", no_args_is_help=True
 )
-
-
-def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` against the configured (or embedded) database; problems exit non-zero."""
-    from bpo.cli import check_database, database_url_or_embedded, fail, load_settings
-
-    settings = load_settings()
-    with database_url_or_embedded(settings) as url:
-        check_database(url, settings.db_connect_timeout)
-
-        async def go() -> T:
-            db = Database(url)
-            try:
-                return await work(db)
-            finally:
-                await db.dispose()
-
-        try:
-            return asyncio.run(go())
-        except Problem as problem:
-            fail(problem.detail or problem.title, code=1)
 
 
 def _describe(tenant: Any) -> str:
@@ -87,7 +64,7 @@ def show(slug: str) -> None:
     """One tenant, with its role, last export and migration status."""
     from sqlalchemy import select
 
-    from bpo.platform.models import TenantMigration
+    from bpo.core.tenant_migrations import TenantMigration
     from bpo.platform.tenants.service import get_tenant
 
     async def work(db: Database) -> list[str]:
@@ -180,7 +157,6 @@ def pool_fill(
     size: Annotated[int | None, typer.Argument(help="Target size [BPO_TENANT_POOL_SIZE]")] = None,
 ) -> None:
     """Top the warm pool of ready schemas up to SIZE."""
-    from bpo.cli import load_settings
     from bpo.platform.tenants.provisioning import fill_pool
 
     target = size if size is not None else load_settings().tenant_pool_size

@@ -9,15 +9,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Select, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bpo.audit.models import AuditEvent, AuditHead
+from bpo.audit import service as audit
 from bpo.core.errors import Problem
 from bpo.core.pagination import bad_cursor
 from bpo.core.tenancy import role_name, schema_name
+from bpo.core.tenant_migrations import TenantMigration
 from bpo.jobs.models import FailedJob, OutboxMessage
-from bpo.platform.models import SLUG_PATTERN, Tenant, TenantMigration
+from bpo.platform.models import SLUG_PATTERN, Tenant
 from bpo.platform.tenants.provisioning import claim_pooled_id, provision_cold
 
 _SLUG_RE = re.compile(SLUG_PATTERN)
@@ -85,6 +86,60 @@ async def get_tenant(session: AsyncSession, slug: str) -> Tenant:
     return tenant
 
 
+def active_tenant_ids() -> Select[uuid.UUID]:
+    """The ids of active tenants, as a subquery other domains filter by in their own
+    statement (the token endpoint's client loader, a person's sign-in)."""
+    return select(Tenant.id).where(Tenant.status == "active")
+
+
+async def live_tenant(session: AsyncSession, slug: str) -> Tenant:
+    """A tenant that exists and is not being deleted (404 otherwise)."""
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None or tenant.status == "deleting":
+        raise Problem(404, "not-found", f"no tenant {slug!r}")
+    return tenant
+
+
+async def live_tenants(
+    session: AsyncSession, ids: set[uuid.UUID] | None = None, *, active_only: bool = False
+) -> list[Tenant]:
+    """Tenants not being deleted (only `ids`, when given; only active ones, when asked), by
+    slug."""
+    query = select(Tenant).where(Tenant.status != "deleting").order_by(Tenant.slug)
+    if ids is not None:
+        query = query.where(Tenant.id.in_(ids))
+    if active_only:
+        query = query.where(Tenant.status == "active")
+    return list(await session.scalars(query))
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
+
+
+async def ids_of(session: AsyncSession, slugs: list[str]) -> dict[str, uuid.UUID]:
+    rows = await session.execute(select(Tenant.slug, Tenant.id).where(Tenant.slug.in_(slugs)))
+    return {row.slug: row.id for row in rows}
+
+
+async def change_status(
+    session: AsyncSession, tenant_id: uuid.UUID, status: str, *, only_from: str
+) -> Tenant | None:
+    """Set the status of a tenant whose status is `only_from` now (dunning suspends active
+    tenants and resumes only suspended ones); the tenant, or None if it was not."""
+    tenant = await session.get(Tenant, tenant_id, with_for_update=True)
+    if tenant is None or tenant.status != only_from:
+        return None
+    tenant.status = status
+    await session.flush()
+    return tenant
+
+
+async def slugs_of(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(ids)))
+    return {row.id: row.slug for row in rows}
+
+
 async def list_tenants(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[Tenant], str | None]:
@@ -139,8 +194,7 @@ async def delete_tenant(engine: AsyncEngine, slug: str, *, force: bool = False) 
             delete(TenantMigration).where(TenantMigration.schema_name == schema_name(tenant_id))
         )
         # Its platform rows: the audit chain (exported first), jobs not yet sent, failures.
-        await conn.execute(delete(AuditEvent).where(AuditEvent.chain_id == tenant_id))
-        await conn.execute(delete(AuditHead).where(AuditHead.chain_id == tenant_id))
+        await audit.forget_chain(conn, tenant_id)
         await conn.execute(
             delete(OutboxMessage).where(
                 OutboxMessage.tenant_id == tenant_id, OutboxMessage.sent_at.is_(None)

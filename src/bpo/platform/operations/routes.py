@@ -12,11 +12,11 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
-from bpo.audit.models import PLATFORM_CHAIN
+from bpo.audit.service import PLATFORM_CHAIN
 from bpo.identity.guards import STAFF_ADMIN, Principal
-from bpo.jobs import service
 from bpo.jobs.models import FailedJob
-from bpo.jobs.schemas import FailedJobOut, FailedJobPage, ReplayOut
+from bpo.platform.operations import service
+from bpo.platform.operations.schemas import FailedJobOut, FailedJobPage, ReplayOut
 
 
 def failed_out(row: FailedJob) -> FailedJobOut:
@@ -40,7 +40,11 @@ class FailedJobsController(Controller):
     tags = ["jobs"]
     guards = [STAFF_ADMIN]
 
-    @get("/", summary="Jobs that exhausted their retries, newest first")
+    @get(
+        "/",
+        summary="Jobs that exhausted their retries, newest first",
+        operation_id="listFailedJobs",
+    )
     async def list_(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -60,13 +64,18 @@ class FailedJobsController(Controller):
         )
         return FailedJobPage(items=[failed_out(r) for r in rows], next_cursor=next_cursor)
 
-    @get("/{job_id:uuid}", summary="One failed job with its error")
+    @get("/{job_id:uuid}", summary="One failed job with its error", operation_id="getFailedJob")
     async def show(
         self, job_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]
     ) -> FailedJobOut:
         return failed_out(await service.get_failed(db_session, job_id))
 
-    @post("/{job_id:uuid}/replay", status_code=202, summary="Run it again, as a new message")
+    @post(
+        "/{job_id:uuid}/replay",
+        status_code=202,
+        summary="Run it again, as a new message",
+        operation_id="replayFailedJob",
+    )
     async def replay(
         self,
         job_id: FromPath[uuid.UUID],

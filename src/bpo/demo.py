@@ -1,5 +1,6 @@
-"""Provider-level rules. For now: seeding the demo that `bpo up` prints (with the starter
-service catalog)."""
+"""The demo that `bpo up` and `bpo demo` print: a provider admin, a client firm with its API
+client, the sign-in app and the starter service catalog. It sits above the domains (beside
+the CLI) because it puts several of them together."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from bpo.core.security import (
     secret_matches,
     verify_password,
 )
-from bpo.identity.models import OAuthApp
+from bpo.identity.models import ApiClient, OAuthApp, User
 from bpo.identity.scopes import CLIENT_SCOPES, USER_SCOPES
-from bpo.platform.models import ApiClient, Tenant, User
+from bpo.platform.models import Tenant
 from bpo.platform.tenants.service import create_tenant
 from bpo.work.starter import seed_catalog
 
