@@ -170,6 +170,46 @@ async def test_concurrent_appends_keep_one_linear_chain(db: Database) -> None:
     assert (verdict.ok, verdict.events_checked, verdict.head_seq) == (True, 30, 30)
 
 
+async def test_an_open_append_holds_up_no_other_and_is_linked_in_commit_order(
+    db: Database,
+) -> None:
+    """Appends are linked into the chain at commit: one transaction still open after its
+    append makes no other wait, and the numbers follow the commits (a rolled-back append
+    leaves no gap)."""
+    firm = await make_tenant(db, "open-firm")
+
+    async def append(session: Any, target: str) -> None:
+        await audit.record(session, firm.tenant_id, actor="system:test", action="x.done",
+                           target=target)  # fmt: skip
+
+    async with tenant_session(db.engine, firm) as slow:
+        await append(slow, "x:slow")
+        async with asyncio.timeout(5):  # before, this waited for the slow one's commit
+            async with tenant_session(db.engine, firm) as quick:
+                await append(quick, "x:quick")
+
+        async def rolled_back() -> None:
+            async with tenant_session(db.engine, firm) as session:
+                await append(session, "x:rolled-back")
+                raise RuntimeError("changed my mind")
+
+        with pytest.raises(RuntimeError):
+            await rolled_back()
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT seq, target, link_before IS NULL AND link_after IS NULL"
+                    " FROM platform.audit_events WHERE chain_id = :c ORDER BY seq"
+                ),
+                {"c": firm.tenant_id},
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, "x:quick", True), (2, "x:slow", True)]
+    verdict = await audit.service.verify(db.engine, firm.tenant_id)
+    assert (verdict.ok, verdict.head_seq) == (True, 2)
+
+
 async def test_other_tenants_get_404_and_the_database_refuses_their_sql(
     api: Client, db: Database, settings: Settings
 ) -> None:

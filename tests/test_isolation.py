@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -28,6 +29,7 @@ from bpo.core.tenancy import (
     TenantRoutingError,
     issue_tenant_context,
     recycle_after_tenants,
+    tenant_connection,
     tenant_session,
 )
 from bpo.platform.tenants.service import set_status
@@ -113,6 +115,29 @@ async def test_a_rollback_inside_the_block_keeps_the_tenant(three: Three) -> Non
             await session.execute(text(f'SELECT * FROM "{b.schema}".notes'))
         assert is_permission_error(caught.value)
     assert await _count(three.db.engine, a) == 0
+
+
+async def test_the_bare_tenant_connection_is_as_routed_and_refused_as_a_session(
+    three: Three,
+) -> None:
+    """Hot reads run on the bare asyncpg connection: the same role, schema and timeout, and
+    another tenant's schema refused by PostgreSQL itself."""
+    a, b, _ = three.tenants
+    async with tenant_session(three.db.engine, b) as session:
+        await session.execute(insert(notes).values(tenant_slug=b.slug, body="b's secret"))
+    async with tenant_connection(three.db.engine, a) as conn:
+        who, timeout, path = await conn.fetchrow(
+            "SELECT current_user, current_setting('statement_timeout'),"
+            " current_setting('search_path')"
+        )
+        assert (who, timeout, path) == (a.role, "15s", a.schema)
+        assert await conn.fetchval("SELECT count(*) FROM notes") == 0  # its own, unqualified
+    for sql in (f'SELECT * FROM "{b.schema}".notes', "SELECT * FROM platform.tenants"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with tenant_connection(three.db.engine, a) as conn:
+                await conn.fetch(sql)
+    async with three.db.engine.connect() as conn:  # nothing leaks through the pool
+        assert await conn.scalar(text("SELECT current_user")) == "postgres"
 
 
 async def test_a_role_that_cannot_be_set_leaves_no_open_transaction(three: Three) -> None:

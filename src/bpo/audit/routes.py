@@ -27,6 +27,8 @@ Limit = Annotated[int, Parameter(ge=1, le=500)]
 
 
 def event_out(event: AuditEvent) -> AuditEventOut:
+    # Every committed event is linked (its commit linked it): number and hashes are set.
+    assert event.seq is not None and event.prev_hash is not None and event.hash is not None
     return AuditEventOut(
         id=str(event.id),
         seq=event.seq,

@@ -74,32 +74,17 @@ def _request_id() -> str | None:
     return str(value) if value is not None else None
 
 
-# One statement: lock the head, move it on, insert the event. The hash is computed by
-# PostgreSQL over the same canonical bytes as `canonical()`: Python encodes everything but
-# the sequence number and the previous hash, which only the locked head knows. One round
-# trip keeps the chain's lock (the head row) held from here to the commit only.
-_APPEND = text(
-    """WITH head AS (
-        SELECT seq, hash FROM platform.audit_heads WHERE chain_id = :chain FOR UPDATE
-    ), moved AS (
-        UPDATE platform.audit_heads h
-        SET seq = head.seq + 1,
-            hash = sha256(convert_to(:before_seq || (head.seq + 1)::text || :after_seq
-                                     || encode(head.hash, 'hex') || '"]', 'UTF8'))
-        FROM head WHERE h.chain_id = :chain
-        RETURNING h.seq, h.hash, head.hash AS prev_hash
-    ), appended AS (
-        INSERT INTO platform.audit_events (chain_id, seq, id, at, actor, action, target,
-            before_digest, after_digest, request_id, prev_hash, hash)
-        SELECT :chain, seq, :id, :at, :actor, :action, :target, :before, :after,
-            :request_id, prev_hash, hash FROM moved
-    )
-    SELECT seq, hash, prev_hash FROM moved"""
+# An append is one insert; the deferred trigger `link_at_commit` numbers and hashes the event
+# into its chain when the transaction commits (PostgreSQL hashes the same canonical bytes,
+# with the number and the previous hash it finds under the head's lock). A caller can fold
+# this insert into a statement of its own (the claim path writes all it does in one).
+APPEND_SQL = (
+    "INSERT INTO platform.audit_events (chain_id, id, at, actor, action, target,"
+    " before_digest, after_digest, request_id, link_before, link_after)"
+    " VALUES (:chain, :id, :at, :actor, :action, :target, :before, :after, :request_id,"
+    " :before_seq, :after_seq)"
 )
-_NEW_HEAD = text(
-    "INSERT INTO platform.audit_heads (chain_id, seq, hash) VALUES (:chain, 0, :genesis)"
-    " ON CONFLICT (chain_id) DO NOTHING"
-)
+_APPEND = text(APPEND_SQL)
 
 
 async def record(
@@ -112,8 +97,23 @@ async def record(
     before: Any = None,
     after: Any = None,
 ) -> AuditEvent:
-    """Append one event to `chain_id`'s chain in the caller's transaction; `actor` is the
-    request's principal or a name such as "system:worker"."""
+    """Append one event to `chain_id`'s chain in the caller's transaction (linked at its
+    commit); `actor` is the request's principal or a name such as "system:worker"."""
+    event, params = prepare_append(chain_id, actor, action, target, before, after)
+    await session.execute(_APPEND, params)
+    return event  # numbered and linked when the transaction commits
+
+
+def prepare_append(
+    chain_id: uuid.UUID,
+    actor: str | Actor,
+    action: str,
+    target: str,
+    before: Any = None,
+    after: Any = None,
+) -> tuple[AuditEvent, dict[str, Any]]:
+    """The event and the parameters of `APPEND_SQL`: the canonical bytes before and after
+    the sequence number, which the commit assigns."""
     event = AuditEvent(
         chain_id=chain_id,
         id=uuid7(),
@@ -135,12 +135,7 @@ async def record(
         "after": event.after_digest, "request_id": event.request_id,
         "before_seq": (head_part + b",").decode(), "after_seq": ("," + tail[:-4].decode() + ',"'),
     }  # fmt: skip
-    row = (await session.execute(_APPEND, params)).one_or_none()
-    if row is None:  # the chain's first event: make its head (refused for another's chain)
-        await session.execute(_NEW_HEAD, {"chain": chain_id, "genesis": GENESIS})
-        row = (await session.execute(_APPEND, params)).one()
-    event.seq, event.hash, event.prev_hash = row.seq, row.hash, row.prev_hash
-    return event
+    return event, params
 
 
 def _canonical_of(event: Any) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
@@ -58,6 +60,23 @@ def asyncpg_dsn(url: str) -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else url
 
 
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """SQL with `:name` parameters as asyncpg wants it (`$1`, `$2`, ...), and the names in
+    order: one statement text shared by the SQLAlchemy and the bare-asyncpg paths."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
 def redact_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -96,6 +115,9 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             async_url(url),
+            # json/jsonb values decoded by msgspec (C): the same dicts, lists and scalars as
+            # the standard library's, at a fraction of the cost on list reads.
+            json_deserializer=msgspec.json.decode,
             pool_size=opts.pool_size,
             max_overflow=opts.max_overflow,
             pool_timeout=opts.connect_timeout,

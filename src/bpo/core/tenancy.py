@@ -23,6 +23,7 @@ from typing import Any, Literal
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.util import greenlet_spawn
 
 from bpo.core.models import TENANT_PLACEHOLDER
 
@@ -67,6 +68,7 @@ class RoutedConnection(asyncpg.Connection):
 
     tenant_enter: str | None = None  # set while a tenant session holds this connection
     in_routed_transaction: bool = False  # the open transaction began with tenant_enter
+    pool_info: dict[str, Any]  # its pool record's info, while checked out bare (memory guard)
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         enter = self.tenant_enter
@@ -138,9 +140,7 @@ async def tenant_session(
         sync = conn.sync_connection
         assert sync is not None
         sync.info.setdefault("bpo_tenants", set()).add(ctx.schema)
-        raw.tenant_enter = (
-            f'SET LOCAL ROLE "{ctx.role}"; SET LOCAL statement_timeout = {_TIMEOUTS[purpose]};'
-        )
+        raw.tenant_enter = _enter(ctx, purpose)
         try:
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 try:
@@ -152,6 +152,61 @@ async def tenant_session(
                     await session.commit()
         finally:
             raw.leave_tenant()  # before the connection goes back to the pool
+
+
+def _enter(ctx: TenantContext, purpose: Purpose) -> str:
+    """The lines every BEGIN of a tenant transaction carries: the tenant's role (what
+    isolates), its schema first on the search path (so SQL that names tables unqualified
+    has the same text for every tenant: one prepared statement, not one per tenant), and
+    the statement timeout."""
+    return (
+        f'SET LOCAL ROLE "{ctx.role}"; SET LOCAL search_path = "{ctx.schema}";'
+        f" SET LOCAL statement_timeout = {_TIMEOUTS[purpose]};"
+    )
+
+
+@asynccontextmanager
+async def bare_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection as bare asyncpg, outside any tenant (autocommit until a
+    transaction is begun on it; `in_tenant` routes one). Back to the pool at the end."""
+    pooled = await engine.raw_connection()
+    try:
+        raw = pooled.driver_connection
+        if not isinstance(raw, RoutedConnection):
+            raise TenantRoutingError("tenant sessions need an engine from bpo.core.db.Database")
+        raw.pool_info = pooled.info
+        yield raw
+    finally:
+        await greenlet_spawn(pooled.close)  # back to the pool (its reset runs on asyncpg)
+
+
+@asynccontextmanager
+async def in_tenant(
+    raw: asyncpg.Connection, ctx: TenantContext, extra: str = "", purpose: Purpose = "api"
+) -> AsyncIterator[None]:
+    """A transaction on a bare connection as `ctx`'s role with its schema first on the
+    search path (and `extra` SET LOCAL lines in the same message as BEGIN); commits when
+    the block ends, rolls back if it raises."""
+    assert isinstance(raw, RoutedConnection)
+    raw.pool_info.setdefault("bpo_tenants", set()).add(ctx.schema)
+    raw.tenant_enter = _enter(ctx, purpose) + extra
+    try:
+        async with raw.transaction():
+            yield
+    finally:
+        raw.leave_tenant()
+
+
+@asynccontextmanager
+async def tenant_connection(
+    engine: AsyncEngine, ctx: TenantContext, purpose: Purpose = "api"
+) -> AsyncIterator[asyncpg.Connection]:
+    """The tenant's transaction on the bare asyncpg connection, for hot reads: SQL naming
+    the tenant's tables unqualified, rows as asyncpg records (no ORM, no SQLAlchemy
+    compilation). The same role, schema and timeout as `tenant_session`; commits when the
+    block ends, rolls back if it raises."""
+    async with bare_connection(engine) as raw, in_tenant(raw, ctx, purpose=purpose):
+        yield raw
 
 
 def route_tenants_in_begin(engine: AsyncEngine) -> None:

@@ -68,6 +68,18 @@ async def record_events(
     only_endpoint: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
     """Record several tenant events in one statement, in order; returns their ids."""
+    ids, calls = event_calls(events, only_endpoint)
+    await enqueue_many(session, FAN_OUT, calls, tenant=tenant)
+    return ids
+
+
+FAN_OUT = "fan_out_event"  # the job that stores an event and makes its deliveries
+
+
+def event_calls(
+    events: Sequence[tuple[str, dict[str, Any]]], only_endpoint: uuid.UUID | None = None
+) -> tuple[list[uuid.UUID], list[tuple[tuple[Any, ...], dict[str, Any]]]]:
+    """The events' ids and the `fan_out_event` calls that carry them (for the outbox)."""
     now = datetime.now(UTC).isoformat()
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     ids: list[uuid.UUID] = []
@@ -78,8 +90,7 @@ async def record_events(
         ids.append(event_id)
         endpoint = str(only_endpoint) if only_endpoint else None
         calls.append(((str(event_id), event_type, data, now, endpoint), {}))
-    await enqueue_many(session, "fan_out_event", calls, tenant=tenant)
-    return ids
+    return ids, calls
 
 
 def _not_found(what: str, ident: object) -> Problem:

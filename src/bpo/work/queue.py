@@ -44,26 +44,40 @@ async def project(session: AsyncSession, tenant_id: uuid.UUID, task: Task) -> No
     if task.status in ("done", "canceled"):
         await session.execute(_REMOVE, {"id": task.id})
         return
-    await session.execute(
-        _UPSERT,
-        {
-            "task_id": task.id,
-            "created_at": task.created_at,
-            "tenant_id": tenant_id,
-            "service_key": task.service_key,
-            "skills": list(task.skills),
-            "priority": task.priority,
-            "status": task.status,
-            "claimed_by": task.claimed_by,
-            "lease_until": task.lease_until,
-            "completed_by": task.completed_by,
-            "response_due_at": sla.queue_due(task, "response"),
-            "resolution_due_at": sla.queue_due(task, "resolution"),
-            "next_check_at": sla.next_check(task),
-            "escalated": task.response_breached_at is not None
-            or task.resolution_breached_at is not None,
-        },
-    )
+    await session.execute(_UPSERT, projection(tenant_id, task))
+
+
+def projection(tenant_id: uuid.UUID, task: Task) -> dict[str, Any]:
+    """The task's index row: what routing needs (the upsert's parameters)."""
+    return {
+        "task_id": task.id,
+        "created_at": task.created_at,
+        "tenant_id": tenant_id,
+        "service_key": task.service_key,
+        "skills": list(task.skills),
+        "priority": task.priority,
+        "status": task.status,
+        "claimed_by": task.claimed_by,
+        "lease_until": task.lease_until,
+        "completed_by": task.completed_by,
+        "response_due_at": sla.queue_due(task, "response"),
+        "resolution_due_at": sla.queue_due(task, "resolution"),
+        "next_check_at": sla.next_check(task),
+        "escalated": task.response_breached_at is not None
+        or task.resolution_breached_at is not None,
+    }
+
+
+# The same upsert as SQL text with named parameters, for statements that fold it in.
+UPSERT_SQL = (  # noqa: S608
+    "INSERT INTO platform.work_queue (task_id, created_at, {cols})"
+    " VALUES (:task_id, :created_at, {values})"
+    " ON CONFLICT (task_id) DO UPDATE SET {sets}"
+).format(
+    cols=", ".join(_PROJECTED),
+    values=", ".join(f":{c}" for c in _PROJECTED),
+    sets=", ".join(f"{c} = excluded.{c}" for c in _PROJECTED),
+)  # column names from _PROJECTED only; every value is a parameter
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +90,7 @@ class Viewer:
     admin: bool
     skills: list[str] | None  # None: no profile yet, not filtered by skills
     capacity: int = 10  # tasks held at once
-    held: int = 0  # tasks held now, across tenants
+    held: int = 0  # tasks held, across tenants: counted under the claim lock, when claiming
     tenants: tuple[uuid.UUID, ...] = ()  # assigned, active tenants (staff admins: all)
 
     @property
@@ -129,18 +143,17 @@ def _inbox_sql(scope: str, after: bool, escalated_only: bool, limit: int) -> Tex
     )
 
 
-_CANDIDATES = {  # the tenants of the most urgent claimable tasks (claim-next)
-    scope: text(
-        f"""SELECT x.tenant_id, t.slug, min(x.urgency) AS urgency
+CANDIDATES_SQL = {  # the tenants of the most urgent claimable tasks (claim-next)
+    scope: f"""SELECT x.tenant_id, t.slug, min(x.urgency) AS urgency
             FROM ({_routed(_OPEN, scope, 20)}) AS x
             JOIN platform.tenants t ON t.id = x.tenant_id AND t.status = 'active'
             GROUP BY x.tenant_id, t.slug ORDER BY min(x.urgency)"""  # noqa: S608
-    )
     for scope in _SCOPES
 }
+_CANDIDATES = {scope: text(sql) for scope, sql in CANDIDATES_SQL.items()}
 
 
-def _params(viewer: Viewer) -> dict[str, Any]:
+def params_of(viewer: Viewer) -> dict[str, Any]:
     return {"me": viewer.user_id, "skills": viewer.skills, "tenants": list(viewer.tenants)}
 
 
@@ -152,7 +165,7 @@ async def inbox(
     cursor: str | None = None,
     escalated_only: bool = False,
 ) -> tuple[list[Any], str | None]:
-    params = _params(viewer)
+    params = params_of(viewer)
     if cursor is not None:
         params.update(_decode(cursor))
     query = _inbox_sql(viewer.scope, cursor is not None, escalated_only, limit)
@@ -182,7 +195,7 @@ def _decode(cursor: str) -> dict[str, Any]:
 
 async def candidate_tenants(conn: AsyncConnection, viewer: Viewer) -> list[tuple[uuid.UUID, str]]:
     """The tenants holding the most urgent claimable tasks for `viewer`, most urgent first."""
-    rows = (await conn.execute(_CANDIDATES[viewer.scope], _params(viewer))).all()
+    rows = (await conn.execute(_CANDIDATES[viewer.scope], params_of(viewer))).all()
     return [(r.tenant_id, r.slug) for r in rows]
 
 
@@ -223,23 +236,27 @@ async def lock_next(session: AsyncSession, tenant_id: uuid.UUID, viewer: Viewer)
     return task
 
 
-_VIEWER = text(
-    """SELECT p.skills, coalesce(p.capacity, 10) AS capacity,
-         (SELECT count(*) FROM platform.work_queue w
-          WHERE w.claimed_by = :me AND w.status IN ('in_progress', 'in_review')
-            AND w.lease_until > now()) AS held,
+VIEWER_SQL = """SELECT p.skills, coalesce(p.capacity, 10) AS capacity,
          ARRAY(SELECT a.tenant_id FROM platform.staff_assignments a
                JOIN platform.tenants t ON t.id = a.tenant_id AND t.status = 'active'
                WHERE a.user_id = :me) AS tenants
        FROM (SELECT 1) AS one LEFT JOIN platform.staff_profiles p ON p.user_id = :me"""
-)
+_VIEWER = text(VIEWER_SQL)
 
 
 async def viewer(conn: AsyncConnection, user_id: uuid.UUID, admin: bool) -> Viewer:
-    """A staff member's routing profile and how many tasks they hold now (one statement)."""
+    """A staff member's routing profile (one statement). What they hold is counted when
+    they claim, under their claim lock (`dispatch.holding_now`, `platform.claim_slot`)."""
     row = (await conn.execute(_VIEWER, {"me": user_id})).one()
-    skills = None if row.skills is None else list(row.skills)
-    return Viewer(user_id, admin, skills, row.capacity, row.held, tuple(row.tenants))
+    return viewer_of_row(user_id, admin, row)
+
+
+def viewer_of_row(user_id: uuid.UUID, admin: bool, row: Any) -> Viewer:
+    """From a SQLAlchemy row or an asyncpg record of `VIEWER_SQL`."""
+    skills, capacity, tenants = row[0], row[1], row[2]
+    return Viewer(
+        user_id, admin, None if skills is None else list(skills), capacity, tenants=tuple(tenants)
+    )
 
 
 _DUE_FOR_CHECK = text(

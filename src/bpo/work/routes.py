@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, patch, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from litestar.types import ControllerRouterHandler
@@ -20,7 +21,7 @@ from bpo.billing.service import month_of
 from bpo.core.errors import Problem
 from bpo.core.etags import check_if_match, etag
 from bpo.core.pagination import uuid_cursor
-from bpo.core.tenancy import TenantContext
+from bpo.core.tenancy import TenantContext, tenant_connection
 from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMINS, Principal, requires
 from bpo.work import catalog, reports, service
 from bpo.work.calendar import BusinessCalendar, CalendarError
@@ -242,20 +243,36 @@ async def create_request(
     operation_id="listWorkRequests",
 )
 async def list_requests(
-    tenant_db: NamedDependency[AsyncSession],
+    tenant: NamedDependency[TenantContext],
+    state: State,
     status: FromQuery[RequestStatus | None] = None,
     cursor: Annotated[str | None, Parameter(max_length=100)] = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
 ) -> RequestPage:
-    query = select(WorkRequest).order_by(WorkRequest.id.desc()).limit(limit)
+    # A hot read: one statement on the bare connection, rows straight into the answer's
+    # structs (no ORM entities); the statement's text is the same for every tenant.
     after = uuid_cursor(cursor)
-    if after is not None:
-        query = query.where(WorkRequest.id < after)
-    if status is not None:
-        query = query.where(WorkRequest.status == status)
-    rows = list(await tenant_db.scalars(query))
-    following = str(rows[-1].id) if len(rows) == limit else None
-    return RequestPage(items=[request_out(r) for r in rows], next_cursor=following)
+    sql = _REQUEST_PAGES[(after is not None, status is not None)]
+    args = [a for a in (after, status) if a is not None]
+    async with tenant_connection(state.db.engine, tenant) as conn:
+        rows = await conn.fetch(sql, *args, limit)
+    items = [RequestOut(*row) for row in rows]
+    following = items[-1].id if len(items) == limit else None
+    return RequestPage(items=items, next_cursor=following)
+
+
+# RequestOut's fields in order (a completed request's result only), newest first.
+_REQUEST_COLUMNS = (
+    "SELECT id::text, service_key, title, status, priority, payload, attachments,"
+    " CASE WHEN status = 'completed' THEN result END, requested_by, created_at, updated_at,"
+    " closed_at FROM work_requests"
+)
+_REQUEST_PAGES = {
+    (False, False): f"{_REQUEST_COLUMNS} ORDER BY id DESC LIMIT $1",
+    (True, False): f"{_REQUEST_COLUMNS} WHERE id < $1 ORDER BY id DESC LIMIT $2",
+    (False, True): f"{_REQUEST_COLUMNS} WHERE status = $1 ORDER BY id DESC LIMIT $2",
+    (True, True): f"{_REQUEST_COLUMNS} WHERE id < $1 AND status = $2 ORDER BY id DESC LIMIT $3",
+}
 
 
 @get(

@@ -301,6 +301,13 @@ async def _refresh_request(session: AsyncSession, request_id: uuid.UUID) -> Even
         .execution_options(synchronize_session=False)
     )
     service_key, priority = changed.one()
+    return request_event(request_id, status, service_key, priority)
+
+
+def request_event(
+    request_id: uuid.UUID, status: str, service_key: str, priority: int
+) -> Event | None:
+    """What firms hear when a request's status changes (not every status is announced)."""
     if status not in ("completed", "waiting_on_client", "in_review", "in_progress"):
         return None
     data = {"request_id": str(request_id), "service": service_key, "status": status,
@@ -403,6 +410,16 @@ async def claim(
         if task.claimed_by != staff_id:
             raise _conflict_held(task)
         return await heartbeat(session, tenant, staff_id, task, lease)  # one's own: extend
+    before = take(task, staff_id, lease, now)
+    assert task.lease_until is not None
+    await _transition(session, tenant, who, "work.task.claimed", task, before,
+                      lease_until=task.lease_until.isoformat())  # fmt: skip
+    return task
+
+
+def take(task: Task, staff_id: uuid.UUID, lease: timedelta, now: datetime) -> dict[str, Any]:
+    """The claim itself, on a locked task (to work on it, or to review it): the state
+    before. The first claim meets the response goal."""
     if task.status in ("awaiting_review", "in_review"):
         if task.completed_by == staff_id:
             raise _four_eyes(task)
@@ -413,10 +430,9 @@ async def claim(
         raise Problem(409, "conflict", f"task {task.id} is {task.status}; it cannot be claimed")
     before = _state(task)
     task.status, task.claimed_by, task.lease_until = status, staff_id, now + lease
+    task.updated_at = now
     sla.meet(task, "response", now)
-    await _transition(session, tenant, who, "work.task.claimed", task, before,
-                      lease_until=task.lease_until.isoformat())  # fmt: skip
-    return task
+    return before
 
 
 def _require_lease(task: Task, staff_id: uuid.UUID, action: str) -> None:

@@ -19,7 +19,7 @@ from bpo.billing import service as billing
 from bpo.core.pagination import uuid_cursor
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import TENANT_STAFF, Principal, requires
-from bpo.work import dispatch, queue, service, timesheet
+from bpo.work import claims, dispatch, queue, service, timesheet
 from bpo.work.models import Task, TaskComment
 from bpo.work.routes import MAX_PAGE, comment_out
 from bpo.work.schemas import (
@@ -141,7 +141,7 @@ def _inbox_item(r: Any) -> InboxItem:
 async def claim_next(
     data: JSONBody[ClaimIn], principal: NamedDependency[Principal], state: State
 ) -> Response[TaskOut | None]:
-    claimed = await dispatch.claim_next(state.db, principal, timedelta(minutes=data.lease_minutes))
+    claimed = await claims.claim_next(state.db, principal, timedelta(minutes=data.lease_minutes))
     if claimed is not None:
         return Response(task_out(*claimed))
     return Response(None, status_code=204)
@@ -248,7 +248,7 @@ class TaskActions(Controller):
         viewer = await dispatch.viewer_of(state.db, principal)
         task = await service.get_task(tenant_db, task_id)
         if task.claimed_by != viewer.user_id:  # extending one's own claim needs no capacity
-            dispatch.check_capacity(viewer)
+            dispatch.check_capacity(await dispatch.holding_now(tenant_db, viewer))
             dispatch.check_skills(viewer, task)
         lease = timedelta(minutes=data.lease_minutes)
         await service.claim(tenant_db, tenant, principal, viewer.user_id, task, lease)
