@@ -66,7 +66,7 @@ def serve(
     check_port_free(settings.host, settings.port)
     check_database(database_url, settings.db_connect_timeout)
     try:
-        run_http(create_app(settings), settings.host, settings.port)
+        run_http(create_app(settings, freeze_heap=True), settings.host, settings.port)
     except ServerFailed as exc:
         fail(str(exc))
 

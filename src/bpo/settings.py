@@ -48,8 +48,11 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     secret_key: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Sized for the concurrent requests one API process serves, with no overflow: overflow
+    # connections are opened and closed around each request under load (authentication,
+    # codecs and an empty statement cache every time), which made the slowest requests.
+    db_pool_size: int = 32
+    db_max_overflow: int = 0
     db_connect_timeout: float = 5.0
     # Per-statement budget for API transactions (ms); workers get their own later.
     api_statement_timeout_ms: int = 15_000
@@ -112,8 +115,8 @@ class Settings:
             log_level=reader.get("BPO_LOG_LEVEL", _log_level, "INFO"),
             log_json=reader.get("BPO_LOG_JSON", _bool, True),
             secret_key=reader.get("BPO_SECRET_KEY", _secret_key, None),
-            db_pool_size=reader.get("BPO_DB_POOL_SIZE", _int_between(1, 500), 10),
-            db_max_overflow=reader.get("BPO_DB_MAX_OVERFLOW", _int_between(0, 500), 10),
+            db_pool_size=reader.get("BPO_DB_POOL_SIZE", _int_between(1, 500), 32),
+            db_max_overflow=reader.get("BPO_DB_MAX_OVERFLOW", _int_between(0, 500), 0),
             db_connect_timeout=reader.get("BPO_DB_CONNECT_TIMEOUT", _positive_float, 5.0),
             api_statement_timeout_ms=reader.get(
                 "BPO_API_STATEMENT_TIMEOUT_MS", _int_between(100, 600_000), 15_000

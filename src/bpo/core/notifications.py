@@ -56,7 +56,9 @@ class Listener:
             failures += 1
 
     async def _listen(self) -> None:
-        conn = await asyncpg.connect(self.url, timeout=5)
+        conn = await asyncpg.connect(
+            self.url, timeout=5, server_settings={"application_name": f"bpo-listen-{self.channel}"}
+        )
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_lost(_: object) -> None:

@@ -18,7 +18,7 @@ from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
 from bpo.jobs.context import worker_database
 from bpo.jobs.registry import job
 from bpo.platform.tenants import service as tenants
-from bpo.work import queue, service
+from bpo.work import clocks, queue, service
 
 log = structlog.get_logger("bpo.work")
 
@@ -66,7 +66,7 @@ async def _per_tenant(
 async def check_due_slas(db: Database) -> int:
     async with db.autocommit() as conn:
         found = await queue.due_for_check(conn, JOB_BATCH)
-    return await _per_tenant(db, found, service.check_slas)
+    return await _per_tenant(db, found, clocks.check_slas)
 
 
 async def return_all_expired(db: Database) -> int:

@@ -23,7 +23,7 @@ from bpo.core.etags import check_if_match, etag
 from bpo.core.pagination import uuid_cursor
 from bpo.core.tenancy import TenantContext, tenant_connection
 from bpo.identity.guards import STAFF_ADMIN, TENANT_ADMINS, Principal, requires
-from bpo.work import catalog, reports, service
+from bpo.work import catalog, clocks, reports, service
 from bpo.work.calendar import BusinessCalendar, CalendarError
 from bpo.work.models import Task, TaskComment, WorkCalendar, WorkRequest
 from bpo.work.schemas import (
@@ -373,7 +373,7 @@ async def set_calendar(
         row.settings, row.version, row.updated_at = settings, row.version + 1, datetime.now(UTC)
     await tenant_db.flush()
     old = BusinessCalendar.from_settings(before) if before else BusinessCalendar()
-    moved = await service.replan_clocks(tenant_db, tenant, principal, old, calendar)
+    moved = await clocks.replan_clocks(tenant_db, tenant, principal, old, calendar)
     await audit.record(tenant_db, tenant.tenant_id, actor=principal, action="work.calendar.set",
                        target="work_calendar", before=before,
                        after={**settings, "clocks_replanned": len(moved)})  # fmt: skip

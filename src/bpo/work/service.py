@@ -172,7 +172,7 @@ async def _open(session: AsyncSession) -> int:
     return int(await session.scalar(query) or 0)
 
 
-def _on_calendar(compute: Callable[..., _R], *args: Any) -> _R:
+def on_calendar(compute: Callable[..., _R], *args: Any) -> _R:
     """Run a clock computation; a calendar that cannot hold the goal is the firm's to fix."""
     try:
         return compute(*args)
@@ -209,7 +209,7 @@ def _new_task(
         created_at=now,
         updated_at=now,
     )
-    _on_calendar(sla.start_clocks, task, calendar, now, service.warn_fraction)
+    on_calendar(sla.start_clocks, task, calendar, now, service.warn_fraction)
     return task
 
 
@@ -331,7 +331,7 @@ async def answer(
     calendar, now = await calendar_of(session), now_utc()
     for task in waiting:
         before = _state(task)
-        _on_calendar(sla.resume, task, calendar, now)
+        on_calendar(sla.resume, task, calendar, now)
         task.status = "open"
         await _transition(session, tenant, who, "work.task.answered", task, before, request=False)
     await _announce(session, tenant, await _refresh_request(session, request_id))
@@ -615,76 +615,3 @@ async def _resolve(
         await reserve_usage(session, tenant, "tasks_completed", 1, key, now, held=True)
     await _transition(session, tenant, who, action, task, before)
     return task
-
-
-MAX_LISTED_MOVES = 500  # a replanning event lists this many moved tasks, and the count
-
-
-async def replan_clocks(
-    session: AsyncSession,
-    tenant: TenantContext,
-    who: Who,
-    old: BusinessCalendar,
-    new: BusinessCalendar,
-) -> list[dict[str, Any]]:
-    """A calendar change moves the clocks already running (a holiday added today counts for
-    tasks open now), each move audited. Every open task is locked in id order, as cancel
-    locks a request's tasks, then its index row: the documented lock order. Returns what
-    moved."""
-    now, moved = now_utc(), []
-    tasks = await session.scalars(
-        select(Task)
-        .where(Task.status.not_in(("done", "canceled")))
-        .order_by(Task.id)
-        .with_for_update()
-    )
-    for task in tasks:
-        before = {goal: task_due(task, goal) for goal in sla.GOALS}
-        if not _on_calendar(sla.replan, task, old, new, now):
-            continue
-        task.updated_at = now
-        await queue.project(session, tenant.tenant_id, task)
-        after = {goal: task_due(task, goal) for goal in sla.GOALS}
-        moved.append({"task_id": str(task.id), "before": before, "after": after})
-        await audit.record(session, tenant.tenant_id, actor=who, action="work.task.replanned",
-                           target=f"task:{task.id}", before=before, after=after)  # fmt: skip
-    if moved:  # the firm hears of due times that moved
-        listed = {"tasks": moved[:MAX_LISTED_MOVES], "count": len(moved)}
-        await record_event(session, tenant, "work.sla.replanned", listed)
-    return moved
-
-
-def task_due(task: Task, goal: str) -> str | None:
-    due: datetime | None = getattr(task, f"{goal}_due_at")
-    return due.isoformat() if due is not None else None
-
-
-async def check_slas(
-    session: AsyncSession, tenant: TenantContext, task_ids: Sequence[uuid.UUID]
-) -> int:
-    """The SLA job's work in one tenant: raise each warning and breach once."""
-    now, raised = now_utc(), 0
-    tasks = await session.scalars(
-        select(Task).where(Task.id.in_(task_ids)).with_for_update(skip_locked=True)
-    )
-    for task in tasks:
-        if task.status in ("done", "canceled"):  # finished since the index was read
-            continue
-        found = sla.crossings(task, now)
-        for crossing in found:
-            data = {
-                "task_id": str(task.id),
-                "request_id": str(task.request_id),
-                "goal": crossing.goal,
-                "due_at": crossing.due_at.isoformat(),
-            }
-            event = (
-                "work.task.sla_breached" if crossing.kind == "breach" else "work.task.sla_warning"
-            )
-            await record_event(session, tenant, event, data)
-            if crossing.kind == "breach":
-                await audit.record(session, tenant.tenant_id, actor="system:sla",
-                                   action=event, target=f"task:{task.id}", after=data)  # fmt: skip
-        raised += len(found)
-        await queue.project(session, tenant.tenant_id, task)  # next check, escalation flag
-    return raised
