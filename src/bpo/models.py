@@ -16,6 +16,7 @@ def load_all_models() -> None:
     import bpo.core.idempotency
     import bpo.identity.models
     import bpo.jobs.models
+    import bpo.ledger.models
     import bpo.people.models
     import bpo.platform.models
     import bpo.webhooks.models

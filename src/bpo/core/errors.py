@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -58,6 +58,10 @@ PROBLEM_TITLES: dict[str, str] = {
     "missing-skills": "The task needs skills the staff member lacks",
     "at-capacity": "The staff member holds as many tasks as their capacity",
     "period-invoiced": "The billing period is invoiced",
+    "period-locked": "The accounting period is locked",
+    "balance-condition": "The posting would break an account's balance condition",
+    "already-reversed": "The entry has been reversed already",
+    "account-not-empty": "The account still holds a balance",
     "upstream-refused": "The payment provider refused the request",
     "service-unavailable": "A dependency is unavailable",
     "database-unavailable": "The database is unavailable",
@@ -344,3 +348,20 @@ async def problem_asgi_response(
         }
     )
     await send({"type": "http.response.body", "body": msgspec.json.encode(body)})
+
+
+T = TypeVar("T")
+
+
+async def strict_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    """The request body decoded without type coercion: the framework's decoding turns "12050"
+    into 12050, which a route taking money must refuse. Call after the framework checked
+    the body (so its problems come first); returns the body as `kind` or a 422 problem
+    whose pointer names the field."""
+    try:
+        return msgspec.json.decode(await request.body(), type=kind)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$")
+        pointer = _json_pointer(where.rstrip("`").lstrip("."))
+        raise Problem(422, "validation-error", f"1 field failed validation: {pointer}: {message}",
+                      errors=[{"pointer": pointer, "detail": message}]) from None  # fmt: skip

@@ -1,0 +1,465 @@
+"""Ledger APIs under /v1/tenants/{slug}/ledger: the chart, the journal, periods, rates,
+reports and verification.
+
+API clients need `ledger:read` / `ledger:write`; a firm's admins and the provider's staff
+assigned to it work through the same routes (staff doing a month-end close post, lock and
+close). Closing periods and moving the lock date is for admins and staff, not for members
+or machine clients; the chart and settings for admins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
+from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo.core.errors import Problem, strict_body
+from bpo.core.etags import check_if_match, etag
+from bpo.core.tenancy import TenantContext
+from bpo.identity.guards import TENANT_ADMINS, Principal, requires
+from bpo.ledger import accounts, periods, rates, reports, service, verify
+from bpo.ledger.models import Account, Entry
+from bpo.ledger.schemas import (
+    AccountBalanceOut,
+    AccountIn,
+    AccountOut,
+    AccountPage,
+    AccountType,
+    AccountUpdate,
+    BatchIn,
+    BatchOut,
+    ChartIn,
+    ChartOut,
+    DraftUpdate,
+    EntryIn,
+    EntryOut,
+    EntryPage,
+    LedgerPage,
+    LockDateIn,
+    LockDateOut,
+    PeriodOut,
+    RateOut,
+    RatesIn,
+    ReverseIn,
+    SettingsIn,
+    SettingsOut,
+    StatementOut,
+    TrialBalanceOut,
+    VerifyOut,
+)
+
+READ = requires("ledger:read")
+WRITE = requires("ledger:write")
+CLOSERS = ("tenant_admin", "staff", "staff_admin")  # month-end close: admins and staff
+CLOSE = requires("ledger:write", roles=CLOSERS)
+ADMIN = requires("ledger:write", roles=TENANT_ADMINS)
+MAX_PAGE = 200
+Page = Annotated[int, Parameter(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str | None, Parameter(max_length=200)]
+Ref = Annotated[str, Parameter(max_length=36)]
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _with_etag(out: AccountOut, version: int, status_code: int = 200) -> Response[AccountOut]:
+    return Response(out, status_code=status_code, headers={"ETag": etag(version)})
+
+
+class AccountsController(Controller):
+    path = "/v1/tenants/{slug:str}/ledger"
+    tags = ["ledger"]
+
+    @get("/accounts", guards=[READ], summary="The chart of accounts (code order, cursor pages)",
+         operation_id="listLedgerAccounts")  # fmt: skip
+    async def list_accounts(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        type: FromQuery[AccountType | None] = None,
+        include_closed: FromQuery[bool] = False,
+        cursor: Cursor = None,
+        limit: Page = 100,
+    ) -> AccountPage:
+        query = select(Account).order_by(Account.code).limit(limit + 1)
+        if type is not None:
+            query = query.where(Account.type == type)
+        if not include_closed:
+            query = query.where(Account.status == "active")
+        if cursor is not None:
+            query = query.where(Account.code > cursor)
+        rows = list(await tenant_db.scalars(query))
+        more = len(rows) > limit
+        return AccountPage([accounts.account_out(a) for a in rows[:limit]],
+                           rows[limit - 1].code if more else None)  # fmt: skip
+
+    @post("/accounts", guards=[ADMIN], status_code=201, summary="Open an account",
+          operation_id="createLedgerAccount")  # fmt: skip
+    async def create_account(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[AccountIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> Response[AccountOut]:
+        data = await strict_body(request, AccountIn)
+        account = await accounts.create_account(tenant_db, tenant, principal, data)
+        return _with_etag(accounts.account_out(account, []), account.version, 201)
+
+    @get("/accounts/{account:str}", guards=[READ],
+         summary="One account (by id or code) with its balance per currency",
+         operation_id="getLedgerAccount")  # fmt: skip
+    async def get_account(
+        self, account: FromPath[Ref], tenant_db: NamedDependency[AsyncSession]
+    ) -> Response[AccountOut]:
+        found = await accounts.get_account(tenant_db, account)
+        out = accounts.account_out(found, await accounts.balances_of(tenant_db, found))
+        return _with_etag(out, found.version)
+
+    @patch("/accounts/{account:str}", guards=[ADMIN],
+           summary="Rename, move in the tree, set balance conditions, close (If-Match guards)",
+           operation_id="updateLedgerAccount")  # fmt: skip
+    async def update_account(
+        self,
+        request: Request[Any, Any, Any],
+        account: FromPath[Ref],
+        data: JSONBody[AccountUpdate],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> Response[AccountOut]:
+        data = await strict_body(request, AccountUpdate)
+        found = await accounts.get_account(tenant_db, account, lock=True)
+        check_if_match(request, found.version, "account")
+        updated = await accounts.update_account(tenant_db, tenant, principal, found, data)
+        out = accounts.account_out(updated, await accounts.balances_of(tenant_db, updated))
+        return _with_etag(out, updated.version)
+
+    @get("/accounts/{account:str}/ledger", guards=[READ],
+         summary="The account's general ledger: posted lines in date order with the running balance",
+         operation_id="getLedgerAccountLedger")  # fmt: skip
+    async def account_ledger(
+        self,
+        account: FromPath[Ref],
+        tenant_db: NamedDependency[AsyncSession],
+        start: Annotated[date | None, QueryParameter(name="from")] = None,
+        end: Annotated[date | None, QueryParameter(name="to")] = None,
+        cursor: Cursor = None,
+        limit: Page = 100,
+    ) -> LedgerPage:
+        found = await accounts.get_account(tenant_db, account)
+        return await reports.account_ledger(tenant_db, found, cursor, limit, start, end)
+
+    @get("/accounts/{account:str}/balance", guards=[READ],
+         summary="The account's balance per currency at the end of a day",
+         operation_id="getLedgerAccountBalance")  # fmt: skip
+    async def account_balance(
+        self,
+        account: FromPath[Ref],
+        tenant_db: NamedDependency[AsyncSession],
+        as_of: FromQuery[date | None] = None,
+    ) -> AccountBalanceOut:
+        found = await accounts.get_account(tenant_db, account)
+        return await reports.balance_at(tenant_db, found, as_of or _today())
+
+    @post("/chart/apply", guards=[ADMIN], status_code=200,
+          summary="Apply a starter chart (accounts that exist by code are kept)",
+          operation_id="applyLedgerChart")  # fmt: skip
+    async def apply_chart(
+        self,
+        data: JSONBody[ChartIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> ChartOut:
+        created, kept = await accounts.apply_chart(tenant_db, tenant, principal, data.chart)
+        return ChartOut(data.chart, created, kept)
+
+    @get("/settings", guards=[READ], summary="Functional currency, fiscal year, lock date",
+         operation_id="getLedgerSettings")  # fmt: skip
+    async def get_settings(self, tenant_db: NamedDependency[AsyncSession]) -> SettingsOut:
+        return SettingsOut(**accounts.settings_dict(await accounts.settings_of(tenant_db)))
+
+    @put("/settings", guards=[ADMIN], summary="Change the books' settings",
+         operation_id="updateLedgerSettings")  # fmt: skip
+    async def put_settings(
+        self,
+        data: JSONBody[SettingsIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> SettingsOut:
+        settings = await accounts.update_settings(tenant_db, tenant, principal, data)
+        return SettingsOut(**accounts.settings_dict(settings))
+
+
+class JournalController(Controller):
+    path = "/v1/tenants/{slug:str}/ledger"
+    tags = ["ledger"]
+
+    @post("/entries", guards=[WRITE], status_code=201,
+          summary="Post an entry (or keep it as a draft); Idempotency-Key makes retries safe",
+          operation_id="createLedgerEntry")  # fmt: skip
+    async def create_entry(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[EntryIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> EntryOut:
+        data = await strict_body(request, EntryIn)
+        return (await service.create_entries(tenant_db, tenant, principal, [data], "#"))[0]
+
+    @post("/entries/batch", guards=[WRITE], status_code=201,
+          summary="Post up to 1,000 entries, all or nothing",
+          operation_id="createLedgerEntries")  # fmt: skip
+    async def create_batch(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[BatchIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> BatchOut:
+        data = await strict_body(request, BatchIn)
+        out = await service.create_entries(tenant_db, tenant, principal, data.entries, "#/entries")
+        return BatchOut(out)
+
+    @get("/entries", guards=[READ], summary="The journal in entry-number order (cursor pages)",
+         operation_id="listLedgerEntries")  # fmt: skip
+    async def list_entries(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        status: FromQuery[str | None] = None,
+        reference: Annotated[str | None, Parameter(max_length=200)] = None,
+        start: Annotated[date | None, QueryParameter(name="from")] = None,
+        end: Annotated[date | None, QueryParameter(name="to")] = None,
+        cursor: Cursor = None,
+        limit: Page = 50,
+    ) -> EntryPage:
+        after = _number_cursor(cursor)
+        query = select(Entry).order_by(Entry.number).limit(limit + 1)
+        if status is not None:
+            if status not in ("draft", "posted"):
+                raise Problem(400, "validation-error", "status is draft or posted")
+            query = query.where(Entry.status == status)
+        if reference is not None:
+            query = query.where(Entry.reference == reference)
+        if start is not None:
+            query = query.where(Entry.effective_on >= start)
+        if end is not None:
+            query = query.where(Entry.effective_on <= end)
+        if after is not None:
+            query = query.where(Entry.number > after)
+        rows = list(await tenant_db.scalars(query))
+        more = len(rows) > limit
+        items = await service.entries_out(tenant_db, rows[:limit])
+        return EntryPage(items, str(rows[limit - 1].number) if more else None)
+
+    @get("/entries/{entry_id:uuid}", guards=[READ], summary="One entry with its lines",
+         operation_id="getLedgerEntry")  # fmt: skip
+    async def get_entry(
+        self, entry_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
+    ) -> Response[EntryOut]:
+        entry = await service.get_entry(tenant_db, entry_id)
+        out = await service.entry_out(tenant_db, entry)
+        return Response(out, headers={"ETag": etag(entry.version)})
+
+    @patch("/entries/{entry_id:uuid}", guards=[WRITE], summary="Change a draft (If-Match guards)",
+           operation_id="updateLedgerDraft")  # fmt: skip
+    async def update_draft(
+        self,
+        request: Request[Any, Any, Any],
+        entry_id: FromPath[uuid.UUID],
+        data: JSONBody[DraftUpdate],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> Response[EntryOut]:
+        data = await strict_body(request, DraftUpdate)
+        entry = await service.get_entry(tenant_db, entry_id, lock=True)
+        check_if_match(request, entry.version, "entry")
+        entry = await service.update_draft(tenant_db, tenant, principal, entry, data)
+        return Response(
+            await service.entry_out(tenant_db, entry), headers={"ETag": etag(entry.version)}
+        )
+
+    @delete("/entries/{entry_id:uuid}", guards=[WRITE], summary="Delete a draft (posted entries are reversed)",
+            operation_id="deleteLedgerDraft")  # fmt: skip
+    async def delete_draft(
+        self,
+        entry_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> None:
+        entry = await service.get_entry(tenant_db, entry_id, lock=True)
+        await service.delete_draft(tenant_db, tenant, principal, entry)
+
+    @post("/entries/{entry_id:uuid}/post", guards=[WRITE], status_code=200,
+          summary="Post a draft: from now on it is immutable", operation_id="postLedgerDraft")  # fmt: skip
+    async def post_draft(
+        self,
+        entry_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> EntryOut:
+        entry = await service.get_entry(tenant_db, entry_id, lock=True)
+        return await service.post_draft(tenant_db, tenant, principal, entry)
+
+    @post("/entries/{entry_id:uuid}/reverse", guards=[WRITE], status_code=201,
+          summary="Post the reversal of an entry (once: a second is a 409)",
+          operation_id="reverseLedgerEntry")  # fmt: skip
+    async def reverse(
+        self,
+        entry_id: FromPath[uuid.UUID],
+        data: JSONBody[ReverseIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> EntryOut:
+        entry = await service.get_entry(tenant_db, entry_id, lock=True)
+        return await service.reverse(
+            tenant_db, tenant, principal, entry, data.effective_on, data.description
+        )
+
+
+def _number_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise Problem(400, "invalid-cursor", "the cursor is not one this API gave out")
+    return int(cursor)
+
+
+class PeriodsController(Controller):
+    path = "/v1/tenants/{slug:str}/ledger"
+    tags = ["ledger"]
+
+    @get("/periods", guards=[READ], summary="The monthly periods of a fiscal year and their status",
+         operation_id="listLedgerPeriods")  # fmt: skip
+    async def list_periods(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        fiscal_year: Annotated[int | None, Parameter(ge=1900, le=2999)] = None,
+    ) -> list[PeriodOut]:
+        return await periods.list_periods(tenant_db, fiscal_year)
+
+    @post("/periods/{period:str}/close", guards=[CLOSE], status_code=200,
+          summary="Close a period: nothing posts into it until it is reopened",
+          operation_id="closeLedgerPeriod")  # fmt: skip
+    async def close(
+        self,
+        period: FromPath[Annotated[str, Parameter(max_length=7)]],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> PeriodOut:
+        return await periods.set_status(tenant_db, tenant, principal, period, "closed")
+
+    @post("/periods/{period:str}/reopen", guards=[CLOSE], status_code=200,
+          summary="Reopen a closed period", operation_id="reopenLedgerPeriod")  # fmt: skip
+    async def reopen(
+        self,
+        period: FromPath[Annotated[str, Parameter(max_length=7)]],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> PeriodOut:
+        return await periods.set_status(tenant_db, tenant, principal, period, "open")
+
+    @get("/lock-date", guards=[READ], summary="The lock date: nothing posts on or before it",
+         operation_id="getLedgerLockDate")  # fmt: skip
+    async def get_lock_date(self, tenant_db: NamedDependency[AsyncSession]) -> LockDateOut:
+        return LockDateOut((await accounts.settings_of(tenant_db)).lock_date)
+
+    @put("/lock-date", guards=[CLOSE], summary="Move the lock date (null lifts it)",
+         operation_id="setLedgerLockDate")  # fmt: skip
+    async def set_lock_date(
+        self,
+        data: JSONBody[LockDateIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> LockDateOut:
+        return LockDateOut(
+            await periods.set_lock_date(tenant_db, tenant, principal, data.lock_date)
+        )
+
+    @get("/rates", guards=[READ], summary="Exchange rates into the functional currency",
+         operation_id="listLedgerRates")  # fmt: skip
+    async def list_rates(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        currency: Annotated[str | None, Parameter(pattern=r"^[A-Z]{3}$")] = None,
+        start: Annotated[date | None, QueryParameter(name="from")] = None,
+        end: Annotated[date | None, QueryParameter(name="to")] = None,
+    ) -> list[RateOut]:
+        return await rates.list_rates(tenant_db, currency, start, end)
+
+    @put("/rates", guards=[WRITE], summary="Load rates (a rate per currency and day; replaces that day's)",
+         operation_id="putLedgerRates")  # fmt: skip
+    async def put_rates(
+        self,
+        data: JSONBody[RatesIn],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+    ) -> list[RateOut]:
+        return await rates.put_rates(tenant_db, tenant, principal, data.rates)
+
+
+class ReportsController(Controller):
+    path = "/v1/tenants/{slug:str}/ledger"
+    tags = ["ledger"]
+    guards = [READ]
+
+    @get("/trial-balance", summary="Every account's balance at the end of a day, debit and credit",
+         operation_id="getTrialBalance")  # fmt: skip
+    async def trial_balance(
+        self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
+    ) -> TrialBalanceOut:
+        return await reports.trial_balance(tenant_db, as_of or _today())
+
+    @get("/balance-sheet", summary="Assets, liabilities and equity at the end of a day",
+         operation_id="getBalanceSheet")  # fmt: skip
+    async def balance_sheet(
+        self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
+    ) -> StatementOut:
+        return await reports.balance_sheet(tenant_db, as_of or _today())
+
+    @get("/income-statement", summary="Income and expenses between two days (inclusive)",
+         operation_id="getIncomeStatement")  # fmt: skip
+    async def income_statement(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        start: Annotated[date, QueryParameter(name="from")],
+        end: Annotated[date, QueryParameter(name="to")],
+    ) -> StatementOut:
+        if end < start:
+            raise Problem(400, "validation-error", "`to` is before `from`")
+        return await reports.income_statement(tenant_db, start, end)
+
+    @get("/verify", summary="Recompute balances and hashes; name any drift and the first broken link",
+         operation_id="verifyLedger")  # fmt: skip
+    async def verify_books(self, tenant: NamedDependency[TenantContext], state: State) -> VerifyOut:
+        return await verify.verify(state.db.engine, tenant)
+
+
+route_handlers: list[ControllerRouterHandler] = [
+    AccountsController,
+    JournalController,
+    PeriodsController,
+    ReportsController,
+]

@@ -1,0 +1,459 @@
+"""The journal: entries drafted, posted, reversed, in ones or in batches of 1,000.
+
+Every posting goes through `post`: the lines are checked against the chart, the period and
+the lock date (a problem naming the field, nothing written), converted to the functional
+currency at the rate of the day, written in one statement (`posting.write`), then audited,
+announced (`ledger.entry.posted`, so firms get webhooks) and metered (`ledger_lines`).
+Other domains post through these functions, never into the ledger's tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bpo import audit
+from bpo.audit.service import actor_of
+from bpo.billing.quotas import reserve_usage
+from bpo.core.errors import Problem
+from bpo.core.ids import uuid7
+from bpo.core.tenancy import TenantContext
+from bpo.ledger import money, periods
+from bpo.ledger.accounts import Who, accounts_named, invalid, not_found, settings_of
+from bpo.ledger.models import Account, Entry, LedgerSettings, Line
+from bpo.ledger.posting import PostedEntry, PostedLine, write
+from bpo.ledger.schemas import DraftUpdate, EntryIn, EntryOut, LineIn, LineOut
+from bpo.webhooks.service import record_events
+
+LEDGER_LINES = "ledger_lines"  # the usage meter of posted lines
+POSTED = "ledger.entries.posted"  # the audit action of a posting
+
+
+@dataclass(slots=True)
+class Books:
+    """What checking a posting needs of the firm's books, read once per request."""
+
+    settings: LedgerSettings
+    closed: set[date]  # first days of closed periods
+    accounts: dict[str, Account]
+    rates: dict[tuple[str, date], Decimal]
+
+
+async def _books(session: AsyncSession, entries: list[EntryIn]) -> Books:
+    settings = await settings_of(session)
+    refs = {line.account for e in entries for line in e.lines}
+    months = {e.effective_on.replace(day=1) for e in entries}
+    wanted = {
+        (line.currency, e.effective_on)
+        for e in entries
+        for line in e.lines
+        if line.currency != settings.functional_currency
+    }
+    return Books(
+        settings,
+        await periods.closed_among(session, months),
+        await accounts_named(session, refs),
+        await rates_on(session, wanted),
+    )
+
+
+async def rates_on(
+    session: AsyncSession, wanted: set[tuple[str, date]]
+) -> dict[tuple[str, date], Decimal]:
+    """The rate of each (currency, day): the latest set on or before the day."""
+    if not wanted:
+        return {}
+    pairs = sorted(wanted)
+    rows = await session.execute(
+        text(
+            "SELECT c, d, (SELECT rate FROM ledger_rates WHERE currency = c AND on_date <= d"
+            " ORDER BY on_date DESC LIMIT 1) FROM unnest(CAST(:cs AS text[]),"
+            " CAST(:ds AS date[])) AS u(c, d)"
+        ),
+        {"cs": [c for c, _ in pairs], "ds": [d for _, d in pairs]},
+    )
+    return {(c, d): r for c, d, r in rows.all() if r is not None}
+
+
+def _checked_line(books: Books, line: LineIn, at: str, day: date) -> tuple[Account, int]:
+    """The line's account and signed amount, or a problem naming the field."""
+    if (line.debit is None) == (line.credit is None):
+        raise invalid(
+            at, "give exactly one of debit and credit (a positive integer of minor units)"
+        )
+    if not money.is_currency(line.currency):
+        raise invalid(
+            f"{at}/currency", f"{line.currency} is not an ISO 4217 currency with minor units"
+        )
+    account = books.accounts.get(line.account)
+    if account is None:
+        raise invalid(f"{at}/account", f"no account {line.account}")
+    if account.status != "active":
+        raise invalid(f"{at}/account", f"account {account.code} is closed")
+    if account.currency is not None and account.currency != line.currency:
+        raise invalid(f"{at}/currency", f"account {account.code} holds {account.currency} only")
+    if (
+        line.currency != books.settings.functional_currency
+        and (line.currency, day) not in books.rates
+    ):
+        raise invalid(f"{at}/currency", f"no {line.currency} rate on or before {day} "
+                      f"(PUT /ledger/rates)")  # fmt: skip
+    amount = line.debit if line.debit is not None else -(line.credit or 0)
+    return account, amount
+
+
+def prepare(
+    books: Books, data: EntryIn, at: str = "#", entry_id: uuid.UUID | None = None
+) -> PostedEntry:
+    """A checked entry, in functional currency too, ready to write (or a 422 problem)."""
+    periods.check_open(books.settings, books.closed, data.effective_on, f"{at}/effective_on")
+    checked = [
+        _checked_line(books, line, f"{at}/lines/{i}", data.effective_on)
+        for i, line in enumerate(data.lines)
+    ]
+    per_currency: dict[str, int] = defaultdict(int)
+    for (_, amount), line in zip(checked, data.lines, strict=True):
+        per_currency[line.currency] += amount
+    off = {c: s for c, s in per_currency.items() if s}
+    if off:
+        detail = ", ".join(f"{c} debits exceed credits by {s}" if s > 0 else
+                           f"{c} credits exceed debits by {-s}" for c, s in off.items())  # fmt: skip
+        raise invalid(f"{at}/lines", f"the entry does not balance: {detail}")
+    functional = _functional(books, data, [amount for _, amount in checked])
+    lines = [
+        PostedLine(
+            account.id,
+            account.code,
+            amount,
+            line.currency,
+            fun,
+            line.memo,
+            line.counterparty,
+            list(line.tags),
+            f"{at}/lines/{i}/account",
+        )  # fmt: skip
+        for i, ((account, amount), line, fun) in enumerate(
+            zip(checked, data.lines, functional, strict=True)
+        )
+    ]
+    return PostedEntry(entry_id or uuid7(), data.effective_on, data.description, data.reference,
+                       data.source, lines, pointer=at)  # fmt: skip
+
+
+def _functional(books: Books, data: EntryIn, amounts: list[int]) -> list[int]:
+    """Each line in the functional currency: per currency and side, the side's total is
+    converted once and shared out in proportion, so the entry balances in both."""
+    target = books.settings.functional_currency
+    out = [0] * len(amounts)
+    groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+    for i, (line, amount) in enumerate(zip(data.lines, amounts, strict=True)):
+        groups[(line.currency, amount > 0)].append(i)
+    for (currency, debit), members in groups.items():
+        total = sum(abs(amounts[i]) for i in members)
+        rate = Decimal(1) if currency == target else books.rates[(currency, data.effective_on)]
+        converted = money.convert(total, currency, rate, target)
+        shares = money.allocate(converted, [abs(amounts[i]) for i in members])
+        for i, share in zip(members, shares, strict=True):
+            out[i] = share if debit else -share
+    return out
+
+
+async def post(
+    session: AsyncSession,
+    tenant: TenantContext,
+    who: Who,
+    entries: list[PostedEntry],
+    *,
+    drafts: bool = False,
+) -> list[PostedEntry]:
+    """Write checked entries as posted, then audit, announce and meter them."""
+    actor = actor_of(who)
+    await write(session, entries, actor, drafts=drafts)
+    lines = sum(len(e.lines) for e in entries)
+    key = f"ledger:{entries[0].id}" + (f"+{len(entries) - 1}" if len(entries) > 1 else "")
+    await reserve_usage(session, tenant, LEDGER_LINES, lines, key, datetime.now(UTC))
+    await record_events(session, tenant, [("ledger.entry.posted", _event(e)) for e in entries])
+    await audit.record(session, tenant.tenant_id, actor=who, action=POSTED,
+                       target=f"ledger.posting:{entries[0].id}", after=posting_record(entries))  # fmt: skip
+    return entries
+
+
+def posting_record(entries: list[PostedEntry]) -> dict[str, Any]:
+    """What the audit chain keeps of a posting: each entry's id, number and content hash
+    (`ledger verify` recomputes it from the lines and checks it against the chain)."""
+    ordered = sorted(entries, key=lambda e: e.number)
+    return {"entries": [[str(e.id), e.number, e.content_hash().hex()] for e in ordered]}
+
+
+def _event(e: PostedEntry) -> dict[str, Any]:
+    return {
+        "entry_id": str(e.id),
+        "number": e.number,
+        "effective_on": e.effective_on.isoformat(),
+        "reference": e.reference,
+        "source": e.source,
+        "reverses": str(e.reverses_id) if e.reverses_id else None,
+        "lines": len(e.lines),
+    }
+
+
+async def create_entries(
+    session: AsyncSession, tenant: TenantContext, who: Who, data: list[EntryIn], pointer: str
+) -> list[EntryOut]:
+    """New entries (posted, or drafts kept as drafts), all or nothing. `pointer` prefixes
+    problems' fields: "#" for one entry, "#/entries" for a batch."""
+    books = await _books(session, data)
+    one = len(data) == 1 and pointer == "#"
+    prepared = [prepare(books, e, pointer if one else f"{pointer}/{i}") for i, e in enumerate(data)]
+    to_post = [p for p, e in zip(prepared, data, strict=True) if e.status == "posted"]
+    drafts = [_draft(p, e, who) for p, e in zip(prepared, data, strict=True) if e.status == "draft"]
+    if to_post:
+        await post(session, tenant, who, to_post)
+    if drafts:
+        session.add_all(drafts)
+        await session.flush()
+        for d in drafts:
+            await session.refresh(d)
+    shown = {str(p.id): posted_out(p) for p in to_post}
+    shown |= {o.id: o for o in await entries_out(session, drafts)} if drafts else {}
+    return [shown[str(p.id)] for p in prepared]
+
+
+def _draft(p: PostedEntry, data: EntryIn, who: Who) -> Entry:
+    return Entry(
+        id=p.id, status="draft", effective_on=p.effective_on, description=p.description,
+        reference=p.reference, source=p.source, created_by=actor_of(who)[:200],
+        draft_lines=[msgspec.to_builtins(line) for line in data.lines],
+    )  # fmt: skip
+
+
+async def get_entry(session: AsyncSession, entry_id: uuid.UUID, lock: bool = False) -> Entry:
+    query = select(Entry).where(Entry.id == entry_id)
+    found = await session.scalar(query.with_for_update() if lock else query)
+    if found is None:
+        raise not_found("entry")
+    return found
+
+
+def _as_input(entry: Entry, update: DraftUpdate | None = None) -> EntryIn:
+    lines = msgspec.convert(entry.draft_lines or [], list[LineIn])
+    data = EntryIn(entry.effective_on, entry.description, lines, entry.reference, "draft",
+                   entry.source if entry.source in ("api", "adjustment", "opening") else "api")  # fmt: skip
+    if update is None:
+        return data
+    changes = {f: getattr(update, f) for f in update.__struct_fields__
+               if getattr(update, f) is not msgspec.UNSET}  # fmt: skip
+    return msgspec.structs.replace(data, **changes)
+
+
+async def update_draft(
+    session: AsyncSession, tenant: TenantContext, who: Who, entry: Entry, data: DraftUpdate
+) -> Entry:
+    _require_draft(entry)
+    changed = _as_input(entry, data)
+    books = await _books(session, [changed])
+    prepare(books, changed, "#", entry.id)  # a draft stays postable: checked as if posted
+    before = entry_snapshot(entry)
+    entry.effective_on, entry.description = changed.effective_on, changed.description
+    entry.reference = changed.reference
+    entry.draft_lines = [msgspec.to_builtins(line) for line in changed.lines]
+    entry.version += 1
+    entry.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.draft.updated",
+                       target=f"ledger.entry:{entry.id}", before=before,
+                       after=entry_snapshot(entry))  # fmt: skip
+    return entry
+
+
+async def delete_draft(
+    session: AsyncSession, tenant: TenantContext, who: Who, entry: Entry
+) -> None:
+    _require_draft(entry)
+    before = entry_snapshot(entry)
+    await session.delete(entry)
+    await session.flush()
+    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.draft.deleted",
+                       target=f"ledger.entry:{entry.id}", before=before)  # fmt: skip
+
+
+def _require_draft(entry: Entry) -> None:
+    if entry.status != "draft":
+        raise Problem(
+            409, "conflict", f"entry {entry.number} is posted: it cannot change (reverse it)"
+        )
+
+
+def entry_snapshot(entry: Entry) -> dict[str, Any]:
+    return {"effective_on": entry.effective_on.isoformat(), "description": entry.description,
+            "reference": entry.reference, "lines": entry.draft_lines}  # fmt: skip
+
+
+async def post_draft(
+    session: AsyncSession, tenant: TenantContext, who: Who, entry: Entry
+) -> EntryOut:
+    _require_draft(entry)
+    data = _as_input(entry)
+    prepared = prepare(await _books(session, [data]), data, "#", entry.id)
+    await post(session, tenant, who, [prepared], drafts=True)
+    return posted_out(prepared)
+
+
+async def reverse(
+    session: AsyncSession,
+    tenant: TenantContext,
+    who: Who,
+    entry: Entry,
+    effective_on: date | None,
+    description: str | None,
+) -> EntryOut:
+    """Post the mirror of a posted entry (same accounts, amounts negated, the same
+    functional amounts), linked to it. An entry is reversed once (409 after that)."""
+    if entry.status != "posted":
+        raise Problem(409, "conflict", "only a posted entry can be reversed (delete a draft)")
+    if await session.scalar(select(Entry.id).where(Entry.reverses_id == entry.id)):
+        raise Problem(409, "already-reversed", f"entry {entry.number} has been reversed already")
+    day = effective_on or entry.effective_on
+    settings = await settings_of(session)
+    periods.check_open(settings, await periods.closed_among(session, {day.replace(day=1)}), day,
+                       "#/effective_on")  # fmt: skip
+    rows = await session.execute(
+        select(Line, Account.code).join(Account, Account.id == Line.account_id)
+        .where(Line.entry_id == entry.id).order_by(Line.line_no)
+    )  # fmt: skip
+    lines = [
+        PostedLine(
+            ln.account_id,
+            code,
+            -ln.amount,
+            ln.currency,
+            -ln.functional_amount,
+            ln.memo,
+            ln.counterparty,
+            list(ln.tags),
+            "#",
+        )  # fmt: skip
+        for ln, code in rows.all()
+    ]
+    mirror = PostedEntry(uuid7(), day, description or f"Reversal of entry {entry.number}",
+                         entry.reference, "reversal", lines, reverses_id=entry.id)  # fmt: skip
+    await post(session, tenant, who, [mirror])
+    return posted_out(mirror)
+
+
+async def entry_out(session: AsyncSession, entry: Entry) -> EntryOut:
+    return (await entries_out(session, [entry]))[0]
+
+
+async def entries_out(session: AsyncSession, entries: list[Entry]) -> list[EntryOut]:
+    ids = [e.id for e in entries]
+    posted: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
+    rows = await session.execute(
+        select(Line, Account.code).join(Account, Account.id == Line.account_id)
+        .where(Line.entry_id.in_(ids)).order_by(Line.entry_id, Line.line_no)
+    )  # fmt: skip
+    for ln, code in rows.all():
+        posted[ln.entry_id].append(_line_out(ln, code))
+    reversals = dict(
+        (
+            await session.execute(
+                select(Entry.reverses_id, Entry.id).where(Entry.reverses_id.in_(ids))
+            )
+        )
+        .tuples()
+        .all()
+    )
+    drafts = await _draft_lines_out(session, [e for e in entries if e.status == "draft"])
+    return [
+        EntryOut(
+            id=str(e.id),
+            number=e.number,
+            status=e.status,
+            effective_on=e.effective_on,
+            description=e.description,
+            reference=e.reference,
+            source=e.source,
+            lines=posted[e.id] if e.status == "posted" else drafts[e.id],
+            created_by=e.created_by,
+            created_at=e.created_at,
+            booked_at=e.booked_at,
+            reverses=str(e.reverses_id) if e.reverses_id else None,
+            reversed_by=str(reversals[e.id]) if e.id in reversals else None,
+            hash=e.content_hash.hex() if e.content_hash else None,
+        )  # fmt: skip
+        for e in entries
+    ]
+
+
+def posted_out(e: PostedEntry) -> EntryOut:
+    """A just-posted entry as the API shows it, without reading it back."""
+    assert e.created_at is not None
+    lines = [
+        LineOut(
+            line_no=n,
+            account_id=str(ln.account_id),
+            account_code=ln.account_code,
+            currency=ln.currency,
+            debit=max(ln.amount, 0),
+            credit=max(-ln.amount, 0),
+            functional_debit=max(ln.functional, 0),
+            functional_credit=max(-ln.functional, 0),
+            memo=ln.memo,
+            counterparty=ln.counterparty,
+            tags=list(ln.tags),
+        )  # fmt: skip
+        for n, ln in enumerate(e.lines, start=1)
+    ]
+    return EntryOut(
+        id=str(e.id), number=e.number, status="posted", effective_on=e.effective_on,
+        description=e.description, reference=e.reference, source=e.source, lines=lines,
+        created_by=e.created_by, created_at=e.created_at, booked_at=e.booked_at,
+        reverses=str(e.reverses_id) if e.reverses_id else None,
+        hash=e.content_hash().hex(),
+    )  # fmt: skip
+
+
+def _line_out(ln: Line, code: str) -> LineOut:
+    return LineOut(
+        line_no=ln.line_no, account_id=str(ln.account_id), account_code=code,
+        currency=ln.currency, debit=max(ln.amount, 0), credit=max(-ln.amount, 0),
+        functional_debit=max(ln.functional_amount, 0),
+        functional_credit=max(-ln.functional_amount, 0),
+        memo=ln.memo, counterparty=ln.counterparty, tags=list(ln.tags),
+    )  # fmt: skip
+
+
+async def _draft_lines_out(
+    session: AsyncSession, drafts: list[Entry]
+) -> dict[uuid.UUID, list[LineOut]]:
+    out: dict[uuid.UUID, list[LineOut]] = {}
+    parsed = {d.id: msgspec.convert(d.draft_lines or [], list[LineIn]) for d in drafts}
+    accounts = await accounts_named(
+        session, {ln.account for lines in parsed.values() for ln in lines}
+    )
+    for entry_id, lines in parsed.items():
+        out[entry_id] = [
+            LineOut(
+                line_no=i,
+                account_id=str(accounts[ln.account].id) if ln.account in accounts else "",
+                account_code=accounts[ln.account].code if ln.account in accounts else ln.account,
+                currency=ln.currency,
+                debit=ln.debit or 0,
+                credit=ln.credit or 0,
+                functional_debit=0,
+                functional_credit=0,
+                memo=ln.memo,
+                counterparty=ln.counterparty,
+                tags=list(ln.tags),
+            )  # fmt: skip
+            for i, ln in enumerate(lines, start=1)
+        ]
+    return out
