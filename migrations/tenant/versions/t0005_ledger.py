@@ -105,7 +105,7 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(length=200), nullable=True),
         sa.Column("source", sa.String(length=20), server_default="api", nullable=False),
         sa.Column("reverses_id", sa.Uuid(), nullable=True),
-        sa.Column("draft_lines", postgresql.JSONB(astext_type=Text()), nullable=True),
+        sa.Column("draft_lines", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("content_hash", sa.LargeBinary(length=32), nullable=True),
         sa.Column("posting_id", sa.Uuid(), nullable=True),
         sa.Column("created_by", sa.String(length=200), nullable=False),
@@ -174,7 +174,7 @@ def upgrade() -> None:
         sa.Column("entries_posted", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column(
             "errors",
-            postgresql.JSONB(astext_type=Text()),
+            postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'[]'::jsonb"),
             nullable=False,
         ),
@@ -261,7 +261,7 @@ def upgrade() -> None:
         sa.Column("counterparty", sa.String(length=200), nullable=True),
         sa.Column(
             "tags",
-            postgresql.JSONB(astext_type=Text()),
+            postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'[]'::jsonb"),
             nullable=False,
         ),

@@ -363,5 +363,9 @@ async def strict_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `$")
         pointer = _json_pointer(where.rstrip("`").lstrip("."))
-        raise Problem(422, "validation-error", f"1 field failed validation: {pointer}: {message}",
-                      errors=[{"pointer": pointer, "detail": message}]) from None  # fmt: skip
+        raise Problem(
+            422,
+            "validation-error",
+            f"1 field failed validation: {pointer}: {message}",
+            errors=[{"pointer": pointer, "detail": message}],
+        ) from None

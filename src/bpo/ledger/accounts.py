@@ -25,8 +25,9 @@ Who = str | Actor
 def invalid(
     pointer: str, detail: str, status: int = 422, slug: str = "validation-error"
 ) -> Problem:
-    return Problem(status, slug, f"{pointer}: {detail}", errors=[{"pointer": pointer,
-                   "detail": detail}])  # fmt: skip
+    return Problem(
+        status, slug, f"{pointer}: {detail}", errors=[{"pointer": pointer, "detail": detail}]
+    )
 
 
 def not_found(what: str) -> Problem:
@@ -96,12 +97,20 @@ async def balances_of(session: AsyncSession, account: Account) -> list[BalanceOu
 
 def account_out(a: Account, balances: list[BalanceOut] | None = None) -> AccountOut:
     return AccountOut(
-        id=str(a.id), code=a.code, name=a.name, type=a.type,
-        parent_id=str(a.parent_id) if a.parent_id else None, currency=a.currency,
-        status=a.status, min_balance=a.min_balance, max_balance=a.max_balance,
-        description=a.description, created_at=a.created_at, updated_at=a.updated_at,
+        id=str(a.id),
+        code=a.code,
+        name=a.name,
+        type=a.type,
+        parent_id=str(a.parent_id) if a.parent_id else None,
+        currency=a.currency,
+        status=a.status,
+        min_balance=a.min_balance,
+        max_balance=a.max_balance,
+        description=a.description,
+        created_at=a.created_at,
+        updated_at=a.updated_at,
         balances=balances,
-    )  # fmt: skip
+    )
 
 
 def _check_currency(code: str | None, pointer: str) -> None:
@@ -129,15 +138,27 @@ async def create_account(
         raise invalid("#/code", f"an account with code {data.code} exists", 409, "conflict")
     _check_limits(data.min_balance, data.max_balance)
     account = Account(
-        code=data.code, name=data.name, type=data.type, currency=data.currency,
-        parent_id=await _parent(session, data.parent, data.type), description=data.description,
-        min_balance=data.min_balance, max_balance=data.max_balance, status="active",
-    )  # fmt: skip
+        code=data.code,
+        name=data.name,
+        type=data.type,
+        currency=data.currency,
+        parent_id=await _parent(session, data.parent, data.type),
+        description=data.description,
+        min_balance=data.min_balance,
+        max_balance=data.max_balance,
+        status="active",
+    )
     session.add(account)
     await session.flush()
     await session.refresh(account)
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.account.created",
-                       target=f"ledger.account:{account.id}", after=account_out(account))  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.account.created",
+        target=f"ledger.account:{account.id}",
+        after=account_out(account),
+    )
     return account
 
 
@@ -168,8 +189,9 @@ async def update_account(
         account.description = data.description
     if data.parent is not UNSET:
         parent = await _parent(session, data.parent, account.type)
-        if parent is not None and (parent == account.id or
-                                   account.id in await _ancestors(session, parent)):  # fmt: skip
+        if parent is not None and (
+            parent == account.id or account.id in await _ancestors(session, parent)
+        ):
             raise invalid("#/parent", "an account cannot sit under itself or its own sub-account")
         account.parent_id = parent
     low = account.min_balance if data.min_balance is UNSET else data.min_balance
@@ -185,9 +207,15 @@ async def update_account(
     account.version += 1
     account.updated_at = datetime.now(UTC)
     await session.flush()
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.account.updated",
-                       target=f"ledger.account:{account.id}", before=before,
-                       after=account_out(account))  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.account.updated",
+        target=f"ledger.account:{account.id}",
+        before=before,
+        after=account_out(account),
+    )
     return account
 
 
@@ -208,8 +236,10 @@ async def _check_condition_holds(
     for total in await _locked_totals(session, account):
         now = natural(account.type, total.debit, total.credit)
         if (low is not None and now < low) or (high is not None and now > high):
-            raise invalid("#/min_balance" if low is not None and now < low else "#/max_balance",
-                          f"the balance is {now} {total.currency} now, outside the condition")  # fmt: skip
+            raise invalid(
+                "#/min_balance" if low is not None and now < low else "#/max_balance",
+                f"the balance is {now} {total.currency} now, outside the condition",
+            )
 
 
 async def _check_empty(session: AsyncSession, account: Account) -> None:
@@ -231,8 +261,13 @@ async def apply_chart(
     for code, title, kind, parent in rows:
         if code in ids:
             continue
-        account = Account(code=code, name=title, type=kind, status="active",
-                          parent_id=ids.get(parent) if parent else None)  # fmt: skip
+        account = Account(
+            code=code,
+            name=title,
+            type=kind,
+            status="active",
+            parent_id=ids.get(parent) if parent else None,
+        )
         session.add(account)
         await session.flush()
         ids[code] = account.id
@@ -242,8 +277,14 @@ async def apply_chart(
     settings.fx_gain_account_id = settings.fx_gain_account_id or ids[gain]
     settings.fx_loss_account_id = settings.fx_loss_account_id or ids[loss]
     await session.flush()
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.chart.applied",
-                       target=f"ledger.chart:{name}", after={"created": created})  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.chart.applied",
+        target=f"ledger.chart:{name}",
+        after={"created": created},
+    )
     return created, len(rows) - created
 
 
@@ -258,13 +299,19 @@ async def update_settings(
     ):
         _check_currency(data.functional_currency, "#/functional_currency")
         if await session.scalar(text("SELECT EXISTS (SELECT 1 FROM ledger_lines)")):
-            raise invalid("#/functional_currency",
-                          "the books hold postings: the functional currency is fixed", 409, "conflict")  # fmt: skip
+            raise invalid(
+                "#/functional_currency",
+                "the books hold postings: the functional currency is fixed",
+                409,
+                "conflict",
+            )
         settings.functional_currency = data.functional_currency
     if data.fiscal_year_start is not UNSET:
         settings.fiscal_year_start = data.fiscal_year_start
-    for field, column in (("fx_gain_account", "fx_gain_account_id"),
-                          ("fx_loss_account", "fx_loss_account_id")):  # fmt: skip
+    for field, column in (
+        ("fx_gain_account", "fx_gain_account_id"),
+        ("fx_loss_account", "fx_loss_account_id"),
+    ):
         ref = getattr(data, field)
         if ref is UNSET:
             continue
@@ -275,8 +322,15 @@ async def update_settings(
     settings.version += 1
     settings.updated_at = datetime.now(UTC)
     await session.flush()
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.settings.updated",
-                       target="ledger.settings", before=before, after=settings_dict(settings))  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.settings.updated",
+        target="ledger.settings",
+        before=before,
+        after=settings_dict(settings),
+    )
     return settings
 
 

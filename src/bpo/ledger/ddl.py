@@ -49,6 +49,8 @@ def lock_key(schema: str) -> int:
 
 
 def statements(schema: str) -> list[str]:
+    """The functions and triggers of one tenant schema (its name is derived from the
+    tenant's id, never from user text)."""
     s = f'"{schema}"'
     key = lock_key(schema)
     return [

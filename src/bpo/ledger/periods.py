@@ -73,14 +73,23 @@ def check_open(settings: LedgerSettings, closed: set[date], day: date, pointer: 
     """A 422 `period-locked` naming the lock date or the closed period, if `day` is in one."""
     if settings.lock_date is not None and day <= settings.lock_date:
         detail = f"the books are locked up to {settings.lock_date.isoformat()}: post after it"
-        raise Problem(422, "period-locked", f"{pointer}: {detail}",
-                      lock_date=settings.lock_date.isoformat(),
-                      errors=[{"pointer": pointer, "detail": detail}])  # fmt: skip
+        raise Problem(
+            422,
+            "period-locked",
+            f"{pointer}: {detail}",
+            lock_date=settings.lock_date.isoformat(),
+            errors=[{"pointer": pointer, "detail": detail}],
+        )
     if day.replace(day=1) in closed:
         name = period_id(day.replace(day=1))
         detail = f"the period {name} is closed: reopen it or post in an open period"
-        raise Problem(422, "period-locked", f"{pointer}: {detail}", period=name,
-                      errors=[{"pointer": pointer, "detail": detail}])  # fmt: skip
+        raise Problem(
+            422,
+            "period-locked",
+            f"{pointer}: {detail}",
+            period=name,
+            errors=[{"pointer": pointer, "detail": detail}],
+        )
 
 
 async def list_periods(session: AsyncSession, fiscal_year: int | None) -> list[PeriodOut]:
@@ -97,8 +106,17 @@ async def list_periods(session: AsyncSession, fiscal_year: int | None) -> list[P
         status = row.status if row else "open"
         if settings.lock_date is not None and ends <= settings.lock_date:
             status = "locked"
-        out.append(PeriodOut(period_id(first), year, first, ends, status,
-                             row.changed_by if row else None, row.changed_at if row else None))  # fmt: skip
+        out.append(
+            PeriodOut(
+                period_id(first),
+                year,
+                first,
+                ends,
+                status,
+                row.changed_by if row else None,
+                row.changed_at if row else None,
+            )
+        )
     return out
 
 
@@ -117,9 +135,13 @@ async def set_status(
     await _exclusive(session, tenant)
     settings = await settings_of(session)
     if status == "open" and settings.lock_date is not None and first <= settings.lock_date:
-        raise Problem(409, "period-locked", f"the period {period} is on or before the lock date "
-                      f"{settings.lock_date.isoformat()}: move the lock date first",
-                      lock_date=settings.lock_date.isoformat())  # fmt: skip
+        raise Problem(
+            409,
+            "period-locked",
+            f"the period {period} is on or before the lock date "
+            f"{settings.lock_date.isoformat()}: move the lock date first",
+            lock_date=settings.lock_date.isoformat(),
+        )
     row = await session.get(Period, first, with_for_update=True)
     before = row.status if row else "open"
     if before != status:
@@ -131,14 +153,26 @@ async def set_status(
             row.changed_at = datetime.now(UTC)
         await session.flush()
         verb = "closed" if status == "closed" else "reopened"
-        await audit.record(session, tenant.tenant_id, actor=who, action=f"ledger.period.{verb}",
-                           target=f"ledger.period:{period}", before={"status": before},
-                           after={"status": status})  # fmt: skip
+        await audit.record(
+            session,
+            tenant.tenant_id,
+            actor=who,
+            action=f"ledger.period.{verb}",
+            target=f"ledger.period:{period}",
+            before={"status": before},
+            after={"status": status},
+        )
         await record_events(session, tenant, [(f"ledger.period.{verb}", {"period": period})])
     ends = next_month(first) - timedelta(days=1)
-    return PeriodOut(period, fiscal_year_of(first, settings.fiscal_year_start), first, ends,
-                     status, row.changed_by if row else None,
-                     row.changed_at if row else None)  # fmt: skip
+    return PeriodOut(
+        period,
+        fiscal_year_of(first, settings.fiscal_year_start),
+        first,
+        ends,
+        status,
+        row.changed_by if row else None,
+        row.changed_at if row else None,
+    )
 
 
 async def set_lock_date(
@@ -156,9 +190,14 @@ async def set_lock_date(
         settings.updated_at = datetime.now(UTC)
         await session.flush()
         change: dict[str, Any] = {"lock_date": lock_date.isoformat() if lock_date else None}
-        await audit.record(session, tenant.tenant_id, actor=who, action="ledger.lock_date.changed",
-                           target="ledger.lock_date",
-                           before={"lock_date": before.isoformat() if before else None},
-                           after=change)  # fmt: skip
+        await audit.record(
+            session,
+            tenant.tenant_id,
+            actor=who,
+            action="ledger.lock_date.changed",
+            target="ledger.lock_date",
+            before={"lock_date": before.isoformat() if before else None},
+            after=change,
+        )
         await record_events(session, tenant, [("ledger.lock_date.changed", change)])
     return lock_date

@@ -60,11 +60,25 @@ class PostedEntry:
 
     def _compute_hash(self) -> bytes:
         return content_hash(
-            self.id, self.effective_on, self.description, self.reference, self.source,
+            self.id,
+            self.effective_on,
+            self.description,
+            self.reference,
+            self.source,
             self.reverses_id,
-            [(ln.account_id, ln.amount, ln.currency, ln.functional, ln.memo, ln.counterparty,
-              ln.tags) for ln in self.lines],
-        )  # fmt: skip
+            [
+                (
+                    ln.account_id,
+                    ln.amount,
+                    ln.currency,
+                    ln.functional,
+                    ln.memo,
+                    ln.counterparty,
+                    ln.tags,
+                )
+                for ln in self.lines
+            ],
+        )
 
 
 def content_hash(
@@ -78,10 +92,17 @@ def content_hash(
 ) -> bytes:
     """SHA-256 of a posted entry's canonical JSON (lines in order): what verify recomputes."""
     doc = [
-        str(entry_id), effective_on.isoformat(), description, reference, source,
+        str(entry_id),
+        effective_on.isoformat(),
+        description,
+        reference,
+        source,
         str(reverses_id) if reverses_id else None,
-        [[str(a), amt, cur, fun, memo, cp, list(tags)] for a, amt, cur, fun, memo, cp, tags in lines],
-    ]  # fmt: skip
+        [
+            [str(a), amt, cur, fun, memo, cp, list(tags)]
+            for a, amt, cur, fun, memo, cp, tags in lines
+        ],
+    ]
     return hashlib.sha256(msgspec.json.encode(doc)).digest()
 
 
@@ -209,12 +230,18 @@ def refused(exc: DBAPIError, entries: list[PostedEntry]) -> Exception:
         pointer = next(
             (ln.pointer for e in entries for ln in e.lines if ln.account_code == detail), "#"
         )
-        return Problem(422, "balance-condition", message, errors=[{"pointer": pointer,
-                       "detail": message}])  # fmt: skip
+        return Problem(
+            422, "balance-condition", message, errors=[{"pointer": pointer, "detail": message}]
+        )
     if code == ddl.LOCKED:
-        which = {"lock_date" if detail and len(detail) == 10 else "period": detail}
-        return Problem(422, "period-locked", message, **which,
-                       errors=[{"pointer": entries[0].pointer + "/effective_on", "detail": message}])  # fmt: skip
+        which: dict[str, Any] = {"lock_date" if detail and len(detail) == 10 else "period": detail}
+        return Problem(
+            422,
+            "period-locked",
+            message,
+            **which,
+            errors=[{"pointer": entries[0].pointer + "/effective_on", "detail": message}],
+        )
     if code in (ddl.UNBALANCED, ddl.IMMUTABLE, ddl.LINE_JOIN):
         return Problem(422, "validation-error", message)
     if code == "23505" and "reverses_id" in message + str(detail):

@@ -62,8 +62,20 @@ async def put_rates(
         if (r.currency, r.on) in seen:
             raise invalid(f"#/rates/{i}", f"{r.currency} on {r.on} is given twice")
         seen.add((r.currency, r.on))
-    await session.execute(_UPSERT, {"cs": [r.currency for r in rates], "ds": [r.on for r in rates],
-                                    "rs": [Decimal(r.rate) for r in rates]})  # fmt: skip
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.rates.loaded",
-                       target="ledger.rates", after=[[r.currency, r.on.isoformat(), r.rate] for r in rates])  # fmt: skip
+    await session.execute(
+        _UPSERT,
+        {
+            "cs": [r.currency for r in rates],
+            "ds": [r.on for r in rates],
+            "rs": [Decimal(r.rate) for r in rates],
+        },
+    )
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.rates.loaded",
+        target="ledger.rates",
+        after=[[r.currency, r.on.isoformat(), r.rate] for r in rates],
+    )
     return [RateOut(r.currency, r.on, format(Decimal(r.rate).normalize(), "f")) for r in rates]

@@ -85,8 +85,19 @@ async def trial_balance(session: AsyncSession, as_of: date) -> TrialBalanceOut:
     out = []
     for r in rows:
         net = r.debit - r.credit
-        out.append(TrialRow(str(r.id), r.code, r.name, r.type, r.currency, max(net, 0),
-                            max(-net, 0), max(r.functional, 0), max(-r.functional, 0)))  # fmt: skip
+        out.append(
+            TrialRow(
+                str(r.id),
+                r.code,
+                r.name,
+                r.type,
+                r.currency,
+                max(net, 0),
+                max(-net, 0),
+                max(r.functional, 0),
+                max(-r.functional, 0),
+            )
+        )
         totals[r.currency][0] += max(net, 0)
         totals[r.currency][1] += max(-net, 0)
     functional = [sum(max(r.functional, 0) for r in rows), sum(max(-r.functional, 0) for r in rows)]
@@ -125,7 +136,7 @@ def _rolled_up(rows: list[Row], types: tuple[str, ...]) -> tuple[list[StatementR
             str(r.parent_id) if r.parent_id else None,
             own[r.id],
             rolled[r.id],
-        )  # fmt: skip
+        )
         for r in sorted(info.values(), key=lambda r: r.code)
     ]
     return out, sum(own.values())
@@ -134,14 +145,17 @@ def _rolled_up(rows: list[Row], types: tuple[str, ...]) -> tuple[list[StatementR
 async def _with_parents(session: AsyncSession, rows: list[Row]) -> list[Row]:
     """Add (with zero amounts) the ancestors of accounts in `rows`, so reports roll up."""
     have = {r.id for r in rows}
-    result = await session.execute(text(
-        "WITH RECURSIVE up AS (SELECT id, parent_id FROM ledger_accounts WHERE id = ANY(:ids)"
-        " UNION SELECT a.id, a.parent_id FROM ledger_accounts a JOIN up ON a.id = up.parent_id)"
-        " SELECT a.id, a.code, a.name, a.type, a.parent_id FROM ledger_accounts a"
-        " WHERE a.id IN (SELECT id FROM up)"
-    ), {"ids": list(have)})  # fmt: skip
+    result = await session.execute(
+        text(
+            "WITH RECURSIVE up AS (SELECT id, parent_id FROM ledger_accounts WHERE id = ANY(:ids)"
+            " UNION SELECT a.id, a.parent_id FROM ledger_accounts a JOIN up ON a.id = up.parent_id)"
+            " SELECT a.id, a.code, a.name, a.type, a.parent_id FROM ledger_accounts a"
+            " WHERE a.id IN (SELECT id FROM up)"
+        ),
+        {"ids": list(have)},
+    )
     extra = [
-        Row(*r, currency="", debit=0, credit=0, functional=0)
+        Row(r[0], r[1], r[2], r[3], r[4], currency="", debit=0, credit=0, functional=0)
         for r in result.all()
         if r[0] not in have
     ]
@@ -160,12 +174,17 @@ async def balance_sheet(session: AsyncSession, as_of: date) -> StatementOut:
     _, expense = _rolled_up(rows, ("expense",))
     earnings = income - expense
     return StatementOut(
-        functional_currency=settings.functional_currency, as_of=as_of,
+        functional_currency=settings.functional_currency,
+        as_of=as_of,
         sections={"assets": assets, "liabilities": liabilities, "equity": equity},
-        totals={"assets": total_assets, "liabilities": total_liabilities,
-                "equity": total_equity + earnings, "current_earnings": earnings,
-                "liabilities_and_equity": total_liabilities + total_equity + earnings},
-    )  # fmt: skip
+        totals={
+            "assets": total_assets,
+            "liabilities": total_liabilities,
+            "equity": total_equity + earnings,
+            "current_earnings": earnings,
+            "liabilities_and_equity": total_liabilities + total_equity + earnings,
+        },
+    )
 
 
 async def income_statement(session: AsyncSession, start: date, end: date) -> StatementOut:
@@ -174,19 +193,27 @@ async def income_statement(session: AsyncSession, start: date, end: date) -> Sta
     income, total_income = _rolled_up(rows, ("income",))
     expenses, total_expenses = _rolled_up(rows, ("expense",))
     return StatementOut(
-        functional_currency=settings.functional_currency, start=start, end=end,
+        functional_currency=settings.functional_currency,
+        start=start,
+        end=end,
         sections={"income": income, "expenses": expenses},
-        totals={"income": total_income, "expenses": total_expenses,
-                "net_income": total_income - total_expenses},
-    )  # fmt: skip
+        totals={
+            "income": total_income,
+            "expenses": total_expenses,
+            "net_income": total_income - total_expenses,
+        },
+    )
 
 
 async def balance_at(session: AsyncSession, account: Account, as_of: date) -> AccountBalanceOut:
     result = await session.execute(
-        text("SELECT currency, sum(debit)::bigint, sum(credit)::bigint, sum(functional)::bigint FROM ledger_balances"
-             " WHERE account_id = :a AND on_date <= :d GROUP BY currency ORDER BY currency"),
+        text(
+            "SELECT currency, sum(debit)::bigint, sum(credit)::bigint, sum(functional)::bigint"
+            " FROM ledger_balances WHERE account_id = :a AND on_date <= :d"
+            " GROUP BY currency ORDER BY currency"
+        ),
         {"a": account.id, "d": as_of},
-    )  # fmt: skip
+    )
     sign = 1 if account.type in DEBIT_NORMAL else -1
     balances = [
         BalanceOut(c, d, cr, natural(account.type, d, cr), sign * f) for c, d, cr, f in result.all()
@@ -247,8 +274,17 @@ async def account_ledger(
     after = _after(cursor)
     first = start or date(1, 1, 1)
     position = after or _Cursor(first, 0)
-    result = await session.execute(_PAGE, {"a": account.id, "on": position.on, "line": position.line,
-                                           "start": first, "end": end or date(9999, 12, 31), "n": limit + 1})  # fmt: skip
+    result = await session.execute(
+        _PAGE,
+        {
+            "a": account.id,
+            "on": position.on,
+            "line": position.line,
+            "start": first,
+            "end": end or date(9999, 12, 31),
+            "n": limit + 1,
+        },
+    )
     rows = result.all()
     opening_at = after or _Cursor(first, 0)
     opened = await session.execute(
@@ -271,10 +307,23 @@ async def account_ledger(
         cp,
     ) in rows[:limit]:
         running[currency] = running.get(currency, 0) + amount
-        items.append(LedgerLineOut(
-            line_id, on, str(entry_id), number, description, reference, currency,
-            max(amount, 0), max(-amount, 0), sign * running[currency], fun, memo, cp,
-        ))  # fmt: skip
+        items.append(
+            LedgerLineOut(
+                line_id,
+                on,
+                str(entry_id),
+                number,
+                description,
+                reference,
+                currency,
+                max(amount, 0),
+                max(-amount, 0),
+                sign * running[currency],
+                fun,
+                memo,
+                cp,
+            )
+        )
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
     return LedgerPage(items, _cursor(last[1], last[0]) if last else None)

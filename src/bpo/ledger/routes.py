@@ -43,6 +43,7 @@ from bpo.ledger.schemas import (
     EntryOut,
     EntryPage,
     LedgerPage,
+    LedgerVerifyOut,
     LockDateIn,
     LockDateOut,
     PeriodOut,
@@ -53,7 +54,6 @@ from bpo.ledger.schemas import (
     SettingsOut,
     StatementOut,
     TrialBalanceOut,
-    VerifyOut,
 )
 
 READ = requires("ledger:read")
@@ -79,8 +79,12 @@ class AccountsController(Controller):
     path = "/v1/tenants/{slug:str}/ledger"
     tags = ["ledger"]
 
-    @get("/accounts", guards=[READ], summary="The chart of accounts (code order, cursor pages)",
-         operation_id="listLedgerAccounts")  # fmt: skip
+    @get(
+        "/accounts",
+        guards=[READ],
+        summary="The chart of accounts (code order, cursor pages)",
+        operation_id="listLedgerAccounts",
+    )
     async def list_accounts(
         self,
         tenant_db: NamedDependency[AsyncSession],
@@ -98,11 +102,17 @@ class AccountsController(Controller):
             query = query.where(Account.code > cursor)
         rows = list(await tenant_db.scalars(query))
         more = len(rows) > limit
-        return AccountPage([accounts.account_out(a) for a in rows[:limit]],
-                           rows[limit - 1].code if more else None)  # fmt: skip
+        return AccountPage(
+            [accounts.account_out(a) for a in rows[:limit]], rows[limit - 1].code if more else None
+        )
 
-    @post("/accounts", guards=[ADMIN], status_code=201, summary="Open an account",
-          operation_id="createLedgerAccount")  # fmt: skip
+    @post(
+        "/accounts",
+        guards=[ADMIN],
+        status_code=201,
+        summary="Open an account",
+        operation_id="createLedgerAccount",
+    )
     async def create_account(
         self,
         request: Request[Any, Any, Any],
@@ -115,9 +125,12 @@ class AccountsController(Controller):
         account = await accounts.create_account(tenant_db, tenant, principal, data)
         return _with_etag(accounts.account_out(account, []), account.version, 201)
 
-    @get("/accounts/{account:str}", guards=[READ],
-         summary="One account (by id or code) with its balance per currency",
-         operation_id="getLedgerAccount")  # fmt: skip
+    @get(
+        "/accounts/{account:str}",
+        guards=[READ],
+        summary="One account (by id or code) with its balance per currency",
+        operation_id="getLedgerAccount",
+    )
     async def get_account(
         self, account: FromPath[Ref], tenant_db: NamedDependency[AsyncSession]
     ) -> Response[AccountOut]:
@@ -125,9 +138,12 @@ class AccountsController(Controller):
         out = accounts.account_out(found, await accounts.balances_of(tenant_db, found))
         return _with_etag(out, found.version)
 
-    @patch("/accounts/{account:str}", guards=[ADMIN],
-           summary="Rename, move in the tree, set balance conditions, close (If-Match guards)",
-           operation_id="updateLedgerAccount")  # fmt: skip
+    @patch(
+        "/accounts/{account:str}",
+        guards=[ADMIN],
+        summary="Rename, move in the tree, set balance conditions, close (If-Match guards)",
+        operation_id="updateLedgerAccount",
+    )
     async def update_account(
         self,
         request: Request[Any, Any, Any],
@@ -144,9 +160,12 @@ class AccountsController(Controller):
         out = accounts.account_out(updated, await accounts.balances_of(tenant_db, updated))
         return _with_etag(out, updated.version)
 
-    @get("/accounts/{account:str}/ledger", guards=[READ],
-         summary="The account's general ledger: posted lines in date order with the running balance",
-         operation_id="getLedgerAccountLedger")  # fmt: skip
+    @get(
+        "/accounts/{account:str}/ledger",
+        guards=[READ],
+        summary="The account's general ledger: posted lines in date order with the running balance",
+        operation_id="getLedgerAccountLedger",
+    )
     async def account_ledger(
         self,
         account: FromPath[Ref],
@@ -159,9 +178,12 @@ class AccountsController(Controller):
         found = await accounts.get_account(tenant_db, account)
         return await reports.account_ledger(tenant_db, found, cursor, limit, start, end)
 
-    @get("/accounts/{account:str}/balance", guards=[READ],
-         summary="The account's balance per currency at the end of a day",
-         operation_id="getLedgerAccountBalance")  # fmt: skip
+    @get(
+        "/accounts/{account:str}/balance",
+        guards=[READ],
+        summary="The account's balance per currency at the end of a day",
+        operation_id="getLedgerAccountBalance",
+    )
     async def account_balance(
         self,
         account: FromPath[Ref],
@@ -171,9 +193,13 @@ class AccountsController(Controller):
         found = await accounts.get_account(tenant_db, account)
         return await reports.balance_at(tenant_db, found, as_of or _today())
 
-    @post("/chart/apply", guards=[ADMIN], status_code=200,
-          summary="Apply a starter chart (accounts that exist by code are kept)",
-          operation_id="applyLedgerChart")  # fmt: skip
+    @post(
+        "/chart/apply",
+        guards=[ADMIN],
+        status_code=200,
+        summary="Apply a starter chart (accounts that exist by code are kept)",
+        operation_id="applyLedgerChart",
+    )
     async def apply_chart(
         self,
         data: JSONBody[ChartIn],
@@ -184,13 +210,21 @@ class AccountsController(Controller):
         created, kept = await accounts.apply_chart(tenant_db, tenant, principal, data.chart)
         return ChartOut(data.chart, created, kept)
 
-    @get("/settings", guards=[READ], summary="Functional currency, fiscal year, lock date",
-         operation_id="getLedgerSettings")  # fmt: skip
+    @get(
+        "/settings",
+        guards=[READ],
+        summary="Functional currency, fiscal year, lock date",
+        operation_id="getLedgerSettings",
+    )
     async def get_settings(self, tenant_db: NamedDependency[AsyncSession]) -> SettingsOut:
         return SettingsOut(**accounts.settings_dict(await accounts.settings_of(tenant_db)))
 
-    @put("/settings", guards=[ADMIN], summary="Change the books' settings",
-         operation_id="updateLedgerSettings")  # fmt: skip
+    @put(
+        "/settings",
+        guards=[ADMIN],
+        summary="Change the books' settings",
+        operation_id="updateLedgerSettings",
+    )
     async def put_settings(
         self,
         data: JSONBody[SettingsIn],
@@ -206,9 +240,13 @@ class JournalController(Controller):
     path = "/v1/tenants/{slug:str}/ledger"
     tags = ["ledger"]
 
-    @post("/entries", guards=[WRITE], status_code=201,
-          summary="Post an entry (or keep it as a draft); Idempotency-Key makes retries safe",
-          operation_id="createLedgerEntry")  # fmt: skip
+    @post(
+        "/entries",
+        guards=[WRITE],
+        status_code=201,
+        summary="Post an entry (or keep it as a draft); Idempotency-Key makes retries safe",
+        operation_id="createLedgerEntry",
+    )
     async def create_entry(
         self,
         request: Request[Any, Any, Any],
@@ -220,9 +258,13 @@ class JournalController(Controller):
         data = await strict_body(request, EntryIn)
         return (await service.create_entries(tenant_db, tenant, principal, [data], "#"))[0]
 
-    @post("/entries/batch", guards=[WRITE], status_code=201,
-          summary="Post up to 1,000 entries, all or nothing",
-          operation_id="createLedgerEntries")  # fmt: skip
+    @post(
+        "/entries/batch",
+        guards=[WRITE],
+        status_code=201,
+        summary="Post up to 1,000 entries, all or nothing",
+        operation_id="createLedgerEntries",
+    )
     async def create_batch(
         self,
         request: Request[Any, Any, Any],
@@ -235,8 +277,12 @@ class JournalController(Controller):
         out = await service.create_entries(tenant_db, tenant, principal, data.entries, "#/entries")
         return BatchOut(out)
 
-    @get("/entries", guards=[READ], summary="The journal in entry-number order (cursor pages)",
-         operation_id="listLedgerEntries")  # fmt: skip
+    @get(
+        "/entries",
+        guards=[READ],
+        summary="The journal in entry-number order (cursor pages)",
+        operation_id="listLedgerEntries",
+    )
     async def list_entries(
         self,
         tenant_db: NamedDependency[AsyncSession],
@@ -266,8 +312,12 @@ class JournalController(Controller):
         items = await service.entries_out(tenant_db, rows[:limit])
         return EntryPage(items, str(rows[limit - 1].number) if more else None)
 
-    @get("/entries/{entry_id:uuid}", guards=[READ], summary="One entry with its lines",
-         operation_id="getLedgerEntry")  # fmt: skip
+    @get(
+        "/entries/{entry_id:uuid}",
+        guards=[READ],
+        summary="One entry with its lines",
+        operation_id="getLedgerEntry",
+    )
     async def get_entry(
         self, entry_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
     ) -> Response[EntryOut]:
@@ -275,8 +325,12 @@ class JournalController(Controller):
         out = await service.entry_out(tenant_db, entry)
         return Response(out, headers={"ETag": etag(entry.version)})
 
-    @patch("/entries/{entry_id:uuid}", guards=[WRITE], summary="Change a draft (If-Match guards)",
-           operation_id="updateLedgerDraft")  # fmt: skip
+    @patch(
+        "/entries/{entry_id:uuid}",
+        guards=[WRITE],
+        summary="Change a draft (If-Match guards)",
+        operation_id="updateLedgerDraft",
+    )
     async def update_draft(
         self,
         request: Request[Any, Any, Any],
@@ -294,8 +348,12 @@ class JournalController(Controller):
             await service.entry_out(tenant_db, entry), headers={"ETag": etag(entry.version)}
         )
 
-    @delete("/entries/{entry_id:uuid}", guards=[WRITE], summary="Delete a draft (posted entries are reversed)",
-            operation_id="deleteLedgerDraft")  # fmt: skip
+    @delete(
+        "/entries/{entry_id:uuid}",
+        guards=[WRITE],
+        summary="Delete a draft (posted entries are reversed)",
+        operation_id="deleteLedgerDraft",
+    )
     async def delete_draft(
         self,
         entry_id: FromPath[uuid.UUID],
@@ -306,8 +364,13 @@ class JournalController(Controller):
         entry = await service.get_entry(tenant_db, entry_id, lock=True)
         await service.delete_draft(tenant_db, tenant, principal, entry)
 
-    @post("/entries/{entry_id:uuid}/post", guards=[WRITE], status_code=200,
-          summary="Post a draft: from now on it is immutable", operation_id="postLedgerDraft")  # fmt: skip
+    @post(
+        "/entries/{entry_id:uuid}/post",
+        guards=[WRITE],
+        status_code=200,
+        summary="Post a draft: from now on it is immutable",
+        operation_id="postLedgerDraft",
+    )
     async def post_draft(
         self,
         entry_id: FromPath[uuid.UUID],
@@ -318,9 +381,13 @@ class JournalController(Controller):
         entry = await service.get_entry(tenant_db, entry_id, lock=True)
         return await service.post_draft(tenant_db, tenant, principal, entry)
 
-    @post("/entries/{entry_id:uuid}/reverse", guards=[WRITE], status_code=201,
-          summary="Post the reversal of an entry (once: a second is a 409)",
-          operation_id="reverseLedgerEntry")  # fmt: skip
+    @post(
+        "/entries/{entry_id:uuid}/reverse",
+        guards=[WRITE],
+        status_code=201,
+        summary="Post the reversal of an entry (once: a second is a 409)",
+        operation_id="reverseLedgerEntry",
+    )
     async def reverse(
         self,
         entry_id: FromPath[uuid.UUID],
@@ -347,8 +414,12 @@ class PeriodsController(Controller):
     path = "/v1/tenants/{slug:str}/ledger"
     tags = ["ledger"]
 
-    @get("/periods", guards=[READ], summary="The monthly periods of a fiscal year and their status",
-         operation_id="listLedgerPeriods")  # fmt: skip
+    @get(
+        "/periods",
+        guards=[READ],
+        summary="The monthly periods of a fiscal year and their status",
+        operation_id="listLedgerPeriods",
+    )
     async def list_periods(
         self,
         tenant_db: NamedDependency[AsyncSession],
@@ -356,9 +427,13 @@ class PeriodsController(Controller):
     ) -> list[PeriodOut]:
         return await periods.list_periods(tenant_db, fiscal_year)
 
-    @post("/periods/{period:str}/close", guards=[CLOSE], status_code=200,
-          summary="Close a period: nothing posts into it until it is reopened",
-          operation_id="closeLedgerPeriod")  # fmt: skip
+    @post(
+        "/periods/{period:str}/close",
+        guards=[CLOSE],
+        status_code=200,
+        summary="Close a period: nothing posts into it until it is reopened",
+        operation_id="closeLedgerPeriod",
+    )
     async def close(
         self,
         period: FromPath[Annotated[str, Parameter(max_length=7)]],
@@ -368,8 +443,13 @@ class PeriodsController(Controller):
     ) -> PeriodOut:
         return await periods.set_status(tenant_db, tenant, principal, period, "closed")
 
-    @post("/periods/{period:str}/reopen", guards=[CLOSE], status_code=200,
-          summary="Reopen a closed period", operation_id="reopenLedgerPeriod")  # fmt: skip
+    @post(
+        "/periods/{period:str}/reopen",
+        guards=[CLOSE],
+        status_code=200,
+        summary="Reopen a closed period",
+        operation_id="reopenLedgerPeriod",
+    )
     async def reopen(
         self,
         period: FromPath[Annotated[str, Parameter(max_length=7)]],
@@ -379,13 +459,21 @@ class PeriodsController(Controller):
     ) -> PeriodOut:
         return await periods.set_status(tenant_db, tenant, principal, period, "open")
 
-    @get("/lock-date", guards=[READ], summary="The lock date: nothing posts on or before it",
-         operation_id="getLedgerLockDate")  # fmt: skip
+    @get(
+        "/lock-date",
+        guards=[READ],
+        summary="The lock date: nothing posts on or before it",
+        operation_id="getLedgerLockDate",
+    )
     async def get_lock_date(self, tenant_db: NamedDependency[AsyncSession]) -> LockDateOut:
         return LockDateOut((await accounts.settings_of(tenant_db)).lock_date)
 
-    @put("/lock-date", guards=[CLOSE], summary="Move the lock date (null lifts it)",
-         operation_id="setLedgerLockDate")  # fmt: skip
+    @put(
+        "/lock-date",
+        guards=[CLOSE],
+        summary="Move the lock date (null lifts it)",
+        operation_id="setLedgerLockDate",
+    )
     async def set_lock_date(
         self,
         data: JSONBody[LockDateIn],
@@ -397,8 +485,12 @@ class PeriodsController(Controller):
             await periods.set_lock_date(tenant_db, tenant, principal, data.lock_date)
         )
 
-    @get("/rates", guards=[READ], summary="Exchange rates into the functional currency",
-         operation_id="listLedgerRates")  # fmt: skip
+    @get(
+        "/rates",
+        guards=[READ],
+        summary="Exchange rates into the functional currency",
+        operation_id="listLedgerRates",
+    )
     async def list_rates(
         self,
         tenant_db: NamedDependency[AsyncSession],
@@ -408,8 +500,12 @@ class PeriodsController(Controller):
     ) -> list[RateOut]:
         return await rates.list_rates(tenant_db, currency, start, end)
 
-    @put("/rates", guards=[WRITE], summary="Load rates (a rate per currency and day; replaces that day's)",
-         operation_id="putLedgerRates")  # fmt: skip
+    @put(
+        "/rates",
+        guards=[WRITE],
+        summary="Load rates (a rate per currency and day; replaces that day's)",
+        operation_id="putLedgerRates",
+    )
     async def put_rates(
         self,
         data: JSONBody[RatesIn],
@@ -425,22 +521,31 @@ class ReportsController(Controller):
     tags = ["ledger"]
     guards = [READ]
 
-    @get("/trial-balance", summary="Every account's balance at the end of a day, debit and credit",
-         operation_id="getTrialBalance")  # fmt: skip
+    @get(
+        "/trial-balance",
+        summary="Every account's balance at the end of a day, debit and credit",
+        operation_id="getTrialBalance",
+    )
     async def trial_balance(
         self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
     ) -> TrialBalanceOut:
         return await reports.trial_balance(tenant_db, as_of or _today())
 
-    @get("/balance-sheet", summary="Assets, liabilities and equity at the end of a day",
-         operation_id="getBalanceSheet")  # fmt: skip
+    @get(
+        "/balance-sheet",
+        summary="Assets, liabilities and equity at the end of a day",
+        operation_id="getBalanceSheet",
+    )
     async def balance_sheet(
         self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
     ) -> StatementOut:
         return await reports.balance_sheet(tenant_db, as_of or _today())
 
-    @get("/income-statement", summary="Income and expenses between two days (inclusive)",
-         operation_id="getIncomeStatement")  # fmt: skip
+    @get(
+        "/income-statement",
+        summary="Income and expenses between two days (inclusive)",
+        operation_id="getIncomeStatement",
+    )
     async def income_statement(
         self,
         tenant_db: NamedDependency[AsyncSession],
@@ -451,9 +556,14 @@ class ReportsController(Controller):
             raise Problem(400, "validation-error", "`to` is before `from`")
         return await reports.income_statement(tenant_db, start, end)
 
-    @get("/verify", summary="Recompute balances and hashes; name any drift and the first broken link",
-         operation_id="verifyLedger")  # fmt: skip
-    async def verify_books(self, tenant: NamedDependency[TenantContext], state: State) -> VerifyOut:
+    @get(
+        "/verify",
+        summary="Recompute balances and hashes; name any drift and the first broken link",
+        operation_id="verifyLedger",
+    )
+    async def verify_books(
+        self, tenant: NamedDependency[TenantContext], state: State
+    ) -> LedgerVerifyOut:
         return await verify.verify(state.db.engine, tenant)
 
 

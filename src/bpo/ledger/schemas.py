@@ -42,11 +42,11 @@ class AccountIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
-    parent: AccountRef | None | UnsetType = UNSET
+    parent: AccountRef | UnsetType | None = UNSET
     description: Annotated[str, msgspec.Meta(max_length=2_000)] | UnsetType = UNSET
     status: Literal["active", "closed"] | UnsetType = UNSET
-    min_balance: Limit | None | UnsetType = UNSET
-    max_balance: Limit | None | UnsetType = UNSET
+    min_balance: Limit | UnsetType | None = UNSET
+    max_balance: Limit | UnsetType | None = UNSET
 
 
 class BalanceOut(msgspec.Struct):
@@ -100,7 +100,7 @@ class EntryIn(msgspec.Struct, forbid_unknown_fields=True):
 class DraftUpdate(msgspec.Struct, forbid_unknown_fields=True):
     effective_on: date | UnsetType = UNSET
     description: Description | UnsetType = UNSET
-    reference: Reference | None | UnsetType = UNSET
+    reference: Reference | UnsetType | None = UNSET
     lines: Annotated[list[LineIn], msgspec.Meta(min_length=1, max_length=MAX_LINES)] | UnsetType = (
         UNSET
     )
@@ -115,7 +115,7 @@ class ReverseIn(msgspec.Struct, forbid_unknown_fields=True):
     description: Description | None = None
 
 
-class LineOut(msgspec.Struct):
+class EntryLineOut(msgspec.Struct):
     line_no: int
     account_id: str
     account_code: str
@@ -137,7 +137,7 @@ class EntryOut(msgspec.Struct):
     description: str
     reference: str | None
     source: str
-    lines: list[LineOut]
+    lines: list[EntryLineOut]
     created_by: str
     created_at: datetime
     booked_at: datetime | None = None
@@ -176,8 +176,8 @@ class LockDateOut(msgspec.Struct):
 class SettingsIn(msgspec.Struct, forbid_unknown_fields=True):
     functional_currency: Currency | UnsetType = UNSET
     fiscal_year_start: Annotated[int, msgspec.Meta(ge=1, le=12)] | UnsetType = UNSET
-    fx_gain_account: AccountRef | None | UnsetType = UNSET
-    fx_loss_account: AccountRef | None | UnsetType = UNSET
+    fx_gain_account: AccountRef | UnsetType | None = UNSET
+    fx_loss_account: AccountRef | UnsetType | None = UNSET
 
 
 class SettingsOut(msgspec.Struct):
@@ -296,7 +296,7 @@ class Drift(msgspec.Struct):
     entry_number: int | None = None
 
 
-class VerifyOut(msgspec.Struct):
+class LedgerVerifyOut(msgspec.Struct):
     ok: bool
     lines_checked: int
     entries_checked: int

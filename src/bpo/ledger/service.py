@@ -30,11 +30,16 @@ from bpo.ledger import money, periods
 from bpo.ledger.accounts import Who, accounts_named, invalid, not_found, settings_of
 from bpo.ledger.models import Account, Entry, LedgerSettings, Line
 from bpo.ledger.posting import PostedEntry, PostedLine, write
-from bpo.ledger.schemas import DraftUpdate, EntryIn, EntryOut, LineIn, LineOut
+from bpo.ledger.schemas import ClientSource, DraftUpdate, EntryIn, EntryLineOut, EntryOut, LineIn
 from bpo.webhooks.service import record_events
 
 LEDGER_LINES = "ledger_lines"  # the usage meter of posted lines
 POSTED = "ledger.entries.posted"  # the audit action of a posting
+_CLIENT_SOURCES: dict[str, ClientSource] = {
+    "api": "api",
+    "adjustment": "adjustment",
+    "opening": "opening",
+}
 
 
 @dataclass(slots=True)
@@ -104,8 +109,9 @@ def _checked_line(books: Books, line: LineIn, at: str, day: date) -> tuple[Accou
         line.currency != books.settings.functional_currency
         and (line.currency, day) not in books.rates
     ):
-        raise invalid(f"{at}/currency", f"no {line.currency} rate on or before {day} "
-                      f"(PUT /ledger/rates)")  # fmt: skip
+        raise invalid(
+            f"{at}/currency", f"no {line.currency} rate on or before {day} (PUT /ledger/rates)"
+        )
     amount = line.debit if line.debit is not None else -(line.credit or 0)
     return account, amount
 
@@ -124,8 +130,10 @@ def prepare(
         per_currency[line.currency] += amount
     off = {c: s for c, s in per_currency.items() if s}
     if off:
-        detail = ", ".join(f"{c} debits exceed credits by {s}" if s > 0 else
-                           f"{c} credits exceed debits by {-s}" for c, s in off.items())  # fmt: skip
+        detail = ", ".join(
+            f"{c} debits exceed credits by {s}" if s > 0 else f"{c} credits exceed debits by {-s}"
+            for c, s in off.items()
+        )
         raise invalid(f"{at}/lines", f"the entry does not balance: {detail}")
     functional = _functional(books, data, [amount for _, amount in checked])
     lines = [
@@ -139,13 +147,20 @@ def prepare(
             line.counterparty,
             list(line.tags),
             f"{at}/lines/{i}/account",
-        )  # fmt: skip
+        )
         for i, ((account, amount), line, fun) in enumerate(
             zip(checked, data.lines, functional, strict=True)
         )
     ]
-    return PostedEntry(entry_id or uuid7(), data.effective_on, data.description, data.reference,
-                       data.source, lines, pointer=at)  # fmt: skip
+    return PostedEntry(
+        entry_id or uuid7(),
+        data.effective_on,
+        data.description,
+        data.reference,
+        data.source,
+        lines,
+        pointer=at,
+    )
 
 
 def _functional(books: Books, data: EntryIn, amounts: list[int]) -> list[int]:
@@ -181,8 +196,14 @@ async def post(
     key = f"ledger:{entries[0].id}" + (f"+{len(entries) - 1}" if len(entries) > 1 else "")
     await reserve_usage(session, tenant, LEDGER_LINES, lines, key, datetime.now(UTC))
     await record_events(session, tenant, [("ledger.entry.posted", _event(e)) for e in entries])
-    await audit.record(session, tenant.tenant_id, actor=who, action=POSTED,
-                       target=f"ledger.posting:{entries[0].id}", after=posting_record(entries))  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action=POSTED,
+        target=f"ledger.posting:{entries[0].id}",
+        after=posting_record(entries),
+    )
     return entries
 
 
@@ -229,10 +250,15 @@ async def create_entries(
 
 def _draft(p: PostedEntry, data: EntryIn, who: Who) -> Entry:
     return Entry(
-        id=p.id, status="draft", effective_on=p.effective_on, description=p.description,
-        reference=p.reference, source=p.source, created_by=actor_of(who)[:200],
+        id=p.id,
+        status="draft",
+        effective_on=p.effective_on,
+        description=p.description,
+        reference=p.reference,
+        source=p.source,
+        created_by=actor_of(who)[:200],
         draft_lines=[msgspec.to_builtins(line) for line in data.lines],
-    )  # fmt: skip
+    )
 
 
 async def get_entry(session: AsyncSession, entry_id: uuid.UUID, lock: bool = False) -> Entry:
@@ -245,12 +271,21 @@ async def get_entry(session: AsyncSession, entry_id: uuid.UUID, lock: bool = Fal
 
 def _as_input(entry: Entry, update: DraftUpdate | None = None) -> EntryIn:
     lines = msgspec.convert(entry.draft_lines or [], list[LineIn])
-    data = EntryIn(entry.effective_on, entry.description, lines, entry.reference, "draft",
-                   entry.source if entry.source in ("api", "adjustment", "opening") else "api")  # fmt: skip
+    data = EntryIn(
+        entry.effective_on,
+        entry.description,
+        lines,
+        entry.reference,
+        "draft",
+        _CLIENT_SOURCES.get(entry.source, "api"),
+    )
     if update is None:
         return data
-    changes = {f: getattr(update, f) for f in update.__struct_fields__
-               if getattr(update, f) is not msgspec.UNSET}  # fmt: skip
+    changes = {
+        f: getattr(update, f)
+        for f in update.__struct_fields__
+        if getattr(update, f) is not msgspec.UNSET
+    }
     return msgspec.structs.replace(data, **changes)
 
 
@@ -268,9 +303,15 @@ async def update_draft(
     entry.version += 1
     entry.updated_at = datetime.now(UTC)
     await session.flush()
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.draft.updated",
-                       target=f"ledger.entry:{entry.id}", before=before,
-                       after=entry_snapshot(entry))  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.draft.updated",
+        target=f"ledger.entry:{entry.id}",
+        before=before,
+        after=entry_snapshot(entry),
+    )
     return entry
 
 
@@ -281,8 +322,14 @@ async def delete_draft(
     before = entry_snapshot(entry)
     await session.delete(entry)
     await session.flush()
-    await audit.record(session, tenant.tenant_id, actor=who, action="ledger.draft.deleted",
-                       target=f"ledger.entry:{entry.id}", before=before)  # fmt: skip
+    await audit.record(
+        session,
+        tenant.tenant_id,
+        actor=who,
+        action="ledger.draft.deleted",
+        target=f"ledger.entry:{entry.id}",
+        before=before,
+    )
 
 
 def _require_draft(entry: Entry) -> None:
@@ -293,8 +340,12 @@ def _require_draft(entry: Entry) -> None:
 
 
 def entry_snapshot(entry: Entry) -> dict[str, Any]:
-    return {"effective_on": entry.effective_on.isoformat(), "description": entry.description,
-            "reference": entry.reference, "lines": entry.draft_lines}  # fmt: skip
+    return {
+        "effective_on": entry.effective_on.isoformat(),
+        "description": entry.description,
+        "reference": entry.reference,
+        "lines": entry.draft_lines,
+    }
 
 
 async def post_draft(
@@ -323,12 +374,15 @@ async def reverse(
         raise Problem(409, "already-reversed", f"entry {entry.number} has been reversed already")
     day = effective_on or entry.effective_on
     settings = await settings_of(session)
-    periods.check_open(settings, await periods.closed_among(session, {day.replace(day=1)}), day,
-                       "#/effective_on")  # fmt: skip
+    periods.check_open(
+        settings, await periods.closed_among(session, {day.replace(day=1)}), day, "#/effective_on"
+    )
     rows = await session.execute(
-        select(Line, Account.code).join(Account, Account.id == Line.account_id)
-        .where(Line.entry_id == entry.id).order_by(Line.line_no)
-    )  # fmt: skip
+        select(Line, Account.code)
+        .join(Account, Account.id == Line.account_id)
+        .where(Line.entry_id == entry.id)
+        .order_by(Line.line_no)
+    )
     lines = [
         PostedLine(
             ln.account_id,
@@ -340,11 +394,18 @@ async def reverse(
             ln.counterparty,
             list(ln.tags),
             "#",
-        )  # fmt: skip
+        )
         for ln, code in rows.all()
     ]
-    mirror = PostedEntry(uuid7(), day, description or f"Reversal of entry {entry.number}",
-                         entry.reference, "reversal", lines, reverses_id=entry.id)  # fmt: skip
+    mirror = PostedEntry(
+        uuid7(),
+        day,
+        description or f"Reversal of entry {entry.number}",
+        entry.reference,
+        "reversal",
+        lines,
+        reverses_id=entry.id,
+    )
     await post(session, tenant, who, [mirror])
     return posted_out(mirror)
 
@@ -355,22 +416,19 @@ async def entry_out(session: AsyncSession, entry: Entry) -> EntryOut:
 
 async def entries_out(session: AsyncSession, entries: list[Entry]) -> list[EntryOut]:
     ids = [e.id for e in entries]
-    posted: dict[uuid.UUID, list[LineOut]] = defaultdict(list)
+    posted: dict[uuid.UUID, list[EntryLineOut]] = defaultdict(list)
     rows = await session.execute(
-        select(Line, Account.code).join(Account, Account.id == Line.account_id)
-        .where(Line.entry_id.in_(ids)).order_by(Line.entry_id, Line.line_no)
-    )  # fmt: skip
+        select(Line, Account.code)
+        .join(Account, Account.id == Line.account_id)
+        .where(Line.entry_id.in_(ids))
+        .order_by(Line.entry_id, Line.line_no)
+    )
     for ln, code in rows.all():
         posted[ln.entry_id].append(_line_out(ln, code))
-    reversals = dict(
-        (
-            await session.execute(
-                select(Entry.reverses_id, Entry.id).where(Entry.reverses_id.in_(ids))
-            )
-        )
-        .tuples()
-        .all()
+    found = await session.execute(
+        select(Entry.reverses_id, Entry.id).where(Entry.reverses_id.in_(ids))
     )
+    reversals = dict(found.all())
     drafts = await _draft_lines_out(session, [e for e in entries if e.status == "draft"])
     return [
         EntryOut(
@@ -388,7 +446,7 @@ async def entries_out(session: AsyncSession, entries: list[Entry]) -> list[Entry
             reverses=str(e.reverses_id) if e.reverses_id else None,
             reversed_by=str(reversals[e.id]) if e.id in reversals else None,
             hash=e.content_hash.hex() if e.content_hash else None,
-        )  # fmt: skip
+        )
         for e in entries
     ]
 
@@ -397,7 +455,7 @@ def posted_out(e: PostedEntry) -> EntryOut:
     """A just-posted entry as the API shows it, without reading it back."""
     assert e.created_at is not None
     lines = [
-        LineOut(
+        EntryLineOut(
             line_no=n,
             account_id=str(ln.account_id),
             account_code=ln.account_code,
@@ -409,39 +467,53 @@ def posted_out(e: PostedEntry) -> EntryOut:
             memo=ln.memo,
             counterparty=ln.counterparty,
             tags=list(ln.tags),
-        )  # fmt: skip
+        )
         for n, ln in enumerate(e.lines, start=1)
     ]
     return EntryOut(
-        id=str(e.id), number=e.number, status="posted", effective_on=e.effective_on,
-        description=e.description, reference=e.reference, source=e.source, lines=lines,
-        created_by=e.created_by, created_at=e.created_at, booked_at=e.booked_at,
+        id=str(e.id),
+        number=e.number,
+        status="posted",
+        effective_on=e.effective_on,
+        description=e.description,
+        reference=e.reference,
+        source=e.source,
+        lines=lines,
+        created_by=e.created_by,
+        created_at=e.created_at,
+        booked_at=e.booked_at,
         reverses=str(e.reverses_id) if e.reverses_id else None,
         hash=e.content_hash().hex(),
-    )  # fmt: skip
+    )
 
 
-def _line_out(ln: Line, code: str) -> LineOut:
-    return LineOut(
-        line_no=ln.line_no, account_id=str(ln.account_id), account_code=code,
-        currency=ln.currency, debit=max(ln.amount, 0), credit=max(-ln.amount, 0),
+def _line_out(ln: Line, code: str) -> EntryLineOut:
+    return EntryLineOut(
+        line_no=ln.line_no,
+        account_id=str(ln.account_id),
+        account_code=code,
+        currency=ln.currency,
+        debit=max(ln.amount, 0),
+        credit=max(-ln.amount, 0),
         functional_debit=max(ln.functional_amount, 0),
         functional_credit=max(-ln.functional_amount, 0),
-        memo=ln.memo, counterparty=ln.counterparty, tags=list(ln.tags),
-    )  # fmt: skip
+        memo=ln.memo,
+        counterparty=ln.counterparty,
+        tags=list(ln.tags),
+    )
 
 
 async def _draft_lines_out(
     session: AsyncSession, drafts: list[Entry]
-) -> dict[uuid.UUID, list[LineOut]]:
-    out: dict[uuid.UUID, list[LineOut]] = {}
+) -> dict[uuid.UUID, list[EntryLineOut]]:
+    out: dict[uuid.UUID, list[EntryLineOut]] = {}
     parsed = {d.id: msgspec.convert(d.draft_lines or [], list[LineIn]) for d in drafts}
     accounts = await accounts_named(
         session, {ln.account for lines in parsed.values() for ln in lines}
     )
     for entry_id, lines in parsed.items():
         out[entry_id] = [
-            LineOut(
+            EntryLineOut(
                 line_no=i,
                 account_id=str(accounts[ln.account].id) if ln.account in accounts else "",
                 account_code=accounts[ln.account].code if ln.account in accounts else ln.account,
@@ -453,7 +525,7 @@ async def _draft_lines_out(
                 memo=ln.memo,
                 counterparty=ln.counterparty,
                 tags=list(ln.tags),
-            )  # fmt: skip
+            )
             for i, ln in enumerate(lines, start=1)
         ]
     return out

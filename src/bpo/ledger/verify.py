@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bpo.audit.service import digest
 from bpo.core.tenancy import TenantContext, tenant_connection
 from bpo.ledger.posting import content_hash
-from bpo.ledger.schemas import Drift, VerifyOut
+from bpo.ledger.schemas import Drift, LedgerVerifyOut
 
 MAX_LISTED = 100
 POSTED = "ledger.entries.posted"  # the audit action of a posting (service.POSTED)
@@ -67,16 +67,21 @@ _ENTRIES = """
      WHERE e.status = 'posted'
      ORDER BY e.number, l.line_no
 """
-_COUNTS = "SELECT (SELECT count(*) FROM ledger_lines), (SELECT count(*) FROM ledger_entries WHERE status = 'posted')"
+_COUNTS = (
+    "SELECT (SELECT count(*) FROM ledger_lines),"
+    " (SELECT count(*) FROM ledger_entries WHERE status = 'posted')"
+)
 _EXTRA = " SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
 
 
-async def verify(engine: AsyncEngine, tenant: TenantContext) -> VerifyOut:
+async def verify(engine: AsyncEngine, tenant: TenantContext) -> LedgerVerifyOut:
     """Everything above, for one firm; `ok` only if nothing differs."""
     async with tenant_connection(engine, tenant, purpose="worker") as conn:
         await conn.execute(_EXTRA.strip())
         differences = await _balances(conn)
-        lines, entries = await conn.fetchrow(_COUNTS)
+        counts = await conn.fetchrow(_COUNTS)
+        assert counts is not None
+        lines, entries = counts
         chained, broken = await _entries(conn)
     recorded = await _recorded_postings(engine, tenant.tenant_id)
     first_broken = broken[0] if broken else None
@@ -86,7 +91,7 @@ async def verify(engine: AsyncEngine, tenant: TenantContext) -> VerifyOut:
     ):
         first_broken = posting_drift[0]
     differences += broken + posting_drift
-    return VerifyOut(
+    return LedgerVerifyOut(
         not differences, lines, entries, len(chained), differences[:MAX_LISTED], first_broken
     )
 
@@ -98,11 +103,26 @@ def _number(d: Drift) -> int:
 async def _balances(conn: asyncpg.Connection) -> list[Drift]:
     out = []
     for code, cur, on, *pair in await conn.fetch(_DAYS.format(limit=MAX_LISTED)):
-        out.append(Drift("balance", f"the lines make {pair[:3]}, the balance says {pair[3:]}"
-                         " (debit, credit, functional)", code, cur, on))  # fmt: skip
+        out.append(
+            Drift(
+                "balance",
+                f"the lines make {pair[:3]}, the balance says {pair[3:]}"
+                " (debit, credit, functional)",
+                code,
+                cur,
+                on,
+            )
+        )
     for code, cur, *pair in await conn.fetch(_TOTALS.format(limit=MAX_LISTED)):
-        out.append(Drift("total", f"the days make {pair[:3]}, the running total says {pair[3:]}"
-                         " (debit, credit, functional)", code, cur))  # fmt: skip
+        out.append(
+            Drift(
+                "total",
+                f"the days make {pair[:3]}, the running total says {pair[3:]}"
+                " (debit, credit, functional)",
+                code,
+                cur,
+            )
+        )
     return out
 
 
@@ -136,12 +156,23 @@ async def _entries(
         if any(per_currency.values()) or functional:
             broken.append(Drift("entry", "the entry does not balance", entry_number=number))
         recomputed = content_hash(
-            entry_id, on, description, reference, source, reverses,
+            entry_id,
+            on,
+            description,
+            reference,
+            source,
+            reverses,
             [(ln[9], ln[10], ln[11], ln[12], ln[13], ln[14], decode(ln[15])) for ln in lines],
-        )  # fmt: skip
+        )
         if recomputed != bytes(stored):
-            broken.append(Drift("entry", "its content no longer matches the hash recorded at "
-                                "posting (a line or the header was changed)", entry_number=number))  # fmt: skip
+            broken.append(
+                Drift(
+                    "entry",
+                    "its content no longer matches the hash recorded at "
+                    "posting (a line or the header was changed)",
+                    entry_number=number,
+                )
+            )
         postings.setdefault(posting, []).append([str(entry_id), number, bytes(stored).hex()])
     return postings, broken
 
@@ -149,10 +180,13 @@ async def _entries(
 async def _recorded_postings(engine: AsyncEngine, chain_id: uuid.UUID) -> dict[str, str | None]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT target, after_digest FROM platform.audit_events"
-                 " WHERE chain_id = :c AND action = :a"), {"c": chain_id, "a": POSTED}
-        )  # fmt: skip
-        return {target: after for target, after in rows.all()}
+            text(
+                "SELECT target, after_digest FROM platform.audit_events"
+                " WHERE chain_id = :c AND action = :a"
+            ),
+            {"c": chain_id, "a": POSTED},
+        )
+        return dict(rows.all())
 
 
 def _postings(
@@ -164,11 +198,17 @@ def _postings(
     for posting, entries in sorted(chained.items(), key=lambda kv: kv[1][0][1]):
         target = f"ledger.posting:{posting}"
         if target not in recorded:
-            out.append(Drift("posting", "no audit event records this posting",
-                             entry_number=entries[0][1]))  # fmt: skip
+            out.append(
+                Drift("posting", "no audit event records this posting", entry_number=entries[0][1])
+            )
         elif digest({"entries": entries}) != recorded[target]:
-            out.append(Drift("posting", "the entries or hashes differ from those the audit chain "
-                             "recorded at posting", entry_number=entries[0][1]))  # fmt: skip
+            out.append(
+                Drift(
+                    "posting",
+                    "the entries or hashes differ from those the audit chain recorded at posting",
+                    entry_number=entries[0][1],
+                )
+            )
     present = {f"ledger.posting:{p}" for p in chained}
     for target in sorted(set(recorded) - present):
         out.append(Drift("posting", f"the audit chain records {target}, whose entries are gone"))
