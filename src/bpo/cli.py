@@ -1,4 +1,5 @@
-"""The `bpo` command: up, serve, worker, migrate, demo."""
+"""The `bpo` command: up, serve, worker, migrate, demo, and the tenants, keys, apps and
+ledger groups."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ cli = typer.Typer(
 
 def main() -> None:
     from bpo.identity.commands import apps, keys
+    from bpo.ledger.commands import ledger
     from bpo.models import load_all_models
     from bpo.platform.tenants.commands import tenants
 
@@ -31,6 +33,7 @@ def main() -> None:
     cli.add_typer(tenants, name="tenants")
     cli.add_typer(keys, name="keys")
     cli.add_typer(apps, name="apps")
+    cli.add_typer(ledger, name="ledger")
     cli()
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bpo.core.security import (
     hash_password,
@@ -118,3 +118,14 @@ async def seed_demo(
         client=DemoClient(client_id=DEMO_CLIENT_ID, client_secret=secret),
     )
     return SeedResult(credentials=credentials, tenant=tenant, changed=changed)
+
+
+async def apply_demo_chart(engine: AsyncEngine, tenant: Tenant) -> int:
+    """The demo firm's books: the small-business starter chart (accounts it lacks only)."""
+    from bpo.core.tenancy import issue_tenant_context, tenant_session
+    from bpo.ledger.accounts import apply_chart
+
+    ctx = issue_tenant_context(tenant.id, tenant.slug)
+    async with tenant_session(engine, ctx, "worker") as session:
+        created, _ = await apply_chart(session, ctx, "system:demo", "small-business")
+    return created

@@ -84,7 +84,7 @@ async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:
 
     from bpo.core.db import Database
     from bpo.core.migrations import migrate_all, upgrade_platform
-    from bpo.demo import DemoCredentials, seed_demo
+    from bpo.demo import DemoCredentials, apply_demo_chart, seed_demo
 
     path = data_dir / "demo-credentials.json"
     known = None
@@ -99,6 +99,7 @@ async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:
         async with db.sessionmaker.begin() as session:
             result = await seed_demo(session, secret_key, known)
         await migrate_all(db.engine)  # every tenant schema, the demo's included
+        await apply_demo_chart(db.engine, result.tenant)
     finally:
         await db.dispose()
     payload = msgspec.json.format(msgspec.json.encode(result.credentials), indent=2)

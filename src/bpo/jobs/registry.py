@@ -46,6 +46,7 @@ JOB_MODULES = (
     "bpo.people.jobs",
     "bpo.billing.jobs",
     "bpo.work.jobs",
+    "bpo.ledger.jobs",
 )
 
 

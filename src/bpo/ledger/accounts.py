@@ -277,6 +277,8 @@ async def apply_chart(
     settings.fx_gain_account_id = settings.fx_gain_account_id or ids[gain]
     settings.fx_loss_account_id = settings.fx_loss_account_id or ids[loss]
     await session.flush()
+    if created == 0:
+        return 0, len(rows)  # nothing changed: nothing to audit
     await audit.record(
         session,
         tenant.tenant_id,

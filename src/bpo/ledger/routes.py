@@ -25,8 +25,8 @@ from bpo.core.errors import Problem, strict_body
 from bpo.core.etags import check_if_match, etag
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import TENANT_ADMINS, Principal, requires
-from bpo.ledger import accounts, periods, rates, reports, service, verify
-from bpo.ledger.models import Account, Entry
+from bpo.ledger import accounts, imports, periods, rates, reports, service, verify
+from bpo.ledger.models import Account, Entry, JournalImport
 from bpo.ledger.schemas import (
     AccountBalanceOut,
     AccountIn,
@@ -42,6 +42,7 @@ from bpo.ledger.schemas import (
     EntryIn,
     EntryOut,
     EntryPage,
+    ImportOut,
     LedgerPage,
     LedgerVerifyOut,
     LockDateIn,
@@ -410,6 +411,48 @@ def _number_cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
+class ImportsController(Controller):
+    path = "/v1/tenants/{slug:str}/ledger/imports"
+    tags = ["ledger"]
+
+    @post(
+        "/",
+        guards=[WRITE],
+        status_code=202,
+        summary="Upload a CSV journal (text/csv): checked and posted by a job, all or nothing",
+        operation_id="importLedgerJournal",
+        request_max_body_size=imports.MAX_BYTES,
+    )
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: NamedDependency[TenantContext],
+        principal: NamedDependency[Principal],
+        tenant_db: NamedDependency[AsyncSession],
+        filename: Annotated[str | None, Parameter(max_length=200)] = None,
+    ) -> Response[ImportOut]:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "application/csv", "text/plain"):
+            raise Problem(415, "unsupported-media-type", "send the journal as text/csv")
+        row = await imports.start(tenant_db, tenant, principal, await request.body(), filename)
+        location = f"/v1/tenants/{tenant.slug}/ledger/imports/{row.id}"
+        return Response(imports.import_out(row), status_code=202, headers={"Location": location})
+
+    @get(
+        "/{import_id:uuid}",
+        guards=[READ],
+        summary="An import's progress, errors by line number, and result",
+        operation_id="getLedgerImport",
+    )
+    async def show(
+        self, import_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
+    ) -> ImportOut:
+        row = await tenant_db.get(JournalImport, import_id)
+        if row is None:
+            raise Problem(404, "not-found", "no such import")
+        return imports.import_out(row)
+
+
 class PeriodsController(Controller):
     path = "/v1/tenants/{slug:str}/ledger"
     tags = ["ledger"]
@@ -570,6 +613,7 @@ class ReportsController(Controller):
 route_handlers: list[ControllerRouterHandler] = [
     AccountsController,
     JournalController,
+    ImportsController,
     PeriodsController,
     ReportsController,
 ]

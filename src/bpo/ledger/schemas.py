@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -303,3 +303,16 @@ class LedgerVerifyOut(msgspec.Struct):
     postings_checked: int
     differences: list[Drift]
     first_broken: Drift | None = None  # the first broken link of the entries' chain
+
+
+class ImportOut(msgspec.Struct):
+    id: str
+    status: str  # queued, running, posted, failed
+    filename: str | None
+    rows_total: int
+    rows_done: int
+    entries_posted: int
+    errors: list[dict[str, Any]]  # {"line": n, "detail": ...}, nothing posted if any
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None

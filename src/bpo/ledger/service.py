@@ -52,7 +52,7 @@ class Books:
     rates: dict[tuple[str, date], Decimal]
 
 
-async def _books(session: AsyncSession, entries: list[EntryIn]) -> Books:
+async def books_for(session: AsyncSession, entries: list[EntryIn]) -> Books:
     settings = await settings_of(session)
     refs = {line.account for e in entries for line in e.lines}
     months = {e.effective_on.replace(day=1) for e in entries}
@@ -231,7 +231,7 @@ async def create_entries(
 ) -> list[EntryOut]:
     """New entries (posted, or drafts kept as drafts), all or nothing. `pointer` prefixes
     problems' fields: "#" for one entry, "#/entries" for a batch."""
-    books = await _books(session, data)
+    books = await books_for(session, data)
     one = len(data) == 1 and pointer == "#"
     prepared = [prepare(books, e, pointer if one else f"{pointer}/{i}") for i, e in enumerate(data)]
     to_post = [p for p, e in zip(prepared, data, strict=True) if e.status == "posted"]
@@ -294,7 +294,7 @@ async def update_draft(
 ) -> Entry:
     _require_draft(entry)
     changed = _as_input(entry, data)
-    books = await _books(session, [changed])
+    books = await books_for(session, [changed])
     prepare(books, changed, "#", entry.id)  # a draft stays postable: checked as if posted
     before = entry_snapshot(entry)
     entry.effective_on, entry.description = changed.effective_on, changed.description
@@ -353,7 +353,7 @@ async def post_draft(
 ) -> EntryOut:
     _require_draft(entry)
     data = _as_input(entry)
-    prepared = prepare(await _books(session, [data]), data, "#", entry.id)
+    prepared = prepare(await books_for(session, [data]), data, "#", entry.id)
     await post(session, tenant, who, [prepared], drafts=True)
     return posted_out(prepared)
 
