@@ -248,13 +248,19 @@ async def test_balance_condition_refuses_overdraft(
     assert set_.status_code == 200, set_.text
     funded = entry("2026-11-01", ("1110", "debit", 1000), ("3000", "credit", 1000))
     assert (await api.post(f"{base}/entries", json=funded, headers=admin)).status_code == 201
-    spend = entry("2026-11-02", ("6000", "debit", 1500), ("1110", "credit", 1500))
+    # A spend within the balance passes (the condition holds on the balance it ends with,
+    # not on this posting's turnover alone).
+    within = entry("2026-11-02", ("6000", "debit", 400), ("1110", "credit", 400))
+    assert (await api.post(f"{base}/entries", json=within, headers=admin)).status_code == 201
+    spend = entry("2026-11-02", ("6000", "debit", 601), ("1110", "credit", 601))
     refused = await api.post(f"{base}/entries", json=spend, headers=admin)
     assert refused.status_code == 422, refused.text
     assert refused.json()["type"].endswith("/balance-condition")
     assert refused.json()["errors"][0]["pointer"] == "#/lines/1/account"
     account = (await api.get(f"{base}/accounts/1110", headers=admin)).json()
-    assert account["balances"][0]["balance"] == 1000
+    assert account["balances"][0]["balance"] == 600
+    exact = entry("2026-11-03", ("6000", "debit", 600), ("1110", "credit", 600))
+    assert (await api.post(f"{base}/entries", json=exact, headers=admin)).status_code == 201
 
 
 async def test_batch_is_all_or_nothing(api: Client, db: Database, settings: Settings) -> None:

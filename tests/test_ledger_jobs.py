@@ -137,9 +137,14 @@ async def test_month_end_revaluation_and_its_reversal(
         await api.get(f"{base}/accounts/1200/balance?as_of=2026-10-31", headers=admin)
     ).json()
     assert receivable["balances"] == [
-        {"currency": "USD", "debit": 100_000, "credit": 100_000 - 100_000, "balance": 100_000,
-         "functional": 95_000}
-    ]  # fmt: skip
+        {
+            "currency": "USD",
+            "debit": 100_000,
+            "credit": 100_000 - 100_000,
+            "balance": 100_000,
+            "functional": 95_000,
+        }
+    ]
     gain = (await api.get(f"{base}/accounts/4910/balance?as_of=2026-10-31", headers=admin)).json()
     assert gain["balances"][0]["functional"] == 5_000
     after = (await api.get(f"{base}/accounts/1200/balance?as_of=2026-11-01", headers=admin)).json()

@@ -164,7 +164,9 @@ def statements(schema: str) -> list[str]:
         f" EXECUTE FUNCTION {s}.ledger_entry_balances()",
         f"CREATE CONSTRAINT TRIGGER joins AFTER INSERT ON {s}.ledger_lines"
         f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {s}.ledger_line_joins()",
-        f"CREATE TRIGGER condition BEFORE INSERT OR UPDATE ON {s}.ledger_totals"
+        # AFTER, not BEFORE: an upsert's BEFORE INSERT trigger sees the proposed row (this
+        # posting's turnover alone), not the balance the row ends with.
+        f"CREATE TRIGGER condition AFTER INSERT OR UPDATE ON {s}.ledger_totals"
         f" FOR EACH ROW EXECUTE FUNCTION {s}.ledger_condition()",
     ]
 
