@@ -68,7 +68,7 @@ class Result:
 
     @property
     def ok(self) -> int:
-        return self.statuses[200]
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
 
     @property
     def rate(self) -> float:
@@ -99,7 +99,7 @@ async def _connection(
                 result.latencies.append(time.perf_counter() - started)
                 status = int(head[9:12])
                 result.statuses[status] += 1
-                if status != 200 and not result.sample:
+                if not 200 <= status < 300 and not result.sample:
                     result.sample = head + body
         except (asyncio.IncompleteReadError, ConnectionError):
             result.reconnects += 1  # the server closed the connection: open another

@@ -170,18 +170,22 @@ async def bulk(books: Books, model: Model, entries: list[dict[str, Any]], bad: b
     reply = await books.api.post(
         f"{BASE}/entries/batch", json={"entries": batch}, headers=books.admin
     )
-    simulated = Model(defaultdict(int, model.balances), lock=model.lock)
-    ok = not bad
-    for entry in batch:
-        ok = ok and allowed(simulated, entry)
-        for key, delta in effect(entry["lines"]).items():
-            simulated.balances[key] += delta
+    # A batch is one change of the books: the lock date applies to each entry, the balance
+    # condition to the balances the whole batch ends with (no other state is ever seen).
+    net = {"effective_on": "2999-12-31", "lines": [ln for e in batch for ln in e["lines"]]}
+    ok = not bad and _after_lock(model, batch) and allowed(Model(model.balances), net)
     if ok:
         assert reply.status_code == 201, reply.text
         for entry, answer in zip(batch, reply.json()["entries"], strict=True):
             apply(model, entry, answer)
     else:
         assert reply.status_code == 422, reply.text
+
+
+def _after_lock(model: Model, batch: list[dict[str, Any]]) -> bool:
+    return model.lock is None or all(
+        date.fromisoformat(e["effective_on"]) > model.lock for e in batch
+    )
 
 
 async def lock(books: Books, model: Model, day: int | None) -> None:

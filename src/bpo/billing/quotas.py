@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -98,6 +99,34 @@ async def quota_state(
 
 def _tenant_id(tenant: TenantContext | uuid.UUID) -> uuid.UUID:
     return tenant.tenant_id if isinstance(tenant, TenantContext) else tenant
+
+
+# The usage insert, for a caller that folds it into a statement of its own (the ledger's
+# posting writes everything in one); its parameters come from `usage_to_record`.
+USAGE_SQL = (
+    "INSERT INTO platform.usage_events (tenant_id, meter, key, quantity, at)"
+    " VALUES (:usage_tenant, :usage_meter, :usage_key, :usage_quantity, :usage_at)"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+async def usage_to_record(
+    session: AsyncSession | AsyncConnection,
+    tenant: TenantContext | uuid.UUID,
+    meter: str,
+    quantity: Decimal | int,
+    key: str,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """`reserve_usage`'s check (the plan's quota, a 402 before anything is written; on a
+    hard quota, locked for this transaction) without its insert: the parameters of
+    `USAGE_SQL`, which the caller runs in its transaction."""
+    when, amount = at or datetime.now(UTC), Decimal(quantity)
+    check_usage(amount, when)
+    if amount > 0:
+        (await quota_state(session, _tenant_id(tenant), meter, when, key)).check(amount)
+    return {"usage_tenant": _tenant_id(tenant), "usage_meter": meter, "usage_key": key,
+            "usage_quantity": amount, "usage_at": when}  # fmt: skip
 
 
 async def reserve_usage(

@@ -19,10 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bpo.billing.models import Invoice, UsageEvent
+from bpo.billing.models import Invoice
 from bpo.core.tenancy import TenantContext
 
 LEVELS = ("max", "last")  # aggregations whose quantity is a level, not an amount added
@@ -76,12 +75,17 @@ async def record_usage(
     amount = Decimal(quantity)
     check_usage(amount, when, correction=correction)
     tenant_id = tenant.tenant_id if isinstance(tenant, TenantContext) else tenant
+    # Plain SQL: the ORM insert would fetch the id's sequence value first (a round trip).
     result: Any = await session.execute(
-        pg_insert(UsageEvent)
-        .values(tenant_id=tenant_id, meter=meter, key=key, quantity=amount, at=when)
-        .on_conflict_do_nothing()
+        _ONE, {"t": tenant_id, "m": meter, "k": key, "q": amount, "a": when}
     )
     return bool(result.rowcount)
+
+
+_ONE = text(
+    "INSERT INTO platform.usage_events (tenant_id, meter, key, quantity, at)"
+    " VALUES (:t, :m, :k, :q, :a) ON CONFLICT DO NOTHING"
+)
 
 
 _BATCH = text(

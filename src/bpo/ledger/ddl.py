@@ -4,10 +4,11 @@ The service checks everything first, to answer with a precise problem; these hol
 anything else writes (raw SQL as the tenant's role included):
 
 - posted entries and their lines never change or disappear (`ledger_immutable`);
-- lines join only an entry being posted in the same transaction (`ledger_line_joins`,
-  checked at commit);
+- lines join only an entry being posted in the same transaction (`ledger_line_joins`);
 - a posted entry has lines that balance per currency and in functional currency
-  (`ledger_entry_balances`, a deferred constraint trigger: checked at commit);
+  (`ledger_entry_balances`);
+  both constraint triggers, checked at the end of the statement, or at commit where the
+  writer deferred them;
 - nothing posts on or before the lock date or into a closed period (`ledger_entry_posts`,
   which also stamps the booking time; a shared advisory lock per firm, so a lock-date or
   period change waits for postings in flight, and they for it);
@@ -159,11 +160,14 @@ def statements(schema: str) -> list[str]:
         f" FOR EACH ROW EXECUTE FUNCTION {s}.ledger_immutable()",
         f"CREATE TRIGGER posts BEFORE INSERT OR UPDATE ON {s}.ledger_entries"
         f" FOR EACH ROW EXECUTE FUNCTION {s}.ledger_entry_posts()",
+        # Constraint triggers checked at the end of each statement (the posting writes an
+        # entry and its lines in one); SQL that writes them apart may defer the checks to
+        # its commit (SET CONSTRAINTS ... DEFERRED), never skip them.
         f"CREATE CONSTRAINT TRIGGER balances AFTER INSERT OR UPDATE ON {s}.ledger_entries"
-        f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.status = 'posted')"
+        f" DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW WHEN (NEW.status = 'posted')"
         f" EXECUTE FUNCTION {s}.ledger_entry_balances()",
         f"CREATE CONSTRAINT TRIGGER joins AFTER INSERT ON {s}.ledger_lines"
-        f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {s}.ledger_line_joins()",
+        f" DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW EXECUTE FUNCTION {s}.ledger_line_joins()",
         # AFTER, not BEFORE: an upsert's BEFORE INSERT trigger sees the proposed row (this
         # posting's turnover alone), not the balance the row ends with.
         f"CREATE TRIGGER condition AFTER INSERT OR UPDATE ON {s}.ledger_totals"

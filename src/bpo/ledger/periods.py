@@ -10,7 +10,7 @@ period in the instant it closes.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,7 @@ from bpo.core.errors import Problem
 from bpo.core.tenancy import TenantContext
 from bpo.ledger import ddl
 from bpo.ledger.accounts import Who, invalid, settings_of
-from bpo.ledger.models import LedgerSettings, Period
+from bpo.ledger.models import Period
 from bpo.ledger.schemas import PeriodOut
 from bpo.webhooks.service import record_events
 
@@ -69,7 +69,11 @@ async def closed_among(session: AsyncSession, months: set[date]) -> set[date]:
     return set(rows)
 
 
-def check_open(settings: LedgerSettings, closed: set[date], day: date, pointer: str) -> None:
+class HasLockDate(Protocol):
+    lock_date: date | None
+
+
+def check_open(settings: HasLockDate, closed: set[date], day: date, pointer: str) -> None:
     """A 422 `period-locked` naming the lock date or the closed period, if `day` is in one."""
     if settings.lock_date is not None and day <= settings.lock_date:
         detail = f"the books are locked up to {settings.lock_date.isoformat()}: post after it"

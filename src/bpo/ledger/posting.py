@@ -1,9 +1,11 @@
 """Writing posted entries: one statement for any number of entries (a single posting, a
-batch of 1,000, an import, a revaluation), then the invariants checked at once.
+batch of 1,000, an import, a revaluation), the invariants checked at its end.
 
 The statement inserts the entries and their lines and adds their turnover to the day's and
 the running balances, each in (account, currency, day) order so concurrent postings take
-row locks in one order and never deadlock. The database's triggers then hold the rules
+row locks in one order and never deadlock; in the same statement go the posting's
+announcements (the outbox), its audit event and its usage, so a posting holds the balance
+rows it locks for one statement and the commit. The database's triggers then hold the rules
 (`ledger/ddl.py`); their errors come back as problems here.
 """
 
@@ -20,6 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bpo.audit.service import APPEND_SQL
+from bpo.billing.quotas import USAGE_SQL
 from bpo.core.errors import Problem
 from bpo.ledger import ddl
 
@@ -107,13 +111,14 @@ def content_hash(
 
 
 _ENTRIES_NEW = """
-    INSERT INTO ledger_entries (id, status, effective_on, description, reference, source,
-                                reverses_id, content_hash, posting_id, created_by)
-    SELECT i, 'posted', d, ds, r, s, rv, h, CAST(:posting AS uuid), :who
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:dates AS date[]), CAST(:descriptions AS text[]),
-                  CAST(:references AS text[]), CAST(:sources AS text[]),
-                  CAST(:reverses AS uuid[]), CAST(:hashes AS bytea[])) AS u(i, d, ds, r, s, rv, h)
-    RETURNING id, number, booked_at, created_at, created_by
+    INSERT INTO ledger_entries (id, number, status, effective_on, description, reference,
+                                source, reverses_id, content_hash, posting_id, created_by)
+    SELECT i, n, 'posted', d, ds, r, s, rv, h, CAST(:posting AS uuid), :who
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:numbers AS bigint[]), CAST(:dates AS date[]),
+                  CAST(:descriptions AS text[]), CAST(:references AS text[]),
+                  CAST(:sources AS text[]), CAST(:reverses AS uuid[]), CAST(:hashes AS bytea[]))
+           AS u(i, n, d, ds, r, s, rv, h)
+    RETURNING id
 """
 # A draft being posted: the same entry row turns posted (its lines leave the draft).
 _ENTRIES_DRAFT = """
@@ -122,7 +127,7 @@ _ENTRIES_DRAFT = """
            version = e.version + 1, updated_at = now()
       FROM unnest(CAST(:ids AS uuid[]), CAST(:hashes AS bytea[])) AS u(i, h)
      WHERE e.id = u.i AND e.status = 'draft'
-    RETURNING e.id, e.number, e.booked_at, e.created_at, e.created_by
+    RETURNING e.id
 """
 _WRITE = """
 WITH entries AS ({entries}),
@@ -157,22 +162,54 @@ totals AS (
     ON CONFLICT (account_id, currency) DO UPDATE
        SET debit = t.debit + excluded.debit, credit = t.credit + excluded.credit,
            functional = t.functional + excluded.functional
-)
-SELECT id, number, booked_at, created_at, created_by FROM entries
+),
+announced AS (
+    INSERT INTO platform.outbox (id, tenant_id, actor, queue, args, kwargs)
+    SELECT * FROM unnest(CAST(:ev_ids AS uuid[]), CAST(:ev_tenants AS uuid[]),
+        CAST(:ev_actors AS text[]), CAST(:ev_queues AS text[]), CAST(:ev_args AS jsonb[]),
+        CAST(:ev_kwargs AS jsonb[]))
+),
+audited AS ({audit}),
+metered AS ({usage})
+SELECT count(*) FROM entries
 """
-WRITE_NEW = text(_WRITE.format(entries=_ENTRIES_NEW))
-WRITE_DRAFTS = text(_WRITE.format(entries=_ENTRIES_DRAFT))
-# The commit-time checks, run now: a broken rule is a problem of this request, not a
-# failed commit after the answer was chosen.
-CHECK_NOW = text("SET CONSTRAINTS balances, joins IMMEDIATE")
+WRITE_NEW = text(_WRITE.format(entries=_ENTRIES_NEW, audit=APPEND_SQL, usage=USAGE_SQL))
+WRITE_DRAFTS = text(_WRITE.format(entries=_ENTRIES_DRAFT, audit=APPEND_SQL, usage=USAGE_SQL))
+# The entry numbers of a posting, and the transaction's time (the booking time the database
+# stamps), taken before anything is locked: the audit event and the announcements carry
+# them, and are written before the balances' rows are locked (see `service.post`).
+_STAMP = text(
+    "SELECT now(), ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_entries', 'number'))"
+    " FROM generate_series(1, :n))"
+)
+
+
+async def stamp(session: AsyncSession, entries: list[PostedEntry], who: str) -> None:
+    """Give new entries their numbers, and all of them their booking time and author."""
+    new = [e for e in entries if not e.number]
+    now, numbers = (await session.execute(_STAMP, {"n": len(new)})).one()
+    for entry, number in zip(new, sorted(numbers), strict=True):
+        entry.number = number
+    for entry in entries:
+        entry.booked_at = now
+        entry.created_at = entry.created_at or now
+        entry.created_by = entry.created_by or who
 
 
 async def write(
-    session: AsyncSession, entries: list[PostedEntry], who: str, *, drafts: bool = False
+    session: AsyncSession,
+    entries: list[PostedEntry],
+    who: str,
+    effects: dict[str, Any],
+    *,
+    drafts: bool = False,
 ) -> None:
-    """Post `entries` (new ones, or drafts turning posted); sets their numbers."""
+    """Post `entries` (stamped: new ones, or drafts turning posted) in one statement with
+    their `effects` (the outbox's announcements `ev_*`, the audit event, the usage), whose
+    end runs the database's checks (balance, lines, lock, conditions)."""
     lines = [(e, n, ln) for e in entries for n, ln in enumerate(e.lines, start=1)]
     params: dict[str, Any] = {
+        **effects,
         "posting": entries[0].id,
         "ids": [e.id for e in entries],
         "hashes": [e.content_hash() for e in entries],
@@ -190,6 +227,7 @@ async def write(
     if not drafts:
         params |= {
             "who": who[:200],
+            "numbers": [e.number for e in entries],
             "dates": [e.effective_on for e in entries],
             "descriptions": [e.description for e in entries],
             "references": [e.reference for e in entries],
@@ -197,15 +235,11 @@ async def write(
             "reverses": [e.reverses_id for e in entries],
         }
     try:
-        rows = (await session.execute(WRITE_DRAFTS if drafts else WRITE_NEW, params)).all()
-        await session.execute(CHECK_NOW)
+        written = (await session.execute(WRITE_DRAFTS if drafts else WRITE_NEW, params)).scalar()
     except DBAPIError as exc:
         raise refused(exc, entries) from None
-    written = {row[0]: row[1:] for row in rows}
-    if len(written) != len(entries):  # a draft posted meanwhile by someone else
+    if written != len(entries):  # a draft posted meanwhile by someone else
         raise Problem(409, "conflict", "the draft was posted or deleted meanwhile; reload it")
-    for entry in entries:
-        entry.number, entry.booked_at, entry.created_at, entry.created_by = written[entry.id]
 
 
 def sqlstate(exc: DBAPIError) -> str | None:

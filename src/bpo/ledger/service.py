@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,17 +21,18 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
-from bpo.audit.service import actor_of
-from bpo.billing.quotas import reserve_usage
+from bpo.audit.service import actor_of, prepare_append
+from bpo.billing.quotas import usage_to_record
 from bpo.core.errors import Problem
 from bpo.core.ids import uuid7
 from bpo.core.tenancy import TenantContext
+from bpo.jobs.outbox import outbox_row
 from bpo.ledger import money, periods
-from bpo.ledger.accounts import Who, accounts_named, invalid, not_found, settings_of
-from bpo.ledger.models import Account, Entry, LedgerSettings, Line
-from bpo.ledger.posting import PostedEntry, PostedLine, write
+from bpo.ledger.accounts import Who, account_ref, accounts_named, invalid, not_found, settings_of
+from bpo.ledger.models import Account, Entry, Line
+from bpo.ledger.posting import PostedEntry, PostedLine, stamp, write
 from bpo.ledger.schemas import ClientSource, DraftUpdate, EntryIn, EntryLineOut, EntryOut, LineIn
-from bpo.webhooks.service import record_events
+from bpo.webhooks.service import FAN_OUT, event_calls
 
 LEDGER_LINES = "ledger_lines"  # the usage meter of posted lines
 POSTED = "ledger.entries.posted"  # the audit action of a posting
@@ -43,30 +44,87 @@ _CLIENT_SOURCES: dict[str, ClientSource] = {
 
 
 @dataclass(slots=True)
+class BookFacts:
+    """The settings a posting is checked against."""
+
+    functional_currency: str
+    lock_date: date | None
+
+
+@dataclass(slots=True)
+class AccountFacts:
+    """What checking a line needs of its account."""
+
+    id: uuid.UUID
+    code: str
+    type: str
+    currency: str | None
+    status: str
+
+
+@dataclass(slots=True)
 class Books:
     """What checking a posting needs of the firm's books, read once per request."""
 
-    settings: LedgerSettings
+    settings: BookFacts
     closed: set[date]  # first days of closed periods
-    accounts: dict[str, Account]
+    accounts: dict[str, AccountFacts]  # by the reference the request used (code or id)
     rates: dict[tuple[str, date], Decimal]
+    now: datetime | None = None  # the transaction's time: the booking time of its postings
+    numbers: list[int] = field(default_factory=list)  # entry numbers taken for new postings
 
 
-async def books_for(session: AsyncSession, entries: list[EntryIn]) -> Books:
-    settings = await settings_of(session)
+# The settings, the closed periods among the entries' months, the accounts named, the
+# rates of the day, the transaction's time and the new entries' numbers, in one statement
+# (a posting's reads cost one round trip).
+_BOOKS = text("""
+    SELECT now(), ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_entries', 'number'))
+                          FROM generate_series(1, :new)),
+           s.functional_currency, s.lock_date,
+           ARRAY(SELECT p.starts_on FROM ledger_periods p
+                  WHERE p.starts_on = ANY(CAST(:months AS date[])) AND p.status = 'closed'),
+           (SELECT json_agg(json_build_array(a.id, a.code, a.type, a.currency, a.status))
+              FROM ledger_accounts a
+             WHERE a.id = ANY(CAST(:ids AS uuid[])) OR a.code = ANY(CAST(:codes AS text[]))),
+           (SELECT json_agg(json_build_array(u.c, u.d, r.rate::text))
+              FROM unnest(CAST(:currencies AS text[]), CAST(:days AS date[])) AS u(c, d)
+              JOIN LATERAL (SELECT rate FROM ledger_rates
+                             WHERE currency = u.c AND on_date <= u.d
+                             ORDER BY on_date DESC LIMIT 1) r ON true
+             WHERE u.c <> s.functional_currency)
+      FROM ledger_settings s WHERE s.id = 1
+""")
+
+
+async def books_for(session: AsyncSession, entries: list[EntryIn], new: int = 0) -> Books:
+    """The books as `entries` need them, and numbers for `new` entries to be posted."""
     refs = {line.account for e in entries for line in e.lines}
-    months = {e.effective_on.replace(day=1) for e in entries}
-    wanted = {
-        (line.currency, e.effective_on)
-        for e in entries
-        for line in e.lines
-        if line.currency != settings.functional_currency
+    keys = {ref: account_ref(ref) for ref in refs}
+    wanted = sorted({(line.currency, e.effective_on) for e in entries for line in e.lines})
+    params = {
+        "months": sorted({e.effective_on.replace(day=1) for e in entries}),
+        "ids": [k for k in keys.values() if isinstance(k, uuid.UUID)],
+        "codes": [k for k in keys.values() if isinstance(k, str)],
+        "currencies": [c for c, _ in wanted],
+        "days": [d for _, d in wanted],
+        "new": new,
     }
+    row = (await session.execute(_BOOKS, params)).one_or_none()
+    if row is None:  # the firm's first posting: its settings are made with the defaults
+        await settings_of(session)
+        row = (await session.execute(_BOOKS, params)).one()
+    now, numbers, functional, lock_date, closed, found, rates = row
+    by_key: dict[Any, AccountFacts] = {}
+    for ident, code, kind, currency, status in found or []:
+        facts = AccountFacts(uuid.UUID(ident), code, kind, currency, status)
+        by_key[facts.id] = by_key[code] = facts
     return Books(
-        settings,
-        await periods.closed_among(session, months),
-        await accounts_named(session, refs),
-        await rates_on(session, wanted),
+        BookFacts(functional, lock_date),
+        set(closed),
+        {ref: by_key[key] for ref, key in keys.items() if key in by_key},
+        {(c, date.fromisoformat(d)): Decimal(r) for c, d, r in rates or []},
+        now,
+        sorted(numbers),
     )
 
 
@@ -88,7 +146,7 @@ async def rates_on(
     return {(c, d): r for c, d, r in rows.all() if r is not None}
 
 
-def _checked_line(books: Books, line: LineIn, at: str, day: date) -> tuple[Account, int]:
+def _checked_line(books: Books, line: LineIn, at: str, day: date) -> tuple[AccountFacts, int]:
     """The line's account and signed amount, or a problem naming the field."""
     if (line.debit is None) == (line.credit is None):
         raise invalid(
@@ -189,22 +247,40 @@ async def post(
     *,
     drafts: bool = False,
 ) -> list[PostedEntry]:
-    """Write checked entries as posted, then audit, announce and meter them."""
+    """Write checked entries as posted, audited, announced and metered, in one statement.
+
+    The entries are written last: writing them locks the accounts' balance rows, which
+    every posting on those accounts waits for until this commits, so nothing but the commit
+    follows them."""
     actor = actor_of(who)
-    await write(session, entries, actor, drafts=drafts)
+    if any(e.booked_at is None for e in entries):
+        await stamp(session, entries, actor)
     lines = sum(len(e.lines) for e in entries)
     key = f"ledger:{entries[0].id}" + (f"+{len(entries) - 1}" if len(entries) > 1 else "")
-    await reserve_usage(session, tenant, LEDGER_LINES, lines, key, datetime.now(UTC))
-    await record_events(session, tenant, [("ledger.entry.posted", _event(e)) for e in entries])
-    await audit.record(
-        session,
-        tenant.tenant_id,
-        actor=who,
-        action=POSTED,
-        target=f"ledger.posting:{entries[0].id}",
-        after=posting_record(entries),
-    )
+    usage = await usage_to_record(session, tenant, LEDGER_LINES, lines, key)
+    await write(session, entries, actor, usage | _effects(tenant, who, entries), drafts=drafts)
     return entries
+
+
+def _effects(tenant: TenantContext, who: Who, entries: list[PostedEntry]) -> dict[str, Any]:
+    """The posting's announcements (`ledger.entry.posted` each) and its audit event, as the
+    parameters of the posting statement."""
+    _, calls = event_calls([("ledger.entry.posted", _event(e)) for e in entries])
+    outbox = [outbox_row(FAN_OUT, args, kwargs, tenant=tenant) for args, kwargs in calls]
+    _, audited = prepare_append(
+        tenant.tenant_id, who, POSTED, f"ledger.posting:{entries[0].id}", None,
+        posting_record(entries),
+    )  # fmt: skip
+    encode = msgspec.json.encode
+    return {
+        "ev_ids": [r["id"] for r in outbox],
+        "ev_tenants": [r["tenant_id"] for r in outbox],
+        "ev_actors": [r["actor"] for r in outbox],
+        "ev_queues": [r["queue"] for r in outbox],
+        "ev_args": [encode(r["args"]).decode() for r in outbox],
+        "ev_kwargs": [encode(r["kwargs"]).decode() for r in outbox],
+        **audited,
+    }
 
 
 def posting_record(entries: list[PostedEntry]) -> dict[str, Any]:
@@ -231,11 +307,14 @@ async def create_entries(
 ) -> list[EntryOut]:
     """New entries (posted, or drafts kept as drafts), all or nothing. `pointer` prefixes
     problems' fields: "#" for one entry, "#/entries" for a batch."""
-    books = await books_for(session, data)
+    books = await books_for(session, data, sum(e.status == "posted" for e in data))
     one = len(data) == 1 and pointer == "#"
     prepared = [prepare(books, e, pointer if one else f"{pointer}/{i}") for i, e in enumerate(data)]
     to_post = [p for p, e in zip(prepared, data, strict=True) if e.status == "posted"]
     drafts = [_draft(p, e, who) for p, e in zip(prepared, data, strict=True) if e.status == "draft"]
+    for entry, number in zip(to_post, books.numbers, strict=True):
+        entry.number, entry.booked_at, entry.created_at = number, books.now, books.now
+        entry.created_by = actor_of(who)[:200]
     if to_post:
         await post(session, tenant, who, to_post)
     if drafts:
@@ -354,6 +433,8 @@ async def post_draft(
     _require_draft(entry)
     data = _as_input(entry)
     prepared = prepare(await books_for(session, [data]), data, "#", entry.id)
+    prepared.number, prepared.created_at = entry.number, entry.created_at
+    prepared.created_by = entry.created_by
     await post(session, tenant, who, [prepared], drafts=True)
     return posted_out(prepared)
 
