@@ -110,23 +110,39 @@ USAGE_SQL = (
 )
 
 
-async def usage_to_record(
-    session: AsyncSession | AsyncConnection,
-    tenant: TenantContext | uuid.UUID,
-    meter: str,
-    quantity: Decimal | int,
-    key: str,
-    at: datetime | None = None,
+# The quota's state as one JSON value, for a caller that folds the read into a statement of
+# its own (the ledger reads it with the books); `usage_checked` reads the value.
+QUOTA_SQL = (
+    "SELECT json_build_array(plan, quota::text, kind, aggregation, used::text, recorded)"
+    " FROM platform.quota_state(:quota_tenant, :quota_meter, :quota_key, :quota_start,"
+    " :quota_end)"
+)
+
+
+def quota_params(
+    tenant: TenantContext | uuid.UUID, meter: str, key: str, at: datetime
 ) -> dict[str, Any]:
-    """`reserve_usage`'s check (the plan's quota, a 402 before anything is written; on a
-    hard quota, locked for this transaction) without its insert: the parameters of
-    `USAGE_SQL`, which the caller runs in its transaction."""
-    when, amount = at or datetime.now(UTC), Decimal(quantity)
-    check_usage(amount, when)
-    if amount > 0:
-        (await quota_state(session, _tenant_id(tenant), meter, when, key)).check(amount)
-    return {"usage_tenant": _tenant_id(tenant), "usage_meter": meter, "usage_key": key,
-            "usage_quantity": amount, "usage_at": when}  # fmt: skip
+    start, end = month_of(at)
+    return {"quota_tenant": _tenant_id(tenant), "quota_meter": meter, "quota_key": key,
+            "quota_start": start, "quota_end": end}  # fmt: skip
+
+
+def usage_checked(
+    params: dict[str, Any], state: list[Any], quantity: Decimal | int, at: datetime
+) -> dict[str, Any]:
+    """`reserve_usage`'s check on a state read with `QUOTA_SQL` (with `params`): a 402 when
+    the usage would pass a hard quota; else the parameters of `USAGE_SQL`."""
+    amount = Decimal(quantity)
+    check_usage(amount, at)
+    plan, allowed, kind, aggregation, used, recorded = state
+    quota = Quota(
+        params["quota_tenant"], params["quota_meter"], plan,
+        None if allowed is None else Decimal(allowed), kind, aggregation,
+        Decimal(used or 0), bool(recorded), params["quota_start"], params["quota_end"],
+    )  # fmt: skip
+    quota.check(amount)
+    return {"usage_tenant": params["quota_tenant"], "usage_meter": params["quota_meter"],
+            "usage_key": params["quota_key"], "usage_quantity": amount, "usage_at": at}  # fmt: skip
 
 
 async def reserve_usage(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.audit.service import actor_of
 from bpo.core.errors import Problem
+from bpo.core.sql import SessionSql
 from bpo.core.tenancy import TenantContext
 from bpo.jobs.outbox import enqueue
 from bpo.ledger import money, service
@@ -219,7 +220,8 @@ class _Refused(Exception):
 
 async def _post(session: AsyncSession, tenant: TenantContext, actor: str, parsed: Parsed) -> int:
     """Check every entry against the books (all errors, by line), then post them all."""
-    books = await service.books_for(session, parsed.entries)
+    sql = SessionSql(session)
+    books = await service.books_for(sql, parsed.entries)
     prepared, errors = [], []
     for i, data in enumerate(parsed.entries):
         try:
@@ -232,7 +234,7 @@ async def _post(session: AsyncSession, tenant: TenantContext, actor: str, parsed
     if errors:
         raise _Refused(errors)
     for start_at in range(0, len(prepared), 1000):
-        await service.post(session, tenant, actor, prepared[start_at : start_at + 1000])
+        await service.post(sql, tenant, actor, prepared[start_at : start_at + 1000])
     return len(prepared)
 
 

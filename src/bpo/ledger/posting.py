@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.audit.service import APPEND_SQL
 from bpo.billing.quotas import USAGE_SQL
 from bpo.core.errors import Problem
+from bpo.core.sql import Sql
 from bpo.ledger import ddl
 
 
@@ -173,21 +173,23 @@ audited AS ({audit}),
 metered AS ({usage})
 SELECT count(*) FROM entries
 """
-WRITE_NEW = text(_WRITE.format(entries=_ENTRIES_NEW, audit=APPEND_SQL, usage=USAGE_SQL))
-WRITE_DRAFTS = text(_WRITE.format(entries=_ENTRIES_DRAFT, audit=APPEND_SQL, usage=USAGE_SQL))
+WRITE_NEW = _WRITE.format(entries=_ENTRIES_NEW, audit=APPEND_SQL, usage=USAGE_SQL)
+WRITE_DRAFTS = _WRITE.format(entries=_ENTRIES_DRAFT, audit=APPEND_SQL, usage=USAGE_SQL)
 # The entry numbers of a posting, and the transaction's time (the booking time the database
 # stamps), taken before anything is locked: the audit event and the announcements carry
 # them, and are written before the balances' rows are locked (see `service.post`).
-_STAMP = text(
+_STAMP = (
     "SELECT now(), ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_entries', 'number'))"
     " FROM generate_series(1, :n))"
 )
 
 
-async def stamp(session: AsyncSession, entries: list[PostedEntry], who: str) -> None:
+async def stamp(sql: Sql, entries: list[PostedEntry], who: str) -> None:
     """Give new entries their numbers, and all of them their booking time and author."""
     new = [e for e in entries if not e.number]
-    now, numbers = (await session.execute(_STAMP, {"n": len(new)})).one()
+    row = await sql.row(_STAMP, {"n": len(new)})
+    assert row is not None
+    now, numbers = row
     for entry, number in zip(new, sorted(numbers), strict=True):
         entry.number = number
     for entry in entries:
@@ -197,7 +199,7 @@ async def stamp(session: AsyncSession, entries: list[PostedEntry], who: str) -> 
 
 
 async def write(
-    session: AsyncSession,
+    sql: Sql,
     entries: list[PostedEntry],
     who: str,
     effects: dict[str, Any],
@@ -235,15 +237,16 @@ async def write(
             "reverses": [e.reverses_id for e in entries],
         }
     try:
-        written = (await session.execute(WRITE_DRAFTS if drafts else WRITE_NEW, params)).scalar()
-    except DBAPIError as exc:
+        row = await sql.row(WRITE_DRAFTS if drafts else WRITE_NEW, params)
+    except (DBAPIError, asyncpg.PostgresError) as exc:
         raise refused(exc, entries) from None
+    written = row[0] if row else 0
     if written != len(entries):  # a draft posted meanwhile by someone else
         raise Problem(409, "conflict", "the draft was posted or deleted meanwhile; reload it")
 
 
-def sqlstate(exc: DBAPIError) -> str | None:
-    orig: Any = exc.orig
+def sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str | None:
+    orig: Any = exc.orig if isinstance(exc, DBAPIError) else exc
     for candidate in (orig, getattr(orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None)
         if code:
@@ -251,12 +254,13 @@ def sqlstate(exc: DBAPIError) -> str | None:
     return None
 
 
-def _message(exc: DBAPIError) -> tuple[str, str | None]:
-    cause: Any = getattr(exc.orig, "__cause__", None) or exc.orig
+def _message(exc: DBAPIError | asyncpg.PostgresError) -> tuple[str, str | None]:
+    orig: Any = exc.orig if isinstance(exc, DBAPIError) else exc
+    cause: Any = getattr(orig, "__cause__", None) or orig
     return str(getattr(cause, "message", None) or cause), getattr(cause, "detail", None)
 
 
-def refused(exc: DBAPIError, entries: list[PostedEntry]) -> Exception:
+def refused(exc: DBAPIError | asyncpg.PostgresError, entries: list[PostedEntry]) -> Exception:
     """The problem a trigger's or constraint's refusal means (anything else stays an error)."""
     code = sqlstate(exc)
     message, detail = _message(exc)

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.ids import uuid7
+from bpo.core.sql import SessionSql
 from bpo.core.tenancy import TenantContext
 from bpo.ledger import money, periods
 from bpo.ledger.accounts import settings_of
@@ -76,7 +77,7 @@ async def revalue(session: AsyncSession, tenant: TenantContext, month: date) -> 
         return None
     description = f"Unrealised FX revaluation {periods.period_id(first)}"
     entry = PostedEntry(uuid7(), end, description, reference(first), "revaluation", lines)
-    await post(session, tenant, ACTOR, [entry])
+    await post(SessionSql(session), tenant, ACTOR, [entry])
     mirror = PostedEntry(
         uuid7(),
         periods.next_month(first),
@@ -89,5 +90,5 @@ async def revalue(session: AsyncSession, tenant: TenantContext, month: date) -> 
         ],
         reverses_id=entry.id,
     )
-    await post(session, tenant, ACTOR, [mirror])
+    await post(SessionSql(session), tenant, ACTOR, [mirror])
     return entry.number

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.audit.service import actor_of, prepare_append
-from bpo.billing.quotas import usage_to_record
+from bpo.billing.quotas import QUOTA_SQL, quota_params, usage_checked
 from bpo.core.errors import Problem
 from bpo.core.ids import uuid7
+from bpo.core.sql import SessionSql, Sql
 from bpo.core.tenancy import TenantContext
 from bpo.jobs.outbox import outbox_row
 from bpo.ledger import money, periods
@@ -77,7 +78,7 @@ class Books:
 # The settings, the closed periods among the entries' months, the accounts named, the
 # rates of the day, the transaction's time and the new entries' numbers, in one statement
 # (a posting's reads cost one round trip).
-_BOOKS = text("""
+_BOOKS = """
     SELECT now(), ARRAY(SELECT nextval(pg_get_serial_sequence('ledger_entries', 'number'))
                           FROM generate_series(1, :new)),
            s.functional_currency, s.lock_date,
@@ -93,15 +94,35 @@ _BOOKS = text("""
                              ORDER BY on_date DESC LIMIT 1) r ON true
              WHERE u.c <> s.functional_currency)
       FROM ledger_settings s WHERE s.id = 1
-""")
+"""
+_BOOKS_AND_QUOTA = _BOOKS.replace(
+    "      FROM ledger_settings s", f"           , ({QUOTA_SQL})\n      FROM ledger_settings s"
+)
+_SETTINGS = "INSERT INTO ledger_settings (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
 
 
-async def books_for(session: AsyncSession, entries: list[EntryIn], new: int = 0) -> Books:
-    """The books as `entries` need them, and numbers for `new` entries to be posted."""
+@dataclass(slots=True)
+class Usage:
+    """A posting's lines to meter, checked against the quota with the books' read."""
+
+    lines: int
+    key: str
+    at: datetime
+    record: dict[str, Any] = field(default_factory=dict)  # USAGE_SQL's parameters, once checked
+
+
+async def books_for(
+    sql: Sql,
+    entries: list[EntryIn],
+    new: int = 0,
+    usage: tuple[TenantContext, Usage] | None = None,
+) -> Books:
+    """The books as `entries` need them, numbers for `new` entries to be posted, and (given
+    `usage`) the quota checked for their lines (a 402 problem)."""
     refs = {line.account for e in entries for line in e.lines}
     keys = {ref: account_ref(ref) for ref in refs}
     wanted = sorted({(line.currency, e.effective_on) for e in entries for line in e.lines})
-    params = {
+    params: dict[str, Any] = {
         "months": sorted({e.effective_on.replace(day=1) for e in entries}),
         "ids": [k for k in keys.values() if isinstance(k, uuid.UUID)],
         "codes": [k for k in keys.values() if isinstance(k, str)],
@@ -109,11 +130,19 @@ async def books_for(session: AsyncSession, entries: list[EntryIn], new: int = 0)
         "days": [d for _, d in wanted],
         "new": new,
     }
-    row = (await session.execute(_BOOKS, params)).one_or_none()
+    statement = _BOOKS
+    if usage is not None:
+        tenant, metered = usage
+        params |= quota_params(tenant, LEDGER_LINES, metered.key, metered.at)
+        statement = _BOOKS_AND_QUOTA
+    row = await sql.row(statement, params)
     if row is None:  # the firm's first posting: its settings are made with the defaults
-        await settings_of(session)
-        row = (await session.execute(_BOOKS, params)).one()
-    now, numbers, functional, lock_date, closed, found, rates = row
+        await sql.row(_SETTINGS, {})
+        row = await sql.row(statement, params)
+        assert row is not None
+    now, numbers, functional, lock_date, closed, found, rates, *quota = row
+    if usage is not None:
+        usage[1].record = usage_checked(params, quota[0], usage[1].lines, usage[1].at)
     by_key: dict[Any, AccountFacts] = {}
     for ident, code, kind, currency, status in found or []:
         facts = AccountFacts(uuid.UUID(ident), code, kind, currency, status)
@@ -240,26 +269,35 @@ def _functional(books: Books, data: EntryIn, amounts: list[int]) -> list[int]:
 
 
 async def post(
-    session: AsyncSession,
+    sql: Sql,
     tenant: TenantContext,
     who: Who,
     entries: list[PostedEntry],
     *,
     drafts: bool = False,
+    usage: Usage | None = None,
 ) -> list[PostedEntry]:
     """Write checked entries as posted, audited, announced and metered, in one statement.
 
     The entries are written last: writing them locks the accounts' balance rows, which
     every posting on those accounts waits for until this commits, so nothing but the commit
-    follows them."""
+    follows them. `usage`: the quota was checked with the books' read."""
     actor = actor_of(who)
     if any(e.booked_at is None for e in entries):
-        await stamp(session, entries, actor)
-    lines = sum(len(e.lines) for e in entries)
-    key = f"ledger:{entries[0].id}" + (f"+{len(entries) - 1}" if len(entries) > 1 else "")
-    usage = await usage_to_record(session, tenant, LEDGER_LINES, lines, key)
-    await write(session, entries, actor, usage | _effects(tenant, who, entries), drafts=drafts)
+        await stamp(sql, entries, actor)
+    if usage is None:
+        usage = _usage(entries)
+        params = quota_params(tenant, LEDGER_LINES, usage.key, usage.at)
+        state = await sql.row(QUOTA_SQL, params)
+        assert state is not None
+        usage.record = usage_checked(params, state[0], usage.lines, usage.at)
+    await write(sql, entries, actor, usage.record | _effects(tenant, who, entries), drafts=drafts)
     return entries
+
+
+def _usage(entries: list[PostedEntry] | list[EntryIn]) -> Usage:
+    lines = sum(len(e.lines) for e in entries)
+    return Usage(lines, f"ledger:{uuid7()}", datetime.now(UTC))
 
 
 def _effects(tenant: TenantContext, who: Who, entries: list[PostedEntry]) -> dict[str, Any]:
@@ -302,28 +340,46 @@ def _event(e: PostedEntry) -> dict[str, Any]:
     }
 
 
+async def post_new(
+    sql: Sql, tenant: TenantContext, who: Who, data: list[EntryIn], pointer: str
+) -> list[EntryOut]:
+    """New posted entries, all or nothing, in two statements (the books, the posting).
+    `pointer` prefixes problems' fields: "#" for one entry, "#/entries" for a batch."""
+    usage = _usage(data)
+    books = await books_for(sql, data, len(data), (tenant, usage))
+    prepared = _prepared(books, data, pointer)
+    actor = actor_of(who)[:200]
+    for entry, number in zip(prepared, books.numbers, strict=True):
+        entry.number, entry.booked_at, entry.created_at = number, books.now, books.now
+        entry.created_by = actor
+    await post(sql, tenant, who, prepared, usage=usage)
+    return [posted_out(p) for p in prepared]
+
+
+def _prepared(books: Books, data: list[EntryIn], pointer: str) -> list[PostedEntry]:
+    one = len(data) == 1 and pointer == "#"
+    return [prepare(books, e, pointer if one else f"{pointer}/{i}") for i, e in enumerate(data)]
+
+
 async def create_entries(
     session: AsyncSession, tenant: TenantContext, who: Who, data: list[EntryIn], pointer: str
 ) -> list[EntryOut]:
-    """New entries (posted, or drafts kept as drafts), all or nothing. `pointer` prefixes
-    problems' fields: "#" for one entry, "#/entries" for a batch."""
-    books = await books_for(session, data, sum(e.status == "posted" for e in data))
-    one = len(data) == 1 and pointer == "#"
-    prepared = [prepare(books, e, pointer if one else f"{pointer}/{i}") for i, e in enumerate(data)]
+    """New entries, posted or kept as drafts, all or nothing (see `post_new`)."""
+    sql = SessionSql(session)
+    if all(e.status == "posted" for e in data):
+        return await post_new(sql, tenant, who, data, pointer)
+    books = await books_for(sql, data)
+    prepared = _prepared(books, data, pointer)
     to_post = [p for p, e in zip(prepared, data, strict=True) if e.status == "posted"]
     drafts = [_draft(p, e, who) for p, e in zip(prepared, data, strict=True) if e.status == "draft"]
-    for entry, number in zip(to_post, books.numbers, strict=True):
-        entry.number, entry.booked_at, entry.created_at = number, books.now, books.now
-        entry.created_by = actor_of(who)[:200]
     if to_post:
-        await post(session, tenant, who, to_post)
-    if drafts:
-        session.add_all(drafts)
-        await session.flush()
-        for d in drafts:
-            await session.refresh(d)
+        await post(sql, tenant, who, to_post)
+    session.add_all(drafts)
+    await session.flush()
+    for d in drafts:
+        await session.refresh(d)
     shown = {str(p.id): posted_out(p) for p in to_post}
-    shown |= {o.id: o for o in await entries_out(session, drafts)} if drafts else {}
+    shown |= {o.id: o for o in await entries_out(session, drafts)}
     return [shown[str(p.id)] for p in prepared]
 
 
@@ -373,7 +429,7 @@ async def update_draft(
 ) -> Entry:
     _require_draft(entry)
     changed = _as_input(entry, data)
-    books = await books_for(session, [changed])
+    books = await books_for(SessionSql(session), [changed])
     prepare(books, changed, "#", entry.id)  # a draft stays postable: checked as if posted
     before = entry_snapshot(entry)
     entry.effective_on, entry.description = changed.effective_on, changed.description
@@ -432,10 +488,10 @@ async def post_draft(
 ) -> EntryOut:
     _require_draft(entry)
     data = _as_input(entry)
-    prepared = prepare(await books_for(session, [data]), data, "#", entry.id)
+    prepared = prepare(await books_for(SessionSql(session), [data]), data, "#", entry.id)
     prepared.number, prepared.created_at = entry.number, entry.created_at
     prepared.created_by = entry.created_by
-    await post(session, tenant, who, [prepared], drafts=True)
+    await post(SessionSql(session), tenant, who, [prepared], drafts=True)
     return posted_out(prepared)
 
 
@@ -487,7 +543,7 @@ async def reverse(
         lines,
         reverses_id=entry.id,
     )
-    await post(session, tenant, who, [mirror])
+    await post(SessionSql(session), tenant, who, [mirror])
     return posted_out(mirror)
 
 
