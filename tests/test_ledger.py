@@ -17,9 +17,10 @@ from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext
 from bpo.settings import Settings
 from tests.conftest import build_app
-from tests.support.auth import admin_of, bearer, client_token
+from tests.support.auth import admin_of, bearer, client_token, make_user, user_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.tenants import make_tenant
+from tests.support.work import staff_member
 
 Client = AsyncTestClient[Litestar]
 
@@ -384,12 +385,30 @@ async def test_another_firms_ids_are_404(api: Client, db: Database, settings: Se
         ("POST", f"{mine}/entries/{theirs['id']}/post"),
         ("GET", f"{mine}/accounts/{account_b['id']}"),
         ("GET", f"{mine}/accounts/{account_b['id']}/ledger"),
-        ("GET", "/v1/tenants/ledger-b/ledger/trial-balance"),
-        ("GET", "/v1/tenants/ledger-b/ledger/verify"),
-        ("POST", "/v1/tenants/ledger-b/ledger/periods/2026-11/close"),
-    ]:
+        ("GET", f"{mine}/accounts/{account_b['id']}/balance"),
+        ("PATCH", f"{mine}/accounts/{account_b['id']}"),
+        ("PATCH", f"{mine}/entries/{theirs['id']}"),
+        ("DELETE", f"{mine}/entries/{theirs['id']}"),
+        ("GET", f"{mine}/imports/{theirs['id']}"),
+        *[
+            (method, f"/v1/tenants/ledger-b/ledger/{path}")
+            for method, path in [
+                ("GET", "accounts"), ("POST", "accounts"), ("POST", "chart/apply"),
+                ("GET", "settings"), ("PUT", "settings"), ("GET", "entries"), ("POST", "entries"),
+                ("POST", "entries/batch"), ("POST", "imports"), ("GET", "periods"),
+                ("POST", "periods/2026-11/close"), ("POST", "periods/2026-11/reopen"),
+                ("GET", "lock-date"), ("PUT", "lock-date"), ("GET", "rates"), ("PUT", "rates"),
+                ("GET", "trial-balance"), ("GET", "balance-sheet"),
+                ("GET", "income-statement?from=2026-01-01&to=2026-12-31"), ("GET", "verify"),
+            ]
+        ],
+    ]:  # fmt: skip
         await assert_cross_tenant_404(
-            api, method, path, headers=admin_a, json={} if method == "POST" else None
+            api,
+            method,
+            path,
+            headers=admin_a,
+            json={} if method in ("POST", "PUT", "PATCH") else None,
         )
     # Posting with another firm's account id is an unknown account, not a leak.
     cross = entry("2026-11-03", (account_b["id"], "debit", 5), ("4000", "credit", 5))
@@ -497,3 +516,40 @@ async def test_verify_names_tampering(api: Client, db: Database, settings: Setti
     assert verified["first_broken"]["entry_number"] == entries[1]["number"]
     kinds = {d["what"] for d in verified["differences"]}
     assert {"balance", "entry"} <= kinds, verified
+
+
+async def test_staff_close_the_month_members_cannot(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    """Staff assigned to the firm do its month-end close; a member (even with
+    ledger:write) posts but cannot close or lock; staff not assigned get 404."""
+    tenant, _ = await books(api, db, settings, "ledger-staff")
+    base = "/v1/tenants/ledger-staff/ledger"
+    _, as_staff = await staff_member(db, settings, [tenant])
+    _, as_outsider = await staff_member(db, settings, [])
+    member = await make_user(db, "member@ledger-staff.example", tenants={tenant: "tenant_member"})
+    as_member = bearer(await user_token(db, settings, member, tenant=tenant))
+    assert (
+        await api.post(f"{base}/entries", json=sale("2026-11-03", 5), headers=as_member)
+    ).status_code == 201
+    assert (
+        await api.post(f"{base}/entries", json=sale("2026-11-04", 5), headers=as_staff)
+    ).status_code == 201
+    refused = await api.post(f"{base}/periods/2026-11/close", headers=as_member)
+    assert refused.status_code == 403
+    assert (
+        await api.put(f"{base}/lock-date", json={"lock_date": "2026-10-31"}, headers=as_member)
+    ).status_code == 403
+    closed = await api.post(f"{base}/periods/2026-11/close", headers=as_staff)
+    assert closed.status_code == 200 and closed.json()["changed_by"].startswith("staff:")
+    locked = await api.put(f"{base}/lock-date", json={"lock_date": "2026-10-31"}, headers=as_staff)
+    assert locked.status_code == 200
+    assert (await api.post(f"{base}/periods/2026-11/close", headers=as_outsider)).status_code == 404
+    async with db.engine.connect() as conn:
+        actions = set(
+            await conn.scalars(
+                text("SELECT action FROM platform.audit_events WHERE chain_id = :c"),
+                {"c": tenant.tenant_id},
+            )
+        )
+    assert {"ledger.period.closed", "ledger.lock_date.changed", "ledger.entries.posted"} <= actions

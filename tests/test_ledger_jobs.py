@@ -193,3 +193,24 @@ async def test_weekly_verify_raises_an_event_when_books_drift(
         "ledger", "verify", fine.slug, env=bpo_env(BPO_DATABASE_URL=settings.database_url or "")
     )
     assert ok.returncode == 0 and "\tok\t" in ok.stdout, ok.stdout + ok.stderr
+
+
+async def test_demo_firm_gets_the_starter_chart(db: Database, settings: Settings) -> None:
+    from bpo.demo import apply_demo_chart, seed_demo
+    from bpo.ledger.chart import SMALL_BUSINESS
+
+    async with db.sessionmaker.begin() as session:
+        seeded = await seed_demo(session, settings.secret_key or "")
+    assert await apply_demo_chart(db.engine, seeded.tenant) == len(SMALL_BUSINESS)
+    assert await apply_demo_chart(db.engine, seeded.tenant) == 0  # only what is missing
+    schema = f"tenant_{seeded.tenant.id.hex}"
+    async with db.engine.connect() as conn:
+        codes = set(await conn.scalars(text(f'SELECT code FROM "{schema}".ledger_accounts')))
+        fx = (
+            await conn.execute(
+                text(
+                    f'SELECT fx_gain_account_id, fx_loss_account_id FROM "{schema}".ledger_settings'
+                )
+            )
+        ).one()
+    assert codes == {code for code, *_ in SMALL_BUSINESS} and None not in fx

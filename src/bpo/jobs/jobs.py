@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import and_, delete, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from bpo.core import idempotency
@@ -35,15 +35,29 @@ async def sweep_job_tables() -> None:
     """Forget outbox rows sent a day ago, Idempotency-Keys after 24 hours, and platform
     jobs' processed ids after 14 days.
 
-    Sent rows are kept at least one period of the longest periodic job: a period's row is
-    what stops a scheduler from enqueuing that period twice. (Tenants' processed ids are
+    A periodic job's sent rows are kept at least one of its periods: a period's row is what
+    stops a scheduler from enqueuing that period twice (a weekly job's rows a week; every
+    other row, a posting's announcements included, a day). (Tenants' processed ids are
     swept with the retention jobs, schema by schema.)"""
-    longest = max([spec.every for spec in periodic_jobs() if spec.every], default=None)
-    keep = max(SENT_ROWS_KEPT, longest or SENT_ROWS_KEPT)
-    async with worker_database().sessionmaker.begin() as session:
-        await session.execute(
-            delete(OutboxMessage).where(OutboxMessage.sent_at < func.now() - keep)
+    longer = {
+        spec.name: spec.every
+        for spec in periodic_jobs()
+        if spec.every is not None and spec.every > SENT_ROWS_KEPT
+    }
+    old = OutboxMessage.sent_at < func.now() - SENT_ROWS_KEPT
+    if longer:
+        old = and_(
+            old,
+            or_(
+                OutboxMessage.actor.not_in(list(longer)),
+                *(
+                    and_(OutboxMessage.actor == name, OutboxMessage.sent_at < func.now() - every)
+                    for name, every in longer.items()
+                ),
+            ),
         )
+    async with worker_database().sessionmaker.begin() as session:
+        await session.execute(delete(OutboxMessage).where(old))
         await idempotency.sweep(session)
         await session.execute(
             delete(ProcessedMessage).where(

@@ -31,7 +31,7 @@ from bpo.core.errors import Problem
 from bpo.core.sql import SessionSql
 from bpo.core.tenancy import TenantContext
 from bpo.jobs.outbox import enqueue
-from bpo.ledger import money, service
+from bpo.ledger import books, money, service
 from bpo.ledger.accounts import Who
 from bpo.ledger.models import JournalImport
 from bpo.ledger.schemas import MAX_AMOUNT, EntryIn, ImportOut, LineIn
@@ -221,11 +221,11 @@ class _Refused(Exception):
 async def _post(session: AsyncSession, tenant: TenantContext, actor: str, parsed: Parsed) -> int:
     """Check every entry against the books (all errors, by line), then post them all."""
     sql = SessionSql(session)
-    books = await service.books_for(sql, parsed.entries)
+    facts = await books.books_for(sql, parsed.entries)
     prepared, errors = [], []
     for i, data in enumerate(parsed.entries):
         try:
-            entry = service.prepare(books, data, f"#/entries/{i}")
+            entry = books.prepare(facts, data, f"#/entries/{i}")
         except Problem as problem:
             errors += _located(problem, parsed)
             continue

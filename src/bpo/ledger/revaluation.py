@@ -21,9 +21,10 @@ from bpo.core.sql import SessionSql
 from bpo.core.tenancy import TenantContext
 from bpo.ledger import money, periods
 from bpo.ledger.accounts import settings_of
+from bpo.ledger.books import rates_on
 from bpo.ledger.models import Entry
 from bpo.ledger.posting import PostedEntry, PostedLine
-from bpo.ledger.service import post, rates_on
+from bpo.ledger.service import post
 
 ACTOR = "system:fx-revaluation"
 _FOREIGN = text("""

@@ -1,5 +1,5 @@
-"""Ledger APIs under /v1/tenants/{slug}/ledger: the chart, the journal, periods, rates,
-reports and verification.
+"""Ledger APIs under /v1/tenants/{slug}/ledger: the chart, the journal and imports (the
+periods, rates, reports and verification are in `books_routes`).
 
 API clients need `ledger:read` / `ledger:write`; a firm's admins and the provider's staff
 assigned to it work through the same routes (staff doing a month-end close post, lock and
@@ -25,8 +25,16 @@ from bpo.core.errors import Problem, strict_body
 from bpo.core.etags import check_if_match, etag
 from bpo.core.sql import RawSql
 from bpo.core.tenancy import TenantContext, tenant_connection, tenant_session
-from bpo.identity.guards import TENANT_ADMINS, Principal, requires
-from bpo.ledger import accounts, imports, periods, rates, reports, service, verify
+from bpo.identity.guards import Principal
+from bpo.ledger import (
+    accounts,
+    books_routes,
+    imports,
+    outputs,
+    reports,
+    service,
+)
+from bpo.ledger.access import ADMIN, READ, WRITE
 from bpo.ledger.models import Account, Entry, JournalImport
 from bpo.ledger.schemas import (
     AccountBalanceOut,
@@ -45,24 +53,11 @@ from bpo.ledger.schemas import (
     EntryPage,
     ImportOut,
     LedgerPage,
-    LedgerVerifyOut,
-    LockDateIn,
-    LockDateOut,
-    PeriodOut,
-    RateOut,
-    RatesIn,
     ReverseIn,
     SettingsIn,
     SettingsOut,
-    StatementOut,
-    TrialBalanceOut,
 )
 
-READ = requires("ledger:read")
-WRITE = requires("ledger:write")
-CLOSERS = ("tenant_admin", "staff", "staff_admin")  # month-end close: admins and staff
-CLOSE = requires("ledger:write", roles=CLOSERS)
-ADMIN = requires("ledger:write", roles=TENANT_ADMINS)
 MAX_PAGE = 200
 Page = Annotated[int, Parameter(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str | None, Parameter(max_length=200)]
@@ -310,7 +305,7 @@ class JournalController(Controller):
             query = query.where(Entry.number > after)
         rows = list(await tenant_db.scalars(query))
         more = len(rows) > limit
-        items = await service.entries_out(tenant_db, rows[:limit])
+        items = await outputs.entries_out(tenant_db, rows[:limit])
         return EntryPage(items, str(rows[limit - 1].number) if more else None)
 
     @get(
@@ -323,7 +318,7 @@ class JournalController(Controller):
         self, entry_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
     ) -> Response[EntryOut]:
         entry = await service.get_entry(tenant_db, entry_id)
-        out = await service.entry_out(tenant_db, entry)
+        out = await outputs.entry_out(tenant_db, entry)
         return Response(out, headers={"ETag": etag(entry.version)})
 
     @patch(
@@ -346,7 +341,7 @@ class JournalController(Controller):
         check_if_match(request, entry.version, "entry")
         entry = await service.update_draft(tenant_db, tenant, principal, entry, data)
         return Response(
-            await service.entry_out(tenant_db, entry), headers={"ETag": etag(entry.version)}
+            await outputs.entry_out(tenant_db, entry), headers={"ETag": etag(entry.version)}
         )
 
     @delete(
@@ -465,167 +460,9 @@ class ImportsController(Controller):
         return imports.import_out(row)
 
 
-class PeriodsController(Controller):
-    path = "/v1/tenants/{slug:str}/ledger"
-    tags = ["ledger"]
-
-    @get(
-        "/periods",
-        guards=[READ],
-        summary="The monthly periods of a fiscal year and their status",
-        operation_id="listLedgerPeriods",
-    )
-    async def list_periods(
-        self,
-        tenant_db: NamedDependency[AsyncSession],
-        fiscal_year: Annotated[int | None, Parameter(ge=1900, le=2999)] = None,
-    ) -> list[PeriodOut]:
-        return await periods.list_periods(tenant_db, fiscal_year)
-
-    @post(
-        "/periods/{period:str}/close",
-        guards=[CLOSE],
-        status_code=200,
-        summary="Close a period: nothing posts into it until it is reopened",
-        operation_id="closeLedgerPeriod",
-    )
-    async def close(
-        self,
-        period: FromPath[Annotated[str, Parameter(max_length=7)]],
-        tenant: NamedDependency[TenantContext],
-        principal: NamedDependency[Principal],
-        tenant_db: NamedDependency[AsyncSession],
-    ) -> PeriodOut:
-        return await periods.set_status(tenant_db, tenant, principal, period, "closed")
-
-    @post(
-        "/periods/{period:str}/reopen",
-        guards=[CLOSE],
-        status_code=200,
-        summary="Reopen a closed period",
-        operation_id="reopenLedgerPeriod",
-    )
-    async def reopen(
-        self,
-        period: FromPath[Annotated[str, Parameter(max_length=7)]],
-        tenant: NamedDependency[TenantContext],
-        principal: NamedDependency[Principal],
-        tenant_db: NamedDependency[AsyncSession],
-    ) -> PeriodOut:
-        return await periods.set_status(tenant_db, tenant, principal, period, "open")
-
-    @get(
-        "/lock-date",
-        guards=[READ],
-        summary="The lock date: nothing posts on or before it",
-        operation_id="getLedgerLockDate",
-    )
-    async def get_lock_date(self, tenant_db: NamedDependency[AsyncSession]) -> LockDateOut:
-        return LockDateOut((await accounts.settings_of(tenant_db)).lock_date)
-
-    @put(
-        "/lock-date",
-        guards=[CLOSE],
-        summary="Move the lock date (null lifts it)",
-        operation_id="setLedgerLockDate",
-    )
-    async def set_lock_date(
-        self,
-        data: JSONBody[LockDateIn],
-        tenant: NamedDependency[TenantContext],
-        principal: NamedDependency[Principal],
-        tenant_db: NamedDependency[AsyncSession],
-    ) -> LockDateOut:
-        return LockDateOut(
-            await periods.set_lock_date(tenant_db, tenant, principal, data.lock_date)
-        )
-
-    @get(
-        "/rates",
-        guards=[READ],
-        summary="Exchange rates into the functional currency",
-        operation_id="listLedgerRates",
-    )
-    async def list_rates(
-        self,
-        tenant_db: NamedDependency[AsyncSession],
-        currency: Annotated[str | None, Parameter(pattern=r"^[A-Z]{3}$")] = None,
-        start: Annotated[date | None, QueryParameter(name="from")] = None,
-        end: Annotated[date | None, QueryParameter(name="to")] = None,
-    ) -> list[RateOut]:
-        return await rates.list_rates(tenant_db, currency, start, end)
-
-    @put(
-        "/rates",
-        guards=[WRITE],
-        summary="Load rates (a rate per currency and day; replaces that day's)",
-        operation_id="putLedgerRates",
-    )
-    async def put_rates(
-        self,
-        data: JSONBody[RatesIn],
-        tenant: NamedDependency[TenantContext],
-        principal: NamedDependency[Principal],
-        tenant_db: NamedDependency[AsyncSession],
-    ) -> list[RateOut]:
-        return await rates.put_rates(tenant_db, tenant, principal, data.rates)
-
-
-class ReportsController(Controller):
-    path = "/v1/tenants/{slug:str}/ledger"
-    tags = ["ledger"]
-    guards = [READ]
-
-    @get(
-        "/trial-balance",
-        summary="Every account's balance at the end of a day, debit and credit",
-        operation_id="getTrialBalance",
-    )
-    async def trial_balance(
-        self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
-    ) -> TrialBalanceOut:
-        return await reports.trial_balance(tenant_db, as_of or _today())
-
-    @get(
-        "/balance-sheet",
-        summary="Assets, liabilities and equity at the end of a day",
-        operation_id="getBalanceSheet",
-    )
-    async def balance_sheet(
-        self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
-    ) -> StatementOut:
-        return await reports.balance_sheet(tenant_db, as_of or _today())
-
-    @get(
-        "/income-statement",
-        summary="Income and expenses between two days (inclusive)",
-        operation_id="getIncomeStatement",
-    )
-    async def income_statement(
-        self,
-        tenant_db: NamedDependency[AsyncSession],
-        start: Annotated[date, QueryParameter(name="from")],
-        end: Annotated[date, QueryParameter(name="to")],
-    ) -> StatementOut:
-        if end < start:
-            raise Problem(400, "validation-error", "`to` is before `from`")
-        return await reports.income_statement(tenant_db, start, end)
-
-    @get(
-        "/verify",
-        summary="Recompute balances and hashes; name any drift and the first broken link",
-        operation_id="verifyLedger",
-    )
-    async def verify_books(
-        self, tenant: NamedDependency[TenantContext], state: State
-    ) -> LedgerVerifyOut:
-        return await verify.verify(state.db.engine, tenant)
-
-
 route_handlers: list[ControllerRouterHandler] = [
     AccountsController,
     JournalController,
     ImportsController,
-    PeriodsController,
-    ReportsController,
+    *books_routes.route_handlers,
 ]
