@@ -55,7 +55,13 @@ from benchmarks._services import BenchServices, services
 from bpo.core.db import Database, asyncpg_dsn
 from bpo.core.ids import uuid7
 from bpo.core.security import new_client_secret, secret_digest
-from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
+from bpo.core.sql import RawSql
+from bpo.core.tenancy import (
+    TenantContext,
+    issue_tenant_context,
+    tenant_connection,
+    tenant_session,
+)
 from bpo.identity.keys import KeyRing
 from bpo.identity.models import ApiClient
 from bpo.identity.tokens import issue_access_token
@@ -260,8 +266,8 @@ async def grow(url: str, tenant: TenantContext, lines: int) -> float:
                         ],
                     )
                 )
-            async with tenant_session(db.engine, tenant, "worker") as session:
-                await service.post(session, tenant, "system:bench", batch)
+            async with tenant_connection(db.engine, tenant, "worker") as conn:
+                await service.post(RawSql(conn), tenant, "system:bench", batch)
             posted += 2 * len(batch)
         async with db.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")

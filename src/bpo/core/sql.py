@@ -23,6 +23,10 @@ class Sql(Protocol):
         """The statement's first row (None when it returns none)."""
         ...
 
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Every row of the statement."""
+        ...
+
 
 @lru_cache(maxsize=256)
 def _clause(sql: str) -> TextClause:
@@ -45,6 +49,9 @@ class SessionSql:
         found = result.first() if getattr(result, "returns_rows", True) else None
         return None if found is None else tuple(found)
 
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        return [tuple(r) for r in await self.session.execute(_clause(sql), dict(params))]
+
 
 class RawSql:
     """Statements on a bare asyncpg connection (already in the caller's transaction)."""
@@ -56,3 +63,9 @@ class RawSql:
         numbered, names = _numbered(sql)
         found = await self.conn.fetchrow(numbered, *(params[name] for name in names))
         return None if found is None else tuple(found)
+
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        numbered, names = _numbered(sql)
+        return [
+            tuple(r) for r in await self.conn.fetch(numbered, *(params[name] for name in names))
+        ]

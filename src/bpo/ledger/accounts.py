@@ -204,6 +204,8 @@ async def update_account(
         if data.status == "closed":
             await _check_empty(session, account)
         account.status = data.status
+    if account_out(account) == before:
+        return account  # nothing changed: no new version, nothing to audit
     account.version += 1
     account.updated_at = datetime.now(UTC)
     await session.flush()

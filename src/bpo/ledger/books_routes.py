@@ -14,7 +14,8 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
-from bpo.core.tenancy import TenantContext
+from bpo.core.sql import RawSql
+from bpo.core.tenancy import TenantContext, tenant_connection
 from bpo.identity.guards import Principal
 from bpo.ledger import accounts, periods, rates, reports, verify
 from bpo.ledger.access import CLOSE, READ, WRITE
@@ -151,9 +152,13 @@ class ReportsController(Controller):
         operation_id="getTrialBalance",
     )
     async def trial_balance(
-        self, tenant_db: NamedDependency[AsyncSession], as_of: FromQuery[date | None] = None
+        self,
+        tenant: NamedDependency[TenantContext],
+        state: State,
+        as_of: FromQuery[date | None] = None,
     ) -> TrialBalanceOut:
-        return await reports.trial_balance(tenant_db, as_of or _today())
+        async with tenant_connection(state.db.engine, tenant) as conn:
+            return await reports.trial_balance(RawSql(conn), as_of or _today())
 
     @get(
         "/balance-sheet",

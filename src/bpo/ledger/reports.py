@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.pagination import bad_cursor
+from bpo.core.sql import Sql
 from bpo.ledger.accounts import natural, settings_of
 from bpo.ledger.models import DEBIT_NORMAL, Account
 from bpo.ledger.schemas import (
@@ -34,7 +35,7 @@ from bpo.ledger.schemas import (
     TrialTotal,
 )
 
-_AS_OF = text("""
+_AS_OF_SQL = """
     WITH after AS (
         SELECT account_id, currency, sum(debit)::bigint AS d, sum(credit)::bigint AS c,
                sum(functional)::bigint AS f
@@ -46,7 +47,8 @@ _AS_OF = text("""
       FROM ledger_totals t JOIN ledger_accounts a ON a.id = t.account_id
       LEFT JOIN after x ON x.account_id = t.account_id AND x.currency = t.currency
      ORDER BY a.code, t.currency
-""")
+"""
+_AS_OF = text(_AS_OF_SQL)
 _BETWEEN = text("""
     SELECT a.id, a.code, a.name, a.type, a.parent_id, b.currency,
            sum(b.debit)::bigint, sum(b.credit)::bigint, sum(b.functional)::bigint
@@ -74,13 +76,16 @@ async def _rows(session: AsyncSession, query: object, **params: object) -> list[
     return [Row(*r) for r in result.all()]
 
 
-async def trial_balance(session: AsyncSession, as_of: date) -> TrialBalanceOut:
+_FUNCTIONAL = "SELECT functional_currency FROM ledger_settings WHERE id = 1"
+
+
+async def trial_balance(sql: Sql, as_of: date) -> TrialBalanceOut:
     """Each account's balance per currency on a side (debit or credit), with the
-    functional-currency amounts; both columns total the same."""
-    settings = await settings_of(session)
-    rows = [
-        r for r in await _rows(session, _AS_OF, as_of=as_of) if r.debit or r.credit or r.functional
-    ]
+    functional-currency amounts; both columns total the same. Two statements on the hot
+    path's bare connection (a read as frequent as postings)."""
+    functional_currency = await sql.row(_FUNCTIONAL, {})
+    found = await sql.rows(_AS_OF_SQL, {"as_of": as_of})
+    rows = [r for r in (Row(*f) for f in found) if r.debit or r.credit or r.functional]
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     out = []
     for r in rows:
@@ -101,12 +106,13 @@ async def trial_balance(session: AsyncSession, as_of: date) -> TrialBalanceOut:
         totals[r.currency][0] += max(net, 0)
         totals[r.currency][1] += max(-net, 0)
     functional = [sum(max(r.functional, 0) for r in rows), sum(max(-r.functional, 0) for r in rows)]
+    currency = functional_currency[0] if functional_currency else "EUR"  # the default
     return TrialBalanceOut(
         as_of=as_of,
-        functional_currency=settings.functional_currency,
+        functional_currency=currency,
         rows=out,
         totals=[TrialTotal(c, d, cr) for c, (d, cr) in sorted(totals.items())],
-        functional_totals=TrialTotal(settings.functional_currency, *functional),
+        functional_totals=TrialTotal(currency, *functional),
     )
 
 

@@ -13,8 +13,8 @@ One REPEATABLE READ snapshot: postings committed meanwhile are not half seen.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bpo.audit.service import digest
 from bpo.core.tenancy import TenantContext, tenant_connection
-from bpo.ledger.posting import content_hash
 from bpo.ledger.schemas import Drift, LedgerVerifyOut
 
 MAX_LISTED = 100
@@ -59,10 +58,12 @@ _TOTALS = """
      ORDER BY 1 LIMIT {limit}
 """
 # Entries with their lines in order, one row per line: what the content hash covers.
+# Ids and days as text: the canonical form hashes them as text (and a million UUID objects
+# would cost more than the hashing).
 _ENTRIES = """
-    SELECT e.id, e.number, e.effective_on, e.description, e.reference, e.source,
-           e.reverses_id, e.content_hash, e.posting_id, l.account_id, l.amount, l.currency,
-           l.functional_amount, l.memo, l.counterparty, l.tags::text
+    SELECT e.id::text, e.number, e.effective_on::text, e.description, e.reference, e.source,
+           e.reverses_id::text, e.content_hash, e.posting_id::text, l.account_id::text,
+           l.amount, l.currency, l.functional_amount, l.memo, l.counterparty, l.tags::text
       FROM ledger_entries e JOIN ledger_lines l ON l.entry_id = e.id
      WHERE e.status = 'posted'
      ORDER BY e.number, l.line_no
@@ -126,55 +127,65 @@ async def _balances(conn: asyncpg.Connection) -> list[Drift]:
     return out
 
 
-async def _lines_by_entry(conn: asyncpg.Connection) -> AsyncIterator[tuple[Any, list[Any]]]:
-    head: Any = None
-    lines: list[Any] = []
-    async for row in conn.cursor(_ENTRIES, prefetch=20_000):
-        if head is not None and row[0] != head[0]:
-            yield head, lines
-            lines = []
-        head = row
-        lines.append(row)
-    if head is not None:
-        yield head, lines
-
-
-async def _entries(
-    conn: asyncpg.Connection,
-) -> tuple[dict[uuid.UUID, list[list[Any]]], list[Drift]]:
-    """Each entry's hash recomputed; returns the postings (id → [[entry, number, hash]])."""
-    postings: dict[uuid.UUID, list[list[Any]]] = {}
+async def _entries(conn: asyncpg.Connection) -> tuple[dict[str, list[list[Any]]], list[Drift]]:
+    """Each entry's balance and hash recomputed (`posting.content_hash`'s canonical form);
+    returns the postings (posting id → [[entry, number, hash]])."""
+    postings: dict[str, list[list[Any]]] = {}
     broken: list[Drift] = []
+    head: Any = None
+    lines: list[list[Any]] = []
+    sums: dict[str, int] = {}
+    functional = 0
     decode = msgspec.json.decode
-    async for head, lines in _lines_by_entry(conn):
-        entry_id, number, on, description, reference, source, reverses, stored, posting = head[:9]
-        per_currency: dict[str, int] = {}
-        functional = 0
-        for ln in lines:
-            per_currency[ln[11]] = per_currency.get(ln[11], 0) + ln[10]
-            functional += ln[12]
-        if any(per_currency.values()) or functional:
-            broken.append(Drift("entry", "the entry does not balance", entry_number=number))
-        recomputed = content_hash(
-            entry_id,
-            on,
-            description,
-            reference,
-            source,
-            reverses,
-            [(ln[9], ln[10], ln[11], ln[12], ln[13], ln[14], decode(ln[15])) for ln in lines],
+    async for row in conn.cursor(_ENTRIES, prefetch=50_000):
+        if head is None or row[0] != head[0]:
+            if head is not None:
+                _check_entry(head, lines, sums, functional, postings, broken)
+            head, lines, sums, functional = row, [], {}, 0
+        tags = row[15]
+        lines.append(
+            [
+                row[9],
+                row[10],
+                row[11],
+                row[12],
+                row[13],
+                row[14],
+                [] if tags == "[]" else decode(tags),
+            ]
         )
-        if recomputed != bytes(stored):
-            broken.append(
-                Drift(
-                    "entry",
-                    "its content no longer matches the hash recorded at "
-                    "posting (a line or the header was changed)",
-                    entry_number=number,
-                )
-            )
-        postings.setdefault(posting, []).append([str(entry_id), number, bytes(stored).hex()])
+        sums[row[11]] = sums.get(row[11], 0) + row[10]
+        functional += row[12]
+    if head is not None:
+        _check_entry(head, lines, sums, functional, postings, broken)
     return postings, broken
+
+
+_encode = msgspec.json.encode
+
+
+def _check_entry(
+    head: Any,
+    lines: list[list[Any]],
+    sums: dict[str, int],
+    functional: int,
+    postings: dict[str, list[list[Any]]],
+    broken: list[Drift],
+) -> None:
+    entry_id, number, on, description, reference, source, reverses, stored, posting = head[:9]
+    if functional or any(sums.values()):
+        broken.append(Drift("entry", "the entry does not balance", entry_number=number))
+    doc = [entry_id, on, description, reference, source, reverses, lines]
+    if hashlib.sha256(_encode(doc)).digest() != stored:
+        broken.append(
+            Drift(
+                "entry",
+                "its content no longer matches the hash recorded at posting"
+                " (a line or the header was changed)",
+                entry_number=number,
+            )
+        )
+    postings.setdefault(posting, []).append([entry_id, number, stored.hex()])
 
 
 async def _recorded_postings(engine: AsyncEngine, chain_id: uuid.UUID) -> dict[str, str | None]:
@@ -189,9 +200,7 @@ async def _recorded_postings(engine: AsyncEngine, chain_id: uuid.UUID) -> dict[s
         return dict(rows.all())
 
 
-def _postings(
-    chained: dict[uuid.UUID, list[list[Any]]], recorded: dict[str, str | None]
-) -> list[Drift]:
+def _postings(chained: dict[str, list[list[Any]]], recorded: dict[str, str | None]) -> list[Drift]:
     """Each posting's entries and hashes against its audit event; audit events whose
     entries are gone."""
     out = []
