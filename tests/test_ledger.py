@@ -454,7 +454,7 @@ async def test_database_refuses_raw_sql_as_the_tenant_role(
     account = (await api.get(f"{base}/accounts/1200", headers=admin)).json()["id"]
     line = (
         "INSERT INTO ledger_lines (entry_id, line_no, account_id, effective_on, amount, currency,"
-        " functional_amount) SELECT {entry}, 1, '" + account + "', '{day}', 5, 'EUR', 5"
+        " functional_amount) SELECT {entry}, {no}, '" + account + "', '{day}', 5, 'EUR', 5"
     )
     attempts = {
         "change a posted line": ("UPDATE ledger_lines SET amount = amount + 1", "LD001"),
@@ -470,13 +470,17 @@ async def test_database_refuses_raw_sql_as_the_tenant_role(
         "post an entry without lines": (_POSTED_ENTRY.format(day="2026-11-04"), "LD003"),
         "post an unbalanced entry": (
             f"WITH e AS ({_POSTED_ENTRY.format(day='2026-11-04')} RETURNING id) "
-            + line.format(entry="id", day="2026-11-04")
+            + line.format(entry="id", no=1, day="2026-11-04")
             + " FROM e",
             "LD003",
         ),
         "add a line to a posted entry": (
-            line.format(entry=f"'{posted['id']}'::uuid", day="2026-11-03"),
+            line.format(entry=f"'{posted['id']}'::uuid", no=3, day="2026-11-03"),
             "LD005",
+        ),
+        "a second line 1 in a posted entry": (
+            line.format(entry=f"'{posted['id']}'::uuid", no=1, day="2026-11-03"),
+            "23505",
         ),
         "post into the locked period": (_POSTED_ENTRY.format(day="2026-09-15"), "LD002"),
         "lift the lock date by SQL": ("DROP TRIGGER posts ON ledger_entries", "42501"),

@@ -289,10 +289,10 @@ def upgrade() -> None:
         schema="tenant",
     )
     op.create_index(
-        op.f("ix_ledger_lines_entry_id"),
+        "ix_ledger_lines_entry_id_line_no",
         "ledger_lines",
-        ["entry_id"],
-        unique=False,
+        ["entry_id", "line_no"],
+        unique=True,
         schema="tenant",
     )
     op.create_table(

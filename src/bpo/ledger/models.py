@@ -164,10 +164,12 @@ class Line(TenantBase):
     __table_args__ = (
         CheckConstraint("amount <> 0 OR functional_amount <> 0", name="not_empty"),
         Index("ix_ledger_lines_account_id_effective_on", "account_id", "effective_on", "id"),
+        # An entry's lines in order, each number once (verify reads them in this order).
+        Index("ix_ledger_lines_entry_id_line_no", "entry_id", "line_no", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.ledger_entries.id"), index=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.ledger_entries.id"))
     line_no: Mapped[int] = mapped_column(SmallInteger)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.ledger_accounts.id"))
     effective_on: Mapped[date] = mapped_column(Date)

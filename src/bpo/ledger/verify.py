@@ -66,7 +66,7 @@ _ENTRIES = """
            l.amount, l.currency, l.functional_amount, l.memo, l.counterparty, l.tags::text
       FROM ledger_entries e JOIN ledger_lines l ON l.entry_id = e.id
      WHERE e.status = 'posted'
-     ORDER BY e.number, l.line_no
+     ORDER BY l.entry_id, l.line_no
 """
 _COUNTS = (
     "SELECT (SELECT count(*) FROM ledger_lines),"
@@ -85,13 +85,11 @@ async def verify(engine: AsyncEngine, tenant: TenantContext) -> LedgerVerifyOut:
         lines, entries = counts
         chained, broken = await _entries(conn)
     recorded = await _recorded_postings(engine, tenant.tenant_id)
-    first_broken = broken[0] if broken else None
     posting_drift = _postings(chained, recorded)
-    if posting_drift and (
-        first_broken is None or _number(posting_drift[0]) < _number(first_broken)
-    ):
-        first_broken = posting_drift[0]
-    differences += broken + posting_drift
+    # Entries are read in id order: the first broken link is the lowest entry number.
+    links = sorted(broken + posting_drift, key=_number)
+    first_broken = links[0] if links else None
+    differences += links
     return LedgerVerifyOut(
         not differences, lines, entries, len(chained), differences[:MAX_LISTED], first_broken
     )
