@@ -417,9 +417,9 @@ async def test_another_firms_ids_are_404(api: Client, db: Database, settings: Se
 
 
 _POSTED_ENTRY = (
-    "INSERT INTO ledger_entries (id, status, effective_on, description, content_hash,"
-    " posting_id, created_by) VALUES (gen_random_uuid(), 'posted', '{day}', 'x', '\\x00',"
-    " gen_random_uuid(), 'sql')"
+    "INSERT INTO ledger_entries (id, status, effective_on, booked_at, description,"
+    " content_hash, posting_id, created_by) VALUES (gen_random_uuid(), 'posted', '{day}',"
+    " {booked}, 'x', '\\x00', gen_random_uuid(), 'sql')"
 )
 
 
@@ -467,9 +467,16 @@ async def test_database_refuses_raw_sql_as_the_tenant_role(
             f"DELETE FROM ledger_entries WHERE id = '{posted['id']}'",
             "LD001",
         ),
-        "post an entry without lines": (_POSTED_ENTRY.format(day="2026-11-04"), "LD003"),
+        "post an entry without lines": (
+            _POSTED_ENTRY.format(day="2026-11-04", booked="now()"),
+            "LD003",
+        ),
+        "backdate a posting's booking time": (
+            _POSTED_ENTRY.format(day="2026-11-04", booked="now() - interval '1 day'"),
+            "LD006",
+        ),
         "post an unbalanced entry": (
-            f"WITH e AS ({_POSTED_ENTRY.format(day='2026-11-04')} RETURNING id) "
+            f"WITH e AS ({_POSTED_ENTRY.format(day='2026-11-04', booked='now()')} RETURNING id) "
             + line.format(entry="id", no=1, day="2026-11-04")
             + " FROM e",
             "LD003",
@@ -482,8 +489,12 @@ async def test_database_refuses_raw_sql_as_the_tenant_role(
             line.format(entry=f"'{posted['id']}'::uuid", no=1, day="2026-11-03"),
             "23505",
         ),
-        "post into the locked period": (_POSTED_ENTRY.format(day="2026-09-15"), "LD002"),
-        "lift the lock date by SQL": ("DROP TRIGGER posts ON ledger_entries", "42501"),
+        "post into the locked period": (
+            _POSTED_ENTRY.format(day="2026-09-15", booked="now()"),
+            "LD002",
+        ),
+        "lift the lock date by SQL": ("DROP TRIGGER posted ON ledger_entries", "42501"),
+        "switch the checks off": ("ALTER TABLE ledger_entries DISABLE TRIGGER posted", "42501"),
         "read another firm's lines": (f'SELECT * FROM "{other.schema}".ledger_lines', "42501"),
     }
     for name, (sql, code) in attempts.items():

@@ -4,16 +4,15 @@ The service checks everything first, to answer with a precise problem; these hol
 anything else writes (raw SQL as the tenant's role included):
 
 - posted entries and their lines never change or disappear (`ledger_immutable`);
-- lines join only an entry being posted in the same transaction (`ledger_line_joins`);
-- a posted entry has lines that balance per currency and in functional currency
-  (`ledger_entry_balances`);
-  both constraint triggers, checked at the end of the statement, or at commit where the
-  writer deferred them;
-- nothing posts on or before the lock date or into a closed period (`ledger_entry_posts`,
-  which also stamps the booking time; a shared advisory lock per firm, so a lock-date or
-  period change waits for postings in flight, and they for it);
+- at the end of each statement that posts (`ledger_entries_posted`, statement-level over the
+  statement's new rows): each posted entry is booked at its transaction's time, is not on
+  or before the lock date nor in a closed period (a shared advisory lock per firm, so a
+  lock-date or period change waits for postings in flight, and they for it), has lines,
+  and balances per currency and in functional currency;
+- lines join only an entry posted by the same statement's transaction
+  (`ledger_lines_join`);
 - balance conditions hold on every change of an account's maintained balance
-  (`ledger_condition`).
+  (`ledger_condition`, row-level, AFTER the upsert).
 
 Errors carry SQLSTATEs of our own (class LD), which the service maps to problems.
 The functions name their schema's tables in full: no search_path is trusted.
@@ -33,13 +32,13 @@ LOCKED = "LD002"
 UNBALANCED = "LD003"
 CONDITION = "LD004"
 LINE_JOIN = "LD005"
+BOOKED = "LD006"
 
 
 FUNCTIONS = (
     "ledger_immutable",
-    "ledger_entry_posts",
-    "ledger_entry_balances",
-    "ledger_line_joins",
+    "ledger_entries_posted",
+    "ledger_lines_join",
     "ledger_condition",
 )
 
@@ -71,59 +70,64 @@ def statements(schema: str) -> list[str]:
         END $$
         """,
         f"""
-        CREATE FUNCTION {s}.ledger_entry_posts() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION {s}.ledger_entries_posted() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
             locked date;
+            bad record;
         BEGIN
-            IF NEW.status <> 'posted' THEN RETURN NEW; END IF;
-            NEW.booked_at := now();
+            IF NOT EXISTS (SELECT 1 FROM posted WHERE status = 'posted') THEN RETURN NULL; END IF;
+            IF EXISTS (SELECT 1 FROM posted WHERE status = 'posted' AND booked_at <> now()) THEN
+                RAISE EXCEPTION 'a posting is booked at the time of its own transaction'
+                    USING ERRCODE = '{BOOKED}';
+            END IF;
             PERFORM pg_advisory_xact_lock_shared({key});
             SELECT lock_date INTO locked FROM {s}.ledger_settings WHERE id = 1;
-            IF locked IS NOT NULL AND NEW.effective_on <= locked THEN
+            SELECT number INTO bad FROM posted
+             WHERE status = 'posted' AND effective_on <= locked LIMIT 1;
+            IF FOUND THEN
                 RAISE EXCEPTION 'the books are locked up to %', locked
                     USING ERRCODE = '{LOCKED}', DETAIL = locked::text;
             END IF;
-            IF EXISTS (SELECT 1 FROM {s}.ledger_periods
-                        WHERE starts_on = date_trunc('month', NEW.effective_on)::date
-                          AND status = 'closed') THEN
-                RAISE EXCEPTION 'the period % is closed', to_char(NEW.effective_on, 'YYYY-MM')
-                    USING ERRCODE = '{LOCKED}', DETAIL = to_char(NEW.effective_on, 'YYYY-MM');
+            SELECT to_char(p.effective_on, 'YYYY-MM') AS period INTO bad
+              FROM posted p JOIN {s}.ledger_periods c
+                ON c.starts_on = date_trunc('month', p.effective_on)::date AND c.status = 'closed'
+             WHERE p.status = 'posted' LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'the period % is closed', bad.period
+                    USING ERRCODE = '{LOCKED}', DETAIL = bad.period;
             END IF;
-            RETURN NEW;
-        END $$
-        """,
-        f"""
-        CREATE FUNCTION {s}.ledger_entry_balances() RETURNS trigger LANGUAGE plpgsql AS $$
-        DECLARE
-            n_lines bigint;
-            functional numeric;
-            off text;
-        BEGIN
-            SELECT count(*), coalesce(sum(functional_amount), 0) INTO n_lines, functional
-              FROM {s}.ledger_lines WHERE entry_id = NEW.id;
-            IF n_lines = 0 THEN
-                RAISE EXCEPTION 'posted entry % has no lines', NEW.number
+            SELECT number INTO bad FROM posted p WHERE p.status = 'posted'
+               AND NOT EXISTS (SELECT 1 FROM {s}.ledger_lines l WHERE l.entry_id = p.id) LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'posted entry % has no lines', bad.number
                     USING ERRCODE = '{UNBALANCED}';
             END IF;
-            SELECT currency INTO off FROM {s}.ledger_lines WHERE entry_id = NEW.id
-             GROUP BY currency HAVING sum(amount) <> 0 LIMIT 1;
-            IF off IS NOT NULL THEN
-                RAISE EXCEPTION 'entry % does not balance in %', NEW.number, off
-                    USING ERRCODE = '{UNBALANCED}', DETAIL = off;
+            SELECT p.number, l.currency INTO bad
+              FROM posted p JOIN {s}.ledger_lines l ON l.entry_id = p.id
+             WHERE p.status = 'posted'
+             GROUP BY p.number, l.currency HAVING sum(l.amount) <> 0 LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'entry % does not balance in %', bad.number, bad.currency
+                    USING ERRCODE = '{UNBALANCED}', DETAIL = bad.currency;
             END IF;
-            IF functional <> 0 THEN
-                RAISE EXCEPTION 'entry % does not balance in the functional currency', NEW.number
+            SELECT p.number INTO bad
+              FROM posted p JOIN {s}.ledger_lines l ON l.entry_id = p.id
+             WHERE p.status = 'posted'
+             GROUP BY p.number HAVING sum(l.functional_amount) <> 0 LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'entry % does not balance in the functional currency', bad.number
                     USING ERRCODE = '{UNBALANCED}';
             END IF;
             RETURN NULL;
         END $$
         """,
         f"""
-        CREATE FUNCTION {s}.ledger_line_joins() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION {s}.ledger_lines_join() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF NOT EXISTS (SELECT 1 FROM {s}.ledger_entries
-                            WHERE id = NEW.entry_id AND status = 'posted'
-                              AND booked_at = now() AND effective_on = NEW.effective_on) THEN
+            IF EXISTS (SELECT 1 FROM added a WHERE NOT EXISTS (
+                         SELECT 1 FROM {s}.ledger_entries e
+                          WHERE e.id = a.entry_id AND e.status = 'posted'
+                            AND e.booked_at = now() AND e.effective_on = a.effective_on)) THEN
                 RAISE EXCEPTION 'lines are written only with the posting of their entry'
                     USING ERRCODE = '{LINE_JOIN}';
             END IF;
@@ -158,16 +162,15 @@ def statements(schema: str) -> list[str]:
         f" FOR EACH ROW EXECUTE FUNCTION {s}.ledger_immutable()",
         f"CREATE TRIGGER immutable BEFORE UPDATE OR DELETE ON {s}.ledger_lines"
         f" FOR EACH ROW EXECUTE FUNCTION {s}.ledger_immutable()",
-        f"CREATE TRIGGER posts BEFORE INSERT OR UPDATE ON {s}.ledger_entries"
-        f" FOR EACH ROW EXECUTE FUNCTION {s}.ledger_entry_posts()",
-        # Constraint triggers checked at the end of each statement (the posting writes an
-        # entry and its lines in one); SQL that writes them apart may defer the checks to
-        # its commit (SET CONSTRAINTS ... DEFERRED), never skip them.
-        f"CREATE CONSTRAINT TRIGGER balances AFTER INSERT OR UPDATE ON {s}.ledger_entries"
-        f" DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW WHEN (NEW.status = 'posted')"
-        f" EXECUTE FUNCTION {s}.ledger_entry_balances()",
-        f"CREATE CONSTRAINT TRIGGER joins AFTER INSERT ON {s}.ledger_lines"
-        f" DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW EXECUTE FUNCTION {s}.ledger_line_joins()",
+        # Statement-level, over the statement's new rows: a batch of 1,000 entries is checked
+        # in a few queries, at the end of the statement that writes the entries with their
+        # lines (the posting writes both in one; SQL that writes them apart is refused).
+        f"CREATE TRIGGER posted AFTER INSERT ON {s}.ledger_entries REFERENCING NEW TABLE AS"
+        f" posted FOR EACH STATEMENT EXECUTE FUNCTION {s}.ledger_entries_posted()",
+        f"CREATE TRIGGER drafts_posted AFTER UPDATE ON {s}.ledger_entries REFERENCING NEW TABLE"
+        f" AS posted FOR EACH STATEMENT EXECUTE FUNCTION {s}.ledger_entries_posted()",
+        f"CREATE TRIGGER joins AFTER INSERT ON {s}.ledger_lines REFERENCING NEW TABLE AS added"
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {s}.ledger_lines_join()",
         # AFTER, not BEFORE: an upsert's BEFORE INSERT trigger sees the proposed row (this
         # posting's turnover alone), not the balance the row ends with.
         f"CREATE TRIGGER condition AFTER INSERT OR UPDATE ON {s}.ledger_totals"

@@ -111,9 +111,10 @@ def content_hash(
 
 
 _ENTRIES_NEW = """
-    INSERT INTO ledger_entries (id, number, status, effective_on, description, reference,
-                                source, reverses_id, content_hash, posting_id, created_by)
-    SELECT i, n, 'posted', d, ds, r, s, rv, h, CAST(:posting AS uuid), :who
+    INSERT INTO ledger_entries (id, number, status, effective_on, booked_at, description,
+                                reference, source, reverses_id, content_hash, posting_id,
+                                created_by)
+    SELECT i, n, 'posted', d, now(), ds, r, s, rv, h, CAST(:posting AS uuid), :who
       FROM unnest(CAST(:ids AS uuid[]), CAST(:numbers AS bigint[]), CAST(:dates AS date[]),
                   CAST(:descriptions AS text[]), CAST(:references AS text[]),
                   CAST(:sources AS text[]), CAST(:reverses AS uuid[]), CAST(:hashes AS bytea[]))
@@ -122,7 +123,8 @@ _ENTRIES_NEW = """
 """
 # A draft being posted: the same entry row turns posted (its lines leave the draft).
 _ENTRIES_DRAFT = """
-    UPDATE ledger_entries e SET status = 'posted', content_hash = u.h, draft_lines = NULL,
+    UPDATE ledger_entries e SET status = 'posted', booked_at = now(), content_hash = u.h,
+           draft_lines = NULL,
            posting_id = CAST(:posting AS uuid),
            version = e.version + 1, updated_at = now()
       FROM unnest(CAST(:ids AS uuid[]), CAST(:hashes AS bytea[])) AS u(i, h)
@@ -280,7 +282,7 @@ def refused(exc: DBAPIError | asyncpg.PostgresError, entries: list[PostedEntry])
             **which,
             errors=[{"pointer": entries[0].pointer + "/effective_on", "detail": message}],
         )
-    if code in (ddl.UNBALANCED, ddl.IMMUTABLE, ddl.LINE_JOIN):
+    if code in (ddl.UNBALANCED, ddl.IMMUTABLE, ddl.LINE_JOIN, ddl.BOOKED):
         return Problem(422, "validation-error", message)
     if code == "23505" and "reverses_id" in message + str(detail):
         return Problem(409, "already-reversed", "the entry has been reversed already")

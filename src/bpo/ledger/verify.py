@@ -202,7 +202,8 @@ def _postings(chained: dict[str, list[list[Any]]], recorded: dict[str, str | Non
     """Each posting's entries and hashes against its audit event; audit events whose
     entries are gone."""
     out = []
-    for posting, entries in sorted(chained.items(), key=lambda kv: kv[1][0][1]):
+    for posting, found in chained.items():
+        entries = sorted(found, key=lambda e: e[1])  # by number, as the audit event lists them
         target = f"ledger.posting:{posting}"
         if target not in recorded:
             out.append(
