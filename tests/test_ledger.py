@@ -393,16 +393,29 @@ async def test_another_firms_ids_are_404(api: Client, db: Database, settings: Se
         *[
             (method, f"/v1/tenants/ledger-b/ledger/{path}")
             for method, path in [
-                ("GET", "accounts"), ("POST", "accounts"), ("POST", "chart/apply"),
-                ("GET", "settings"), ("PUT", "settings"), ("GET", "entries"), ("POST", "entries"),
-                ("POST", "entries/batch"), ("POST", "imports"), ("GET", "periods"),
-                ("POST", "periods/2026-11/close"), ("POST", "periods/2026-11/reopen"),
-                ("GET", "lock-date"), ("PUT", "lock-date"), ("GET", "rates"), ("PUT", "rates"),
-                ("GET", "trial-balance"), ("GET", "balance-sheet"),
-                ("GET", "income-statement?from=2026-01-01&to=2026-12-31"), ("GET", "verify"),
+                ("GET", "accounts"),
+                ("POST", "accounts"),
+                ("POST", "chart/apply"),
+                ("GET", "settings"),
+                ("PUT", "settings"),
+                ("GET", "entries"),
+                ("POST", "entries"),
+                ("POST", "entries/batch"),
+                ("POST", "imports"),
+                ("GET", "periods"),
+                ("POST", "periods/2026-11/close"),
+                ("POST", "periods/2026-11/reopen"),
+                ("GET", "lock-date"),
+                ("PUT", "lock-date"),
+                ("GET", "rates"),
+                ("PUT", "rates"),
+                ("GET", "trial-balance"),
+                ("GET", "balance-sheet"),
+                ("GET", "income-statement?from=2026-01-01&to=2026-12-31"),
+                ("GET", "verify"),
             ]
         ],
-    ]:  # fmt: skip
+    ]:
         await assert_cross_tenant_404(
             api,
             method,
@@ -568,3 +581,20 @@ async def test_staff_close_the_month_members_cannot(
             )
         )
     assert {"ledger.period.closed", "ledger.lock_date.changed", "ledger.entries.posted"} <= actions
+
+
+async def test_empty_books_answer_with_their_functional_currency(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    _, admin = await books(api, db, settings, "ledger-empty")
+    base = "/v1/tenants/ledger-empty/ledger"
+    changed = await api.put(f"{base}/settings", json={"functional_currency": "USD"}, headers=admin)
+    assert changed.status_code == 200 and changed.json()["functional_currency"] == "USD"
+    trial = (await api.get(f"{base}/trial-balance", headers=admin)).json()
+    assert trial["functional_currency"] == "USD" and trial["rows"] == [] and trial["totals"] == []
+    assert trial["functional_totals"] == {"currency": "USD", "debit": 0, "credit": 0}
+    assert (
+        await api.post(f"{base}/entries", json=sale("2026-11-03", 5, currency="USD"), headers=admin)
+    ).status_code == 201
+    fixed = await api.put(f"{base}/settings", json={"functional_currency": "EUR"}, headers=admin)
+    assert fixed.status_code == 409  # fixed once the books hold postings

@@ -35,19 +35,30 @@ from bpo.ledger.schemas import (
     TrialTotal,
 )
 
-_AS_OF_SQL = """
+_AFTER = """
     WITH after AS (
         SELECT account_id, currency, sum(debit)::bigint AS d, sum(credit)::bigint AS c,
                sum(functional)::bigint AS f
           FROM ledger_balances WHERE on_date > :as_of GROUP BY account_id, currency
     )
-    SELECT a.id, a.code, a.name, a.type, a.parent_id, t.currency,
-           t.debit - coalesce(x.d, 0), t.credit - coalesce(x.c, 0),
-           t.functional - coalesce(x.f, 0)
-      FROM ledger_totals t JOIN ledger_accounts a ON a.id = t.account_id
-      LEFT JOIN after x ON x.account_id = t.account_id AND x.currency = t.currency
-     ORDER BY a.code, t.currency
 """
+_AS_OF_COLUMNS = """
+    a.id, a.code, a.name, a.type, a.parent_id, t.currency, t.debit - coalesce(x.d, 0),
+    t.credit - coalesce(x.c, 0), t.functional - coalesce(x.f, 0)
+"""
+_AS_OF_FROM = """
+    ledger_totals t JOIN ledger_accounts a ON a.id = t.account_id
+    LEFT JOIN after x ON x.account_id = t.account_id AND x.currency = t.currency
+"""
+_AS_OF_SQL = f"{_AFTER} SELECT {_AS_OF_COLUMNS} FROM {_AS_OF_FROM} ORDER BY a.code, t.currency"  # noqa: S608  # constants
+# The trial balance's one statement: the functional currency (settings may not exist yet),
+# then each account's balance as of the day (none: one row of NULLs).
+_TRIAL_SQL = f"""{_AFTER}
+    SELECT s.functional_currency, {_AS_OF_COLUMNS}
+      FROM (SELECT 1) AS one LEFT JOIN ledger_settings s ON s.id = 1
+      LEFT JOIN ({_AS_OF_FROM}) ON true
+     ORDER BY a.code, t.currency
+"""  # noqa: S608  # built from the constants above
 _AS_OF = text(_AS_OF_SQL)
 _BETWEEN = text("""
     SELECT a.id, a.code, a.name, a.type, a.parent_id, b.currency,
@@ -76,16 +87,17 @@ async def _rows(session: AsyncSession, query: object, **params: object) -> list[
     return [Row(*r) for r in result.all()]
 
 
-_FUNCTIONAL = "SELECT functional_currency FROM ledger_settings WHERE id = 1"
-
-
 async def trial_balance(sql: Sql, as_of: date) -> TrialBalanceOut:
     """Each account's balance per currency on a side (debit or credit), with the
-    functional-currency amounts; both columns total the same. Two statements on the hot
+    functional-currency amounts; both columns total the same. One statement on the hot
     path's bare connection (a read as frequent as postings)."""
-    functional_currency = await sql.row(_FUNCTIONAL, {})
-    found = await sql.rows(_AS_OF_SQL, {"as_of": as_of})
-    rows = [r for r in (Row(*f) for f in found) if r.debit or r.credit or r.functional]
+    found = await sql.rows(_TRIAL_SQL, {"as_of": as_of})
+    currency = (found[0][0] if found else None) or "EUR"  # the default until settings exist
+    rows = [
+        r
+        for r in (Row(*f[1:]) for f in found if f[1] is not None)
+        if r.debit or r.credit or r.functional
+    ]
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     out = []
     for r in rows:
@@ -106,7 +118,6 @@ async def trial_balance(sql: Sql, as_of: date) -> TrialBalanceOut:
         totals[r.currency][0] += max(net, 0)
         totals[r.currency][1] += max(-net, 0)
     functional = [sum(max(r.functional, 0) for r in rows), sum(max(-r.functional, 0) for r in rows)]
-    currency = functional_currency[0] if functional_currency else "EUR"  # the default
     return TrialBalanceOut(
         as_of=as_of,
         functional_currency=currency,
