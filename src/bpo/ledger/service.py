@@ -1,10 +1,11 @@
 """The journal: entries drafted, posted, reversed, in ones or in batches of 1,000.
 
 Every posting goes through `post`: the lines are checked against the chart, the period and
-the lock date (a problem naming the field, nothing written), converted to the functional
-currency at the rate of the day, written in one statement (`posting.write`), then audited,
-announced (`ledger.entry.posted`, so firms get webhooks) and metered (`ledger_lines`).
-Other domains post through these functions, never into the ledger's tables.
+the lock date (`books.prepare`: a problem naming the field, nothing written), converted to
+the functional currency at the rate of the day, and written in one statement
+(`posting.write`) with their audit event, their announcements (`ledger.entry.posted`, so
+firms get webhooks) and their usage (`ledger_lines`). Other domains post through these
+functions, never into the ledger's tables.
 """
 
 from __future__ import annotations
