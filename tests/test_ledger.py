@@ -232,6 +232,16 @@ async def test_lock_date_and_closed_periods(api: Client, db: Database, settings:
     problem = locked.json()
     assert problem["type"].endswith("/period-locked") and problem["lock_date"] == "2026-10-31"
     assert problem["errors"][0]["pointer"] == "#/effective_on"
+    october = (await api.get(f"{base}/entries?to=2026-10-31", headers=admin)).json()["items"][0]
+    reversal = await api.post(f"{base}/entries/{october['id']}/reverse", json={}, headers=admin)
+    assert reversal.status_code == 422 and reversal.json()["lock_date"] == "2026-10-31"
+    assert reversal.json()["errors"][0]["pointer"] == "#/effective_on"
+    later = await api.post(
+        f"{base}/entries/{october['id']}/reverse",
+        json={"effective_on": "2026-11-02"},
+        headers=admin,
+    )
+    assert later.status_code == 201 and later.json()["reverses"] == october["id"]
     listed = (await api.get(f"{base}/periods?fiscal_year=2026", headers=admin)).json()
     assert [p["status"] for p in listed][9:] == ["locked", "open", "open"]
 
@@ -598,3 +608,36 @@ async def test_empty_books_answer_with_their_functional_currency(
     ).status_code == 201
     fixed = await api.put(f"{base}/settings", json={"functional_currency": "EUR"}, headers=admin)
     assert fixed.status_code == 409  # fixed once the books hold postings
+
+
+async def test_bad_rates_periods_lock_dates_and_settings_change_nothing(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    _, admin = await books(api, db, settings, "ledger-badin")
+    base = "/v1/tenants/ledger-badin/ledger"
+    bad_rates = [
+        ([{"currency": "USD", "on": "2026-11-01", "rate": "0"}], "/rates/0/rate"),
+        ([{"currency": "XAU", "on": "2026-11-01", "rate": "1.5"}], "/rates/0/currency"),
+        ([{"currency": "EUR", "on": "2026-11-01", "rate": "1.5"}], "/rates/0/currency"),
+        ([{"currency": "USD", "on": "2026-11-01", "rate": 1.5}], "/rates/0/rate"),
+        ([{"currency": "USD", "on": "2026-11-01", "rate": "1"}] * 2, "/rates/1"),
+    ]
+    for rates, pointer in bad_rates:
+        reply = await api.put(f"{base}/rates", json={"rates": rates}, headers=admin)
+        assert reply.status_code == 422, reply.text
+        assert any(e["pointer"].endswith(pointer) for e in reply.json()["errors"]), reply.json()
+    assert (await api.get(f"{base}/rates", headers=admin)).json() == []
+    for bad in ({"lock_date": "2026-02-30"}, {"lock_date": 20261031}, {"lock": "2026-10-31"}):
+        reply = await api.put(f"{base}/lock-date", json=bad, headers=admin)
+        assert reply.status_code == 422, reply.text
+    assert (await api.get(f"{base}/lock-date", headers=admin)).json() == {"lock_date": None}
+    for period, status in (("2026-13", 404), ("26-11", 404), ("november", 422)):  # too long
+        reply = await api.post(f"{base}/periods/{period}/close", headers=admin)
+        assert reply.status_code == status, reply.text
+    assert all(
+        p["status"] == "open" for p in (await api.get(f"{base}/periods", headers=admin)).json()
+    )
+    reply = await api.put(f"{base}/settings", json={"functional_currency": "XAU"}, headers=admin)
+    assert reply.status_code == 422
+    shown = (await api.get(f"{base}/settings", headers=admin)).json()
+    assert shown["functional_currency"] == "EUR" and shown["lock_date"] is None

@@ -62,6 +62,28 @@ def outbox_row(
     return row
 
 
+# The insert of `outbox_row` rows, for a caller that folds it into a statement of its own
+# (a claim, a posting); `outbox_params` gives its parameters.
+OUTBOX_SQL = (
+    "INSERT INTO platform.outbox (id, tenant_id, actor, queue, args, kwargs)"
+    " SELECT * FROM unnest(CAST(:ev_ids AS uuid[]), CAST(:ev_tenants AS uuid[]),"
+    " CAST(:ev_actors AS text[]), CAST(:ev_queues AS text[]), CAST(:ev_args AS jsonb[]),"
+    " CAST(:ev_kwargs AS jsonb[]))"
+)
+
+
+def outbox_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    encode = msgspec.json.encode
+    return {
+        "ev_ids": [r["id"] for r in rows],
+        "ev_tenants": [r["tenant_id"] for r in rows],
+        "ev_actors": [r["actor"] for r in rows],
+        "ev_queues": [r["queue"] for r in rows],
+        "ev_args": [encode(r["args"]).decode() for r in rows],
+        "ev_kwargs": [encode(r["kwargs"]).decode() for r in rows],
+    }
+
+
 async def enqueue(
     session: AsyncSession | AsyncConnection,
     actor: str | Callable[..., Any],

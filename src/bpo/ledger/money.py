@@ -60,9 +60,3 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     for i in order[: abs(rest)]:
         shares[i] += 1 if rest > 0 else -1
     return shares
-
-
-def display(amount: int, currency: str) -> str:
-    """Minor units as a decimal string, for people (CSV, messages), never for arithmetic."""
-    digits = exponent(currency)
-    return str(Decimal(amount).scaleb(-digits)) if digits else str(amount)

@@ -2,7 +2,7 @@
 and the lock date (nothing posts on or before it).
 
 A close, a reopen or a lock-date change takes the firm's advisory lock exclusively
-(`ddl.lock_key`); every posting takes it shared in the database (`ledger_entry_posts`). So a
+(`ddl.lock_key`); every posting takes it shared in the database (`ledger_entries_posted`). So a
 change waits for the postings in flight and the next postings see it: no entry slips into a
 period in the instant it closes.
 """

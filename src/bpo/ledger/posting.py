@@ -25,6 +25,7 @@ from bpo.audit.service import APPEND_SQL
 from bpo.billing.quotas import USAGE_SQL
 from bpo.core.errors import Problem
 from bpo.core.sql import Sql
+from bpo.jobs.outbox import OUTBOX_SQL
 from bpo.ledger import ddl
 
 
@@ -64,49 +65,40 @@ class PostedEntry:
 
     def _compute_hash(self) -> bytes:
         return content_hash(
-            self.id,
-            self.effective_on,
+            str(self.id),
+            self.effective_on.isoformat(),
             self.description,
             self.reference,
             self.source,
-            self.reverses_id,
+            str(self.reverses_id) if self.reverses_id else None,
             [
-                (
-                    ln.account_id,
+                [
+                    str(ln.account_id),
                     ln.amount,
                     ln.currency,
                     ln.functional,
                     ln.memo,
                     ln.counterparty,
-                    ln.tags,
-                )
+                    list(ln.tags),
+                ]
                 for ln in self.lines
             ],
         )
 
 
 def content_hash(
-    entry_id: uuid.UUID,
-    effective_on: date,
+    entry_id: str,
+    effective_on: str,
     description: str,
     reference: str | None,
     source: str,
-    reverses_id: uuid.UUID | None,
-    lines: list[tuple[uuid.UUID, int, str, int, str | None, str | None, list[str]]],
+    reverses_id: str | None,
+    lines: list[list[Any]],
 ) -> bytes:
-    """SHA-256 of a posted entry's canonical JSON (lines in order): what verify recomputes."""
-    doc = [
-        str(entry_id),
-        effective_on.isoformat(),
-        description,
-        reference,
-        source,
-        str(reverses_id) if reverses_id else None,
-        [
-            [str(a), amt, cur, fun, memo, cp, list(tags)]
-            for a, amt, cur, fun, memo, cp, tags in lines
-        ],
-    ]
+    """SHA-256 of a posted entry's canonical JSON: ids and the day as text (as PostgreSQL
+    writes them), each line [account id, amount, currency, functional amount, memo,
+    counterparty, tags] in order. Posting records it; verify recomputes it from the rows."""
+    doc = [entry_id, effective_on, description, reference, source, reverses_id, lines]
     return hashlib.sha256(msgspec.json.encode(doc)).digest()
 
 
@@ -165,18 +157,14 @@ totals AS (
        SET debit = t.debit + excluded.debit, credit = t.credit + excluded.credit,
            functional = t.functional + excluded.functional
 ),
-announced AS (
-    INSERT INTO platform.outbox (id, tenant_id, actor, queue, args, kwargs)
-    SELECT * FROM unnest(CAST(:ev_ids AS uuid[]), CAST(:ev_tenants AS uuid[]),
-        CAST(:ev_actors AS text[]), CAST(:ev_queues AS text[]), CAST(:ev_args AS jsonb[]),
-        CAST(:ev_kwargs AS jsonb[]))
-),
+announced AS ({outbox}),
 audited AS ({audit}),
 metered AS ({usage})
 SELECT count(*) FROM entries
 """
-WRITE_NEW = _WRITE.format(entries=_ENTRIES_NEW, audit=APPEND_SQL, usage=USAGE_SQL)
-WRITE_DRAFTS = _WRITE.format(entries=_ENTRIES_DRAFT, audit=APPEND_SQL, usage=USAGE_SQL)
+_EFFECTS = {"outbox": OUTBOX_SQL, "audit": APPEND_SQL, "usage": USAGE_SQL}
+WRITE_NEW = _WRITE.format(entries=_ENTRIES_NEW, **_EFFECTS)
+WRITE_DRAFTS = _WRITE.format(entries=_ENTRIES_DRAFT, **_EFFECTS)
 # The entry numbers of a posting, and the transaction's time (the booking time the database
 # stamps), taken before anything is locked: the audit event and the announcements carry
 # them, and are written before the balances' rows are locked (see `service.post`).

@@ -13,7 +13,6 @@ One REPEATABLE READ snapshot: postings committed meanwhile are not half seen.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bpo.audit.service import digest
 from bpo.core.tenancy import TenantContext, tenant_connection
+from bpo.ledger.posting import content_hash
 from bpo.ledger.schemas import Drift, LedgerVerifyOut
 
 MAX_LISTED = 100
@@ -68,10 +68,6 @@ _ENTRIES = """
      WHERE e.status = 'posted'
      ORDER BY l.entry_id, l.line_no
 """
-_COUNTS = (
-    "SELECT (SELECT count(*) FROM ledger_lines),"
-    " (SELECT count(*) FROM ledger_entries WHERE status = 'posted')"
-)
 _EXTRA = " SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
 
 
@@ -80,10 +76,7 @@ async def verify(engine: AsyncEngine, tenant: TenantContext) -> LedgerVerifyOut:
     async with tenant_connection(engine, tenant, purpose="worker") as conn:
         await conn.execute(_EXTRA.strip())
         differences = await _balances(conn)
-        counts = await conn.fetchrow(_COUNTS)
-        assert counts is not None
-        lines, entries = counts
-        chained, broken = await _entries(conn)
+        chained, broken, lines, entries = await _entries(conn)
     recorded = await _recorded_postings(engine, tenant.tenant_id)
     posting_drift = _postings(chained, recorded)
     # Entries are read in id order: the first broken link is the lowest entry number.
@@ -125,9 +118,12 @@ async def _balances(conn: asyncpg.Connection) -> list[Drift]:
     return out
 
 
-async def _entries(conn: asyncpg.Connection) -> tuple[dict[str, list[list[Any]]], list[Drift]]:
-    """Each entry's balance and hash recomputed (`posting.content_hash`'s canonical form);
-    returns the postings (posting id → [[entry, number, hash]])."""
+async def _entries(
+    conn: asyncpg.Connection,
+) -> tuple[dict[str, list[list[Any]]], list[Drift], int, int]:
+    """Each entry's balance and hash recomputed (`posting.content_hash`); returns the
+    postings (posting id → [[entry, number, hash]]), the problems, and how many lines and
+    entries were read."""
     postings: dict[str, list[list[Any]]] = {}
     broken: list[Drift] = []
     head: Any = None
@@ -135,11 +131,14 @@ async def _entries(conn: asyncpg.Connection) -> tuple[dict[str, list[list[Any]]]
     sums: dict[str, int] = {}
     functional = 0
     decode = msgspec.json.decode
+    read = entries = 0
     async for row in conn.cursor(_ENTRIES, prefetch=50_000):
+        read += 1
         if head is None or row[0] != head[0]:
             if head is not None:
                 _check_entry(head, lines, sums, functional, postings, broken)
             head, lines, sums, functional = row, [], {}, 0
+            entries += 1
         tags = row[15]
         lines.append(
             [
@@ -156,10 +155,7 @@ async def _entries(conn: asyncpg.Connection) -> tuple[dict[str, list[list[Any]]]
         functional += row[12]
     if head is not None:
         _check_entry(head, lines, sums, functional, postings, broken)
-    return postings, broken
-
-
-_encode = msgspec.json.encode
+    return postings, broken, read, entries
 
 
 def _check_entry(
@@ -173,8 +169,7 @@ def _check_entry(
     entry_id, number, on, description, reference, source, reverses, stored, posting = head[:9]
     if functional or any(sums.values()):
         broken.append(Drift("entry", "the entry does not balance", entry_number=number))
-    doc = [entry_id, on, description, reference, source, reverses, lines]
-    if hashlib.sha256(_encode(doc)).digest() != stored:
+    if content_hash(entry_id, on, description, reference, source, reverses, lines) != stored:
         broken.append(
             Drift(
                 "entry",

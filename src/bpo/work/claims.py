@@ -22,13 +22,12 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from bpo.audit import service as audit
 from bpo.core.db import Database, positional
 from bpo.core.tenancy import TenantContext, bare_connection, in_tenant, issue_tenant_context
 from bpo.identity.guards import Principal
-from bpo.jobs.outbox import outbox_row
+from bpo.jobs.outbox import OUTBOX_SQL, outbox_params, outbox_row
 from bpo.webhooks.service import FAN_OUT, event_calls
 from bpo.work import dispatch, queue, service
 from bpo.work.models import Task
@@ -66,11 +65,7 @@ WITH task AS (
 ), request AS (
     UPDATE work_requests SET status = :request_status, updated_at = :updated_at
     WHERE id = :request_id AND :request_changed
-), events AS (
-    INSERT INTO platform.outbox (id, tenant_id, actor, queue, args, kwargs)
-    SELECT * FROM unnest(CAST(:ev_ids AS uuid[]), CAST(:ev_tenants AS uuid[]),
-        CAST(:ev_actors AS text[]), CAST(:ev_queues AS text[]), CAST(:ev_args AS jsonb[]),
-        CAST(:ev_kwargs AS jsonb[]))
+), events AS ({OUTBOX_SQL}
 ), audited AS ({audit.APPEND_SQL}
 )
 SELECT 1
@@ -160,12 +155,7 @@ async def _write(
         "request_id": task.request_id,
         "request_status": status,
         "request_changed": changed,
-        "ev_ids": [r["id"] for r in outbox],
-        "ev_tenants": [r["tenant_id"] for r in outbox],
-        "ev_actors": [r["actor"] for r in outbox],
-        "ev_queues": [r["queue"] for r in outbox],
-        "ev_args": [_json(r["args"]) for r in outbox],
-        "ev_kwargs": [_json(r["kwargs"]) for r in outbox],
+        **outbox_params(outbox),
         **audited,
     }
     sql, names = _statement(_WRITE)
@@ -184,7 +174,3 @@ async def _fetch(
 ) -> list[asyncpg.Record]:
     text, names = _statement(sql)
     return list(await conn.fetch(text, *(values[n] for n in names)))
-
-
-def _json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
