@@ -39,6 +39,7 @@ from bpo.identity.service import client_loader, token_event_writer
 from bpo.identity.standing import StandingCache
 from bpo.jobs.broker import BrokerProbe
 from bpo.ledger import routes as ledger_routes
+from bpo.records import routes as records_routes
 from bpo.models import load_all_models
 from bpo.people import routes as people_routes
 from bpo.platform.access import current_principal, tenant_context, tenant_db_session
@@ -125,6 +126,7 @@ def create_app(
             *operations_routes.route_handlers,
             *webhooks_routes.route_handlers,
             *ledger_routes.route_handlers,
+            *records_routes.route_handlers,
             *work_routes.route_handlers,
             *work_task_routes.route_handlers,
             *extra_route_handlers,

@@ -19,6 +19,7 @@ def load_all_models() -> None:
     import bpo.ledger.models
     import bpo.people.models
     import bpo.platform.models
+    import bpo.records.models
     import bpo.webhooks.models
     import bpo.work.models  # noqa: F401
 

@@ -99,6 +99,17 @@ class Settings:
     # smtps://. Unset: mail is written to the log instead (development; a warning otherwise).
     smtp_url: str | None = None
     mail_from: str = "bpo <no-reply@localhost>"
+    # Record keeping's store: unset, files under the data dir; file:///path; or
+    # s3://bucket/prefix (with the endpoint and credentials below; Object Lock used if on).
+    records_url: str | None = None
+    records_s3_endpoint: str | None = None
+    records_s3_region: str = "us-east-1"
+    records_s3_access_key: str | None = None
+    records_s3_secret_key: str | None = None
+    # The largest document version accepted (bytes); bigger bodies are a 413, unread.
+    records_max_bytes: int = 5 << 30
+    # How long an auditor's export stays downloadable.
+    records_export_hours: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +174,17 @@ class Settings:
             ),
             smtp_url=reader.get("BPO_SMTP_URL", _smtp_url, None),
             mail_from=reader.get("BPO_MAIL_FROM", _non_empty, "bpo <no-reply@localhost>"),
+            records_url=reader.get("BPO_RECORDS_URL", _records_url, None),
+            records_s3_endpoint=reader.get("BPO_RECORDS_S3_ENDPOINT", _http_url, None),
+            records_s3_region=reader.get("BPO_RECORDS_S3_REGION", _non_empty, "us-east-1"),
+            records_s3_access_key=reader.get("BPO_RECORDS_S3_ACCESS_KEY", _non_empty, None),
+            records_s3_secret_key=reader.get("BPO_RECORDS_S3_SECRET_KEY", _non_empty, None),
+            records_max_bytes=reader.get(
+                "BPO_RECORDS_MAX_BYTES", _int_between(1, 1 << 40), 5 << 30
+            ),
+            records_export_hours=reader.get(
+                "BPO_RECORDS_EXPORT_HOURS", _int_between(1, 24 * 30), 24
+            ),
         )
         if settings.environment == "production":
             for name, value in (
@@ -253,6 +275,15 @@ def _http_url(value: str) -> str | None:
     if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
         raise ValueError("must be an http(s) URL without query or fragment")
     return value.rstrip("/")
+
+
+def _records_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme == "s3" and parts.netloc and "?" not in value:
+        return value
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return value
+    raise ValueError("must be s3://bucket[/prefix] or file:///absolute/path")
 
 
 def _smtp_url(value: str) -> str:

@@ -52,6 +52,9 @@ Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 _REPLAYED_HEADERS = (b"content-type", b"location", b"etag")
 _STATE_KEY = "bpo_idempotency"
+# A route's opt flag: its body streams (uploads); see `claim`.
+STREAMED_BODY = "streamed_body"
+_DECLARED_BODY = (b"content-length", b"content-digest", b"repr-digest", b"digest")
 
 _INSERT = text(
     "INSERT INTO platform.idempotency_keys (scope, key, fingerprint)"
@@ -208,9 +211,15 @@ async def claim(connection: ASGIConnection[Any, Any, Any, Any], who: str) -> Non
     pending: _Pending | None = connection.scope.get("state", {}).get(_STATE_KEY)
     if pending is None or pending.who is not None:
         return
-    request: Request[Any, Any, Any] = Request(connection.scope, connection.receive)
     scope: Scope = dict(connection.scope)
-    fingerprint = _fingerprint(scope, await request.body())
+    if connection.route_handler.opt.get(STREAMED_BODY):
+        # An upload streamed to disk: its body is never held whole, so the key covers
+        # what the client declared of it (length, type and digest headers) instead.
+        declared = [_header(scope, n) or "" for n in _DECLARED_BODY]
+        fingerprint = _fingerprint(scope, "\0".join(declared).encode())
+    else:
+        request: Request[Any, Any, Any] = Request(connection.scope, connection.receive)
+        fingerprint = _fingerprint(scope, await request.body())
     who = who[:200]
     row = await _claim_row(pending.engine, who, pending.key, fingerprint)
     if row is None:

@@ -47,6 +47,7 @@ JOB_MODULES = (
     "bpo.billing.jobs",
     "bpo.work.jobs",
     "bpo.ledger.jobs",
+    "bpo.records.jobs",
 )
 
 
