@@ -15,6 +15,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bpo.core.db import Database
 from bpo.core.tenancy import tenant_session
@@ -129,7 +130,9 @@ async def _stored_versions(db: Database, slug: str) -> int:
             text("SELECT id FROM platform.tenants WHERE slug = :s"), {"s": slug}
         )
         schema = f"tenant_{tenant_id.hex}"
-        return int(await conn.scalar(text(f'SELECT count(*) FROM "{schema}".records_versions')) or 0)
+        return int(
+            await conn.scalar(text(f'SELECT count(*) FROM "{schema}".records_versions')) or 0
+        )
 
 
 @pytest.mark.parametrize(
@@ -295,7 +298,7 @@ async def test_another_firms_documents_are_404_everywhere(
             {"json": {"reason": "x"}},
         ),
         ("GET", f"/v1/tenants/rec-iso-b/records/documents/{doc['id']}", {}),  # B through A's token
-        ("GET", f"/v1/tenants/rec-iso-b/records/classes", {}),
+        ("GET", "/v1/tenants/rec-iso-b/records/classes", {}),
     ]
     for method, path, extra in paths:
         await assert_cross_tenant_404(
@@ -332,6 +335,9 @@ async def test_scopes_and_roles(api: Client, db: Database, settings: Settings) -
     assert (await api.post(f"{base}/holds", json=hold, headers=admin)).status_code == 201
 
 
+REFUSALS = "never|retained|compliance|permission denied|must be owner|disposed|only ever|shortened"
+
+
 async def test_raw_sql_as_the_tenant_role_cannot_rewrite_versions(
     api: Client, db: Database, settings: Settings
 ) -> None:
@@ -351,11 +357,9 @@ async def test_raw_sql_as_the_tenant_role_cannot_rewrite_versions(
         "ALTER TABLE records_documents DISABLE TRIGGER guard",
     ]
     for statement in statements:
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(DBAPIError, match=REFUSALS):
             async with tenant_session(db.engine, tenant) as session:
                 await session.execute(text(statement))
-        assert any(w in str(refused.value) for w in ("RC00", "never", "retained", "compliance",
-                   "permission denied", "must be owner", "disposed", "only ever", "shortened")), statement  # fmt: skip
     async with tenant_session(db.engine, tenant) as session:
         row = (await session.execute(text("SELECT title, status FROM records_documents"))).one()
     assert tuple(row) == ("Invoice 1", "active")

@@ -39,12 +39,12 @@ from bpo.identity.service import client_loader, token_event_writer
 from bpo.identity.standing import StandingCache
 from bpo.jobs.broker import BrokerProbe
 from bpo.ledger import routes as ledger_routes
-from bpo.records import routes as records_routes
 from bpo.models import load_all_models
 from bpo.people import routes as people_routes
 from bpo.platform.access import current_principal, tenant_context, tenant_db_session
 from bpo.platform.operations import routes as operations_routes
 from bpo.platform.tenants.routes import TenantAdminController
+from bpo.records import routes as records_routes
 from bpo.settings import Settings
 from bpo.webhooks import routes as webhooks_routes
 from bpo.work import routes as work_routes

@@ -137,7 +137,9 @@ def upgrade() -> None:
         sa.Column("counterparty", sa.String(length=300), nullable=True),
         sa.Column("document_date", sa.Date(), nullable=False),
         sa.Column("received_on", sa.Date(), nullable=False),
-        sa.Column("tags", postgresql.ARRAY(sa.String(length=64)), server_default="{}", nullable=False),
+        sa.Column(
+            "tags", postgresql.ARRAY(sa.String(length=64)), server_default="{}", nullable=False
+        ),
         sa.Column(
             "custom_fields",
             postgresql.JSONB(astext_type=sa.Text()),

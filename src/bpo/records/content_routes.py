@@ -26,9 +26,10 @@ from bpo.core.errors import Problem
 from bpo.core.idempotency import STREAMED_BODY
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.identity.guards import Principal, requires
-from bpo.records import service, transfer
+from bpo.records import exports, service, transfer
+from bpo.records.models import Export
 from bpo.records.schemas import DocumentIn, DocumentOut
-from bpo.records.storage import Corrupted, Store, store_for
+from bpo.records.storage import Corrupted, Store, content_key, store_for
 
 READ = requires("records:read")
 WRITE = requires("records:write")
@@ -88,6 +89,7 @@ class ContentController(Controller):
         guards=[READ],
         operation_id="getRecordContent",
         summary="The content (latest version, or ?version=n), verified, with Range support",
+        media_type="application/octet-stream",
     )
     async def get_content(
         self,
@@ -174,6 +176,36 @@ async def file_document(
     out = await _shown(state, tenant, doc.id)
     location = f"/v1/tenants/{tenant.slug}/records/documents/{doc.id}"
     return Response(out, status_code=201, headers={"Location": location})
+
+
+async def export_archive(state: State, tenant: TenantContext, export_id: uuid.UUID) -> Stream:
+    async with tenant_session(state.db.engine, tenant) as session:
+        row = await session.get(Export, export_id)
+        if row is None:
+            raise Problem(404, "not-found", "no such export")
+        shown = exports.export_out(row, tenant.slug)
+    if shown.status == "expired":
+        raise Problem(410, "export-expired", "the export expired: request a new one")
+    if shown.status != "ready" or row.sha256 is None:
+        raise Problem(409, "conflict", f"the export is {shown.status}, not ready yet")
+    store = store_for(state.settings)
+    try:
+        fetched = await store.fetch(content_key(tenant.tenant_id, row.sha256), None, row.sha256)
+    except Corrupted:
+        raise Problem(
+            500, "record-corrupted", "the export's archive no longer matches its hash"
+        ) from None
+    headers = {
+        "ETag": f'"{row.sha256}"',
+        "Repr-Digest": transfer.digest_header(row.sha256),
+        "Content-Length": str(fetched.size),
+        "Content-Disposition": _disposition(f"records-export-{row.id}.zip"),
+    }
+    return Stream(
+        transfer.stream_out(fetched, None, row.sha256),
+        media_type="application/zip",
+        headers=headers,
+    )
 
 
 async def _verified(state: State, store: Store, tenant: TenantContext, doc: Any, v: Any) -> Any:

@@ -168,7 +168,7 @@ async def snapshot_all(db: Database, day: date) -> int:
                     .subquery()
                 )
             )
-            gb_month = (Decimal(stored or 0) / Decimal(1 << 30) / days).quantize(Decimal("1e-9"))
+            gb_month = (Decimal(stored or 0) / Decimal(1 << 30) / days).quantize(Decimal("1e-6"))
             at = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
             await record_usage(
                 session, tenant, STORAGE_GB_MONTH, gb_month, f"storage:{day.isoformat()}", at

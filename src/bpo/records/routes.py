@@ -461,6 +461,21 @@ class ExportsController(Controller):
             raise Problem(404, "not-found", "no such export")
         return exports.export_out(row, tenant.slug)
 
+    @get(
+        "/{export_id:uuid}/archive",
+        guards=[READ],
+        operation_id="downloadRecordExport",
+        summary="The export's archive (zip with manifest.json), verified, until it expires",
+        media_type="application/octet-stream",
+    )
+    async def archive(
+        self,
+        export_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[TenantContext],
+        state: State,
+    ) -> Response[Any]:
+        return await content_routes.export_archive(state, tenant, export_id)
+
 
 route_handlers: list[ControllerRouterHandler] = [
     DocumentsController,

@@ -227,7 +227,8 @@ class S3Store:
             return await asyncio.to_thread(fn, **kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("AccessDenied", "InvalidRequest") and "lock" in str(exc).lower():
+            # An Object Lock retention or legal hold answers AccessDenied (S3 documents it).
+            if code == "AccessDenied" or (code == "InvalidRequest" and "lock" in str(exc).lower()):
                 raise StoreRefused(str(exc)) from exc
             raise
 
@@ -246,6 +247,14 @@ class S3Store:
         return self._locking
 
     async def put(self, spooled: Spooled, key: str, lock: Lock | None) -> str | None:
+        existing = await self._existing(key, spooled.size)
+        if existing is not None:  # the same content, already kept: one copy serves both
+            spooled.discard()
+            version = existing.get("VersionId")
+            version = str(version) if version and version != "null" else None
+            if lock is not None:
+                await self.protect(key, version, lock)
+            return version
         extra: dict[str, Any] = {"ChecksumAlgorithm": "SHA256"}
         if lock is not None and await self.locking():
             extra |= _lock_args(lock)
@@ -262,6 +271,17 @@ class S3Store:
             spooled.discard()
         version = head.get("VersionId")
         return str(version) if version and version != "null" else None
+
+    async def _existing(self, key: str, size: int) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = await asyncio.to_thread(
+                self.client.head_object, Bucket=self.bucket, Key=self.key(key)
+            )
+        except ClientError:
+            return None
+        return dict(head) if head.get("ContentLength") == size else None
 
     async def fetch(self, key: str, version: str | None, sha256: str) -> Fetched:
         from botocore.exceptions import ClientError
