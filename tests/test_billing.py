@@ -115,7 +115,7 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
     assert set(meters) == {
         "bpo_api_calls", "bpo_tasks_completed", "bpo_staff_minutes",
         "bpo_documents_gb_month", "bpo_statement_lines", "bpo_entries_posted",
-        "bpo_ledger_lines",
+        "bpo_ledger_lines", "bpo_records_stored", "bpo_storage_gb_month",
     }  # fmt: skip
     assert meters["bpo_api_calls"].params["default_aggregation"] == {"formula": "sum"}
     assert meters["bpo_documents_gb_month"].params["default_aggregation"] == {"formula": "last"}

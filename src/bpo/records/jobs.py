@@ -150,14 +150,12 @@ async def dispose_all(db: Database, store: Store) -> int:
 
 @job(queue="default", max_retries=1, every=timedelta(days=1), time_limit=3_600_000)
 async def snapshot_storage() -> None:
-    """Meter each firm's stored bytes for the day (`storage_gb_month`: GB x days / days in
-    the month, so a month of snapshots sums to GB-months)."""
+    """Meter each firm's stored GB for the day (`storage_gb_month`, a level: the month is
+    billed at its peak). Content shared by versions counts once."""
     await snapshot_all(worker_database(), today())
 
 
 async def snapshot_all(db: Database, day: date) -> int:
-    days = _days_in_month(day)
-
     async def one(tenant: TenantContext) -> int:
         async with tenant_session(db.engine, tenant, "worker") as session:
             stored = await session.scalar(
@@ -168,19 +166,14 @@ async def snapshot_all(db: Database, day: date) -> int:
                     .subquery()
                 )
             )
-            gb_month = (Decimal(stored or 0) / Decimal(1 << 30) / days).quantize(Decimal("1e-6"))
+            gb = (Decimal(stored or 0) / Decimal(1 << 30)).quantize(Decimal("1e-6"))
             at = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
             await record_usage(
-                session, tenant, STORAGE_GB_MONTH, gb_month, f"storage:{day.isoformat()}", at
+                session, tenant, STORAGE_GB_MONTH, gb, f"storage:{day.isoformat()}", at
             )
         return 1
 
     return await _each_firm(db, one)
-
-
-def _days_in_month(day: date) -> int:
-    following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return (following - day.replace(day=1)).days
 
 
 @job(queue="default", max_retries=1, every=timedelta(hours=1), time_limit=3_600_000)
