@@ -73,13 +73,15 @@ async def spool(
     chunks: AsyncIterator[bytes], into: Path, limit: int, also: tuple[str, ...] = ()
 ) -> Spooled:
     """Stream `chunks` into a new file under `into`, hashing as it goes. Writes are batched
-    to 1 MiB and done on a thread, so the loop keeps serving; memory stays at one batch."""
+    to 1 MiB and hashed and written on a thread while the next batch arrives (one batch in
+    flight, one filling: memory stays at two batches)."""
     os.makedirs(into, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=into, prefix=".upload-")
     out = Spooled(Path(name))
     sha, others = hashlib.sha256(), {a: hashlib.new(a) for a in also}
     pending: list[bytes] = []
     held = 0
+    writing: asyncio.Future[None] | None = None
 
     def flush(parts: list[bytes]) -> None:
         data = b"".join(parts)
@@ -98,10 +100,16 @@ async def spool(
             pending.append(chunk)
             held += len(chunk)
             if held >= CHUNK:
-                await asyncio.to_thread(flush, pending)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(flush, pending))
                 pending, held = [], 0
+        if writing is not None:
+            await writing
         await asyncio.to_thread(flush, pending)
     except BaseException:
+        if writing is not None:
+            await asyncio.gather(writing, return_exceptions=True)
         os.close(fd)
         out.discard()
         raise

@@ -274,24 +274,36 @@ def _unsatisfiable(size: int) -> Problem:
 
 
 async def stream_out(fetched: Fetched, span: Span | None, sha256: str) -> AsyncIterator[bytes]:
-    """The verified file, in 1 MiB reads on a thread. The whole content is hashed again as it
-    goes: a change since the check ends the stream broken rather than complete."""
+    """The verified file, in 1 MiB reads on a thread, the next read under way while a block
+    is sent. The whole content is hashed again as it goes: a change since the check ends
+    the stream broken rather than complete."""
     start, length = (span.start, span.length) if span else (0, fetched.size)
     whole = span is None
     sha = hashlib.sha256()
+    ahead: asyncio.Future[bytes] | None = None
     try:
         with fetched.path.open("rb") as f:
-            f.seek(start)
-            left = length
-            while left > 0:
-                block = await asyncio.to_thread(f.read, min(CHUNK, left))
-                if not block:
-                    raise OSError("the stored content ended early")
+
+            def read(size: int) -> bytes:
+                block = f.read(size)
                 if whole:
                     sha.update(block)
+                return block
+
+            f.seek(start)
+            left = length
+            ahead = asyncio.ensure_future(asyncio.to_thread(read, min(CHUNK, left)))
+            while left > 0:
+                block = await ahead
+                if not block:
+                    raise OSError("the stored content ended early")
                 left -= len(block)
+                if left > 0:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(read, min(CHUNK, left)))
                 yield block
-        if whole and sha.hexdigest() != sha256:
-            raise OSError("the stored content changed while it was sent")
+            if whole and sha.hexdigest() != sha256:
+                raise OSError("the stored content changed while it was sent")
     finally:
+        if ahead is not None and not ahead.done():
+            await asyncio.gather(ahead, return_exceptions=True)
         fetched.close()
