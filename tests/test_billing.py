@@ -126,7 +126,7 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
     metered = {
         r.params["metadata"]["bpo_meter"]: r for r in prices if "bpo_meter" in r.params["metadata"]
     }
-    assert len(metered) == 7 and len(prices) == 8
+    assert len(metered) == 9 and len(prices) == 10
     calls = metered["api_calls"].params
     assert calls["recurring"] == {
         "interval": "month", "usage_type": "metered", "meter": meter_ids["bpo_api_calls"]
@@ -146,7 +146,7 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
     assert customer.params["metadata"]["bpo_tenant"] == str(firm.tenant_id)
     [subscription] = state.sent("/v1/subscriptions")
     assert subscription.idempotency_key.startswith(f"bpo-subscription-{firm.tenant_id}-starter-")
-    assert len(subscription.params["items"]) == 8  # the base fee and seven metered prices
+    assert len(subscription.params["items"]) == 10  # the base fee and nine metered prices
     _, next_month = month_of(datetime.now(UTC))
     assert int(subscription.params["billing_cycle_anchor"]) == int(next_month.timestamp())
     [portal_request] = state.sent("/v1/billing_portal/sessions")
@@ -332,6 +332,8 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
         ("usage", "statement_lines"): 1,
         ("usage", "entries_posted"): 2,  # 3 x 0.5 = 1.5, half up
         ("usage", "ledger_lines"): 0,  # none posted
+        ("usage", "records_stored"): 0,  # none stored
+        ("usage", "storage_gb_month"): 0,
         # Late usage for the first period: 120 tasks = 100 x 500 + 10 x 400, 20,000 billed.
         ("adjustment", "tasks_completed"): 54000 - 20000,
         ("adjustment", "api_calls"): 27 - 25,  # 533 x 0.05 = 26.65 -> 27, 25 billed

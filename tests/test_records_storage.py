@@ -194,3 +194,33 @@ async def test_object_lock_refuses_early_deletion_in_the_store_itself(
     with pytest.raises(StoreRefused):
         await store.remove(f"t/{gsha}", gversion)
     await store.remove(f"t/{gsha}", gversion, bypass=True)
+
+
+async def test_a_streamed_body_past_the_limit_is_cut_off_and_nothing_kept(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    process, base = spawn_serve(
+        settings.database_url, settings.broker_url, BPO_SECRET_KEY=TEST_SECRET_KEY,
+        BPO_LOG_LEVEL="WARNING", BPO_PUBLIC_URL=settings.public_url,
+        BPO_DATA_DIR=str(data_dir), BPO_RECORDS_MAX_BYTES=str(3 * MIB),
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            _, admin = await firm(http, db, settings, "store-limit")  # type: ignore[arg-type]
+            doc = await filed(http, "store-limit", admin)  # type: ignore[arg-type]
+            url = f"/v1/tenants/store-limit/records/documents/{doc['id']}/content"
+            # No Content-Length (chunked): the running count stops it at the limit.
+            answer = await http.put(url, content=_streamed(8 * MIB), headers=admin)
+            assert answer.status_code == 413, answer.text
+            assert answer.json()["type"].endswith("/payload-too-large")
+            page = f"/v1/tenants/store-limit/records/documents/{doc['id']}"
+            shown = (await http.get(page, headers=admin)).json()
+            assert shown["status"] == "pending" and shown["current_version"] is None
+            fits = await http.put(url, content=_streamed(3 * MIB), headers=admin)
+            assert fits.status_code == 201, fits.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    left = [p for p in (data_dir / "records").rglob("*") if p.is_file()]
+    assert len(left) == 1 and left[0].name == fits.json()["current_version"]["sha256"]
