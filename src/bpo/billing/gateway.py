@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
-import stripe
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from bpo.billing.service import plain
 from bpo.settings import Settings
+
+if TYPE_CHECKING:
+    import stripe
 
 WEBHOOK_TOLERANCE_S = 300
 # Stripe meters sum, count or keep the last value; bpo's `max` meters report their
@@ -46,9 +48,21 @@ class Tier:
     unit_amount: Decimal  # minor units per unit
 
 
+def sdk() -> ModuleType:
+    """The Stripe SDK, imported on first use: it is ~30 MB of modules, which an API process
+    that never calls Stripe (most requests, and every process without a key) need not hold."""
+    import stripe
+
+    return stripe
+
+
+class BadSignature(ValueError):
+    """A Stripe webhook whose signature or timestamp does not check out."""
+
+
 def _fail(exc: stripe.StripeError) -> RuntimeError:
     status = exc.http_status or 0
-    if isinstance(exc, stripe.APIConnectionError) or status == 429 or status >= 500:
+    if isinstance(exc, sdk().APIConnectionError) or status == 429 or status >= 500:
         return StripeUnavailable(f"Stripe unavailable ({status or 'no answer'}): {exc}")
     return StripeRefused(f"Stripe refused ({status}): {exc.user_message or exc}")
 
@@ -73,10 +87,11 @@ class StripeGateway:
         base = settings.stripe_api_base
         # A stand-in answers for Stripe's API and its meter events host alike.
         addresses = {"api": base.rstrip("/"), "meter_events": base.rstrip("/")} if base else None
-        self._client = stripe.StripeClient(
+        self._sdk = sdk()
+        self._client = self._sdk.StripeClient(
             settings.stripe_api_key,
-            base_addresses=addresses,  # type: ignore[arg-type]
-            http_client=stripe.HTTPXClient(timeout=20),
+            base_addresses=addresses,
+            http_client=self._sdk.HTTPXClient(timeout=20),
             max_network_retries=2,
         )
         self._session: tuple[str, datetime] | None = None  # stream token, expires at
@@ -86,7 +101,7 @@ class StripeGateway:
         options = {"idempotency_key": key} if key else None
         try:
             return await method(*args, options=options)
-        except stripe.StripeError as exc:
+        except self._sdk.StripeError as exc:
             raise _fail(exc) from exc
 
     async def create_meter(self, event_name: str, name: str, aggregation: str) -> str:
@@ -187,9 +202,9 @@ class StripeGateway:
                     body, options={"api_key": token}
                 )
                 return
-            except stripe.TemporarySessionExpiredError:
+            except self._sdk.TemporarySessionExpiredError:
                 continue  # expired early (or the clock is off): a new session, once
-            except stripe.StripeError as exc:
+            except self._sdk.StripeError as exc:
                 raise _fail(exc) from exc
         raise StripeUnavailable("Stripe refused two meter event sessions in a row")
 
@@ -259,9 +274,13 @@ def _stream_event(event: MeterEvent) -> dict[str, Any]:
 
 def verified_event(payload: bytes, signature: str, secret: str) -> stripe.Event:
     """The event, if its signature and timestamp (at most 300 s old) check out, with the
-    SDK's own check over the raw body; raises `stripe.SignatureVerificationError` or
-    `ValueError` (a body that is not an event) otherwise."""
-    event: stripe.Event = stripe.Webhook.construct_event(
-        payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_S
-    )
+    SDK's own check over the raw body; raises `BadSignature` or `ValueError` (a body that is
+    not an event) otherwise."""
+    module = sdk()
+    try:
+        event: stripe.Event = module.Webhook.construct_event(
+            payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_S
+        )
+    except module.SignatureVerificationError as exc:
+        raise BadSignature(str(exc)) from exc
     return event

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import stripe
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -20,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.audit.service import PLATFORM_CHAIN
 from bpo.billing import accounts, quotas, service, stripe_events
-from bpo.billing.gateway import StripeGateway, StripeRefused, StripeUnavailable, verified_event
+from bpo.billing.gateway import (
+    BadSignature,
+    StripeGateway,
+    StripeRefused,
+    StripeUnavailable,
+    verified_event,
+)
 from bpo.billing.models import Invoice, Meter, Plan, Subscription
 from bpo.billing.plan_history import record_plan_change
 from bpo.billing.pricing import Line, MeterPrice, PlanTerms, plan_terms
@@ -408,7 +413,7 @@ async def stripe_webhook(
         raise Problem(400, "malformed-request", "the Stripe-Signature header is missing")
     try:
         verified_event(payload, signature, settings.stripe_webhook_secret)
-    except stripe.SignatureVerificationError as exc:
+    except BadSignature as exc:
         raise Problem(400, "bad-signature", f"the signature does not verify: {exc}") from exc
     except ValueError as exc:
         raise Problem(400, "malformed-request", "the body is not a Stripe event") from exc
