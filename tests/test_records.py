@@ -96,6 +96,24 @@ async def test_multipart_upload_files_and_stores_in_one_request(
 ) -> None:
     _, admin = await firm(api, db, settings, "rec-multi")
     pdf = b"%PDF-1.4\n" + os.urandom(5000)
+    unknown = await api.post(
+        "/v1/tenants/rec-multi/records/documents",
+        files={"file": ("scan.pdf", pdf, "application/pdf")},
+        data={"metadata": '{"record_class": "nope", "title": "S", "document_date": "2026-01-02"}'},
+        headers=admin,
+    )
+    assert unknown.status_code == 422 and "/record_class" in unknown.text
+    no_file = await api.post(
+        "/v1/tenants/rec-multi/records/documents",
+        files={"other": ("x", b"x")},
+        data={
+            "metadata": '{"record_class": "drafts", "title": "S", "document_date": "2026-01-02"}'
+        },
+        headers=admin,
+    )
+    assert no_file.status_code == 400, no_file.text
+    listed = await api.get("/v1/tenants/rec-multi/records/documents?status=pending", headers=admin)
+    assert listed.json()["items"] == []  # a refused upload files nothing
     made = await api.post(
         "/v1/tenants/rec-multi/records/documents",
         files={"file": ("scan.pdf", pdf, "application/pdf")},

@@ -67,7 +67,7 @@ class ContentController(Controller):
             await service.find_document(session, document_id)  # 404 before reading the body
         spooled = await transfer.spool_body(request.stream(), store.spool_dir, limit, wanted)
         declared = request.headers.get("content-type") or _SAFE_TYPE
-        _, version = await service.store_version(
+        out, version = await service.store_version(
             state.db.engine,
             store,
             tenant,
@@ -77,7 +77,6 @@ class ContentController(Controller):
             declared,
             _filename(filename),
         )
-        out = await _shown(state, tenant, document_id)
         headers = {
             "ETag": f'"{version.sha256}"',
             "Repr-Digest": transfer.digest_header(version.sha256),
@@ -149,16 +148,16 @@ async def file_document(
         try:
             data = _decode(msgspec.json.encode(transfer.metadata_json(upload)))
             filename = _filename(upload.filename)
-            doc = await _file(state, tenant, principal, data)
         except BaseException:
             upload.spooled.discard()
             raise
-        await service.store_version(
+        # Filed and stored in one transaction: a refusal leaves no document behind.
+        out, _ = await service.store_version(
             state.db.engine,
             store,
             tenant,
             principal,
-            doc.id,
+            data,
             upload.spooled,
             upload.content_type,
             filename,
@@ -166,15 +165,16 @@ async def file_document(
     elif kind.split(";")[0].strip().lower() in ("application/json", ""):
         _check_length(request, MAX_JSON)
         data = _decode(await _small_body(request))
-        doc = await _file(state, tenant, principal, data)
+        async with tenant_session(state.db.engine, tenant) as session:
+            doc = await service.file_document(session, tenant, principal, data)
+            out = (await service.documents_out(session, [doc]))[0]
     else:
         raise Problem(
             415,
             "unsupported-media-type",
             "send the metadata as application/json, or multipart/form-data",
         )
-    out = await _shown(state, tenant, doc.id)
-    location = f"/v1/tenants/{tenant.slug}/records/documents/{doc.id}"
+    location = f"/v1/tenants/{tenant.slug}/records/documents/{out.id}"
     return Response(out, status_code=201, headers={"Location": location})
 
 
@@ -282,17 +282,6 @@ def _disposition(name: str) -> str:
         c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
     )
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-async def _file(state: State, tenant: TenantContext, who: Principal, data: DocumentIn) -> Any:
-    async with tenant_session(state.db.engine, tenant) as session:
-        return await service.file_document(session, tenant, who, data)
-
-
-async def _shown(state: State, tenant: TenantContext, doc_id: uuid.UUID) -> DocumentOut:
-    async with tenant_session(state.db.engine, tenant) as session:
-        doc = await service.find_document(session, doc_id)
-        return (await service.documents_out(session, [doc]))[0]
 
 
 route_handlers: list[ControllerRouterHandler] = [ContentController]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,7 @@ from bpo.core.tenancy import TenantContext
 from bpo.records.holds import holds_on
 from bpo.records.models import PERMANENT, Document, Erasure, RecordClass, Version
 from bpo.records.retention import today
-from bpo.records.schemas import Blocked, ErasureIn
+from bpo.records.schemas import Blocked, ErasureIn, ErasureOut
 from bpo.records.storage import Lock, Spooled, Store, StoreRefused, content_key
 from bpo.webhooks.service import record_events
 
@@ -297,7 +298,7 @@ async def erase(
         id=erasure_id,
         status=status,
         erased=[str(d.id) for d in free],
-        blocked=[_builtins(b) for b in blocked],
+        blocked=[blocked_record(b) for b in blocked],
         requested_by=actor_of(who)[:200],
     )
     session.add(row)
@@ -355,7 +356,19 @@ def _person_digest(data: ErasureIn) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _builtins(b: Blocked) -> dict[str, Any]:
+def erasure_out(row: Erasure) -> ErasureOut:
+    status: Any = row.status
+    return ErasureOut(
+        str(row.id),
+        status,
+        list(row.erased),
+        msgspec.convert(row.blocked, list[Blocked]),
+        row.created_at,
+    )
+
+
+def blocked_record(b: Blocked) -> dict[str, Any]:
+    """What keeps a document, as the erasure request stores it."""
     return {
         k: v
         for k, v in {

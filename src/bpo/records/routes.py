@@ -379,13 +379,13 @@ class ErasuresController(Controller):
         store = store_for(state.settings)
         async with tenant_session(state.db.engine, tenant) as session:
             row, blobs = await disposal.erase(session, store, tenant, principal, data)
-            out = _erasure_out(row)
+            out = disposal.erasure_out(row)
         await disposal.purge(store, blobs)
         if out.status == "refused":
             first = out.blocked[0]
             problem = disposal.refusal(first)
             problem.extensions.update(
-                erasure_id=out.id, blocked=[disposal._builtins(b) for b in out.blocked]
+                erasure_id=out.id, blocked=[disposal.blocked_record(b) for b in out.blocked]
             )
             raise problem
         location = f"/v1/tenants/{tenant.slug}/records/erasures/{out.id}"
@@ -403,21 +403,7 @@ class ErasuresController(Controller):
         row = await tenant_db.get(Erasure, erasure_id)
         if row is None:
             raise Problem(404, "not-found", "no such erasure request")
-        return _erasure_out(row)
-
-
-def _erasure_out(row: Erasure) -> ErasureOut:
-    import msgspec
-
-    from bpo.records.schemas import Blocked
-
-    return ErasureOut(
-        str(row.id),
-        row.status,  # type: ignore[arg-type]
-        list(row.erased),
-        msgspec.convert(row.blocked, list[Blocked]),
-        row.created_at,
-    )
+        return disposal.erasure_out(row)
 
 
 class ExportsController(Controller):

@@ -179,49 +179,53 @@ def sniff(head: bytes) -> str:
     return "text/plain"
 
 
-async def lock_for(session: AsyncSession, doc: Document) -> Lock:
-    held = bool((await holds_on(session, [doc.id])).get(doc.id))
-    return Lock(doc.mode, doc.retain_until, held)
-
-
 async def store_version(
     engine: AsyncEngine,
     store: Store,
     tenant: TenantContext,
     who: Any,
-    doc_id: uuid.UUID,
+    doc_id: uuid.UUID | DocumentIn,
     spooled: Spooled,
     declared_type: str,
     filename: str | None,
-) -> tuple[Document, Version]:
-    """Keep `spooled` as the document's next version. The content goes into the store
-    first (by hash: storing the same bytes twice keeps one copy), then the version row
-    commits; content that never got a row is unreachable and harmless."""
-    async with tenant_session(engine, tenant) as session:
-        doc = await find_document(session, doc_id)
-        lock = await lock_for(session, doc)
-    key = content_key(tenant.tenant_id, spooled.sha256)
-    storage_version = await store.put(spooled, key, lock)
-    async with tenant_session(engine, tenant) as session:
-        doc = await find_document(session, doc_id, lock=True)
-        version = Version(
-            document_id=doc.id,
-            number=doc.current_version + 1,
-            sha256=spooled.sha256,
-            size=spooled.size,
-            declared_type=declared_type[:200],
-            sniffed_type=sniff(spooled.head),
-            filename=filename,
-            storage_key=key,
-            storage_version=storage_version,
-            created_by=actor_of(who)[:200],
-        )
-        session.add(version)
-        doc.current_version, doc.status, doc.updated_at = version.number, "active", func.now()
-        await session.flush()
-        await session.refresh(version)
-        await _stored(session, tenant, who, doc, version)
-    return doc, version
+) -> tuple[DocumentOut, Version]:
+    """Keep `spooled` as the next version of the document `doc_id` (or of a document filed
+    now from its metadata), in one transaction. The content goes into the store before the
+    version row (by hash: storing the same bytes twice keeps one copy); content that never
+    got a row is unreachable and harmless. Returns the document as shown and the version."""
+    try:
+        async with tenant_session(engine, tenant) as session:
+            if isinstance(doc_id, DocumentIn):
+                doc = await file_document(session, tenant, who, doc_id)
+            else:
+                doc = await find_document(session, doc_id, lock=True)
+            held = (await holds_on(session, [doc.id])).get(doc.id, [])
+            key = content_key(tenant.tenant_id, spooled.sha256)
+            stored = await store.put(spooled, key, Lock(doc.mode, doc.retain_until, bool(held)))
+            version = Version(
+                document_id=doc.id,
+                number=doc.current_version + 1,
+                sha256=spooled.sha256,
+                size=spooled.size,
+                declared_type=declared_type[:200],
+                sniffed_type=sniff(spooled.head),
+                filename=filename,
+                storage_key=key,
+                storage_version=stored,
+                created_by=actor_of(who)[:200],
+            )
+            session.add(version)
+            doc.current_version, doc.status, doc.updated_at = version.number, "active", func.now()
+            await session.flush()
+            await session.refresh(version)
+            await session.refresh(doc)
+            await _stored(session, tenant, who, doc, version)
+            code = await session.scalar(
+                select(RecordClass.code).where(RecordClass.id == doc.class_id)
+            )
+            return document_out(doc, str(code), version, held, None), version
+    finally:
+        spooled.discard()  # gone already when the store took it; else not kept
 
 
 async def _stored(
