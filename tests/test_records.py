@@ -24,6 +24,7 @@ from tests.conftest import build_app
 from tests.support.auth import bearer, client_token, make_user, user_token
 from tests.support.isolation import assert_cross_tenant_404
 from tests.support.records import filed, firm, records_settings
+from tests.support.work import staff_member
 
 Client = AsyncTestClient[Litestar]
 
@@ -351,6 +352,13 @@ async def test_scopes_and_roles(api: Client, db: Database, settings: Settings) -
     new_class = {"code": "c", "name": "C", "mode": "governance", "retention_years": 1}
     assert (await api.post(f"{base}/classes", json=new_class, headers=member)).status_code == 403
     assert (await api.post(f"{base}/holds", json=hold, headers=admin)).status_code == 201
+    _, assigned = await staff_member(db, settings, [tenant])
+    _, elsewhere = await staff_member(db, settings, [])
+    by_staff = await filed(api, "rec-scopes", assigned, b"filed by the provider's staff")
+    assert by_staff["created_by"].startswith("staff")
+    listed = await api.get(f"{base}/documents", headers=assigned)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 2
+    assert (await api.get(f"{base}/documents", headers=elsewhere)).status_code == 404
 
 
 REFUSALS = "never|retained|compliance|permission denied|must be owner|disposed|only ever|shortened"
