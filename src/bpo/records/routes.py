@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
 from bpo.core.idempotency import STREAMED_BODY
+from bpo.core.pagination import uuid_cursor
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.identity.guards import TENANT_ADMINS, Principal, requires
 from bpo.jobs.outbox import enqueue
@@ -281,7 +282,7 @@ class HoldsController(Controller):
         if open_only:
             query = query.where(Hold.released_at.is_(None))
         if cursor:
-            query = query.where(Hold.id < _uuid_cursor(cursor))
+            query = query.where(Hold.id < uuid_cursor(cursor))
         rows = list(await tenant_db.scalars(query))
         more, rows = len(rows) > limit, rows[:limit]
         codes = await holds.class_codes(tenant_db, rows)
@@ -346,13 +347,6 @@ async def _protect_scope(session: AsyncSession, tenant: TenantContext, hold_id: 
     scope = await holds.in_scope(session, hold_id)
     if scope:
         await enqueue(session, service.PROTECT_JOB, [str(i) for i in scope], tenant=tenant)
-
-
-def _uuid_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise Problem(400, "malformed-request", "the cursor is not one this API issued") from None
 
 
 class ErasuresController(Controller):

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
+from bpo.core.pagination import bad_cursor, uuid_cursor
 from bpo.records.models import Document, RecordClass, Version
 
 CONFIG = "english"
@@ -107,7 +108,7 @@ async def find(
     if not f.q:
         query = _where(f, select(Document)).order_by(Document.id.desc()).limit(limit + 1)
         if cursor:
-            query = query.where(Document.id < _id_cursor(cursor))
+            query = query.where(Document.id < uuid_cursor(cursor))
         docs = list(await session.scalars(query))
         more = len(docs) > limit
         docs = docs[:limit]
@@ -134,17 +135,10 @@ async def find(
     return docs, ranks, next_cursor
 
 
-def _id_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor)
-    except ValueError:
-        raise Problem(400, "malformed-request", "the cursor is not one this API issued") from None
-
-
 def _rank_cursor(cursor: str) -> tuple[float, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         rank, _, ident = raw.partition("|")
         return float(rank), uuid.UUID(ident)
     except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "malformed-request", "the cursor is not one this API issued") from None
+        raise bad_cursor() from None
