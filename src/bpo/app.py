@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
+import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -46,9 +49,19 @@ from bpo.platform.operations import routes as operations_routes
 from bpo.platform.tenants.routes import TenantAdminController
 from bpo.records import routes as records_routes
 from bpo.settings import Settings
+from bpo.settlements import routes as settlements_routes
 from bpo.webhooks import routes as webhooks_routes
 from bpo.work import routes as work_routes
 from bpo.work import task_routes as work_task_routes
+
+
+async def _bounded(part: str, closing: Coroutine[Any, Any, None], seconds: float = 10.0) -> None:
+    """One part's shutdown, in bounded time: a part that hangs (a lock, a lost peer) is
+    logged and left, so the process still stops."""
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except TimeoutError:
+        structlog.get_logger("bpo.app").warning("shutdown_timed_out", part=part, seconds=seconds)
 
 
 def create_app(
@@ -108,12 +121,12 @@ def create_app(
         try:
             yield
         finally:
-            await api_calls.stop()
+            await _bounded("api_calls", api_calls.stop())
             if standing.listener is not None:
-                await standing.listener.stop()
-            await limiter.close()
-            await probe.close()
-            await db.dispose()
+                await _bounded("standing_listener", standing.listener.stop())
+            await _bounded("limiter", limiter.close())
+            await _bounded("broker_probe", probe.close())
+            await _bounded("database", db.dispose())
 
     app = Litestar(
         route_handlers=[
@@ -127,6 +140,7 @@ def create_app(
             *webhooks_routes.route_handlers,
             *ledger_routes.route_handlers,
             *records_routes.route_handlers,
+            *settlements_routes.route_handlers,
             *work_routes.route_handlers,
             *work_task_routes.route_handlers,
             *extra_route_handlers,

@@ -148,8 +148,18 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+    async def dispose(self, within_s: float = 5.0) -> None:
+        """Close the pool. A graceful close waits for the server to end the session; one
+        that has not ended within `within_s` (its backend still busy) is cut instead, with
+        every connection left in the pool, so shutting down never waits on the server."""
+        try:
+            await asyncio.wait_for(self.engine.dispose(), within_s)
+        except TimeoutError:
+            idle = getattr(getattr(self.engine.sync_engine.pool, "_pool", None), "queue", ())
+            for record in list(idle):
+                connection = getattr(record, "dbapi_connection", None)
+                if connection is not None:
+                    connection.terminate()  # the server rolls back what was open
 
 
 def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
