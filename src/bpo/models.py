@@ -20,6 +20,7 @@ def load_all_models() -> None:
     import bpo.people.models
     import bpo.platform.models
     import bpo.records.models
+    import bpo.settlements.models
     import bpo.webhooks.models
     import bpo.work.models  # noqa: F401
 

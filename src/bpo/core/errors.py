@@ -68,6 +68,8 @@ PROBLEM_TITLES: dict[str, str] = {
     "empty-body": "The request body is empty",
     "range-not-satisfiable": "The range is outside the content",
     "record-corrupted": "The stored record no longer matches its hash",
+    "statement-refused": "The statement file cannot be imported",
+    "currency-mismatch": "The amounts are in different currencies",
     "export-expired": "The export is no longer available",
     "upstream-refused": "The payment provider refused the request",
     "service-unavailable": "A dependency is unavailable",

@@ -48,6 +48,7 @@ JOB_MODULES = (
     "bpo.work.jobs",
     "bpo.ledger.jobs",
     "bpo.records.jobs",
+    "bpo.settlements.jobs",
 )
 
 

@@ -27,11 +27,15 @@ from bpo.core.sql import SessionSql, Sql
 from bpo.core.tenancy import TenantContext
 from bpo.jobs.outbox import outbox_row
 from bpo.ledger.accounts import Who, not_found
+from bpo.ledger.accounts import accounts_named as _accounts_named
 from bpo.ledger.books import LEDGER_LINES, Books, Usage, books_for, prepare
 from bpo.ledger.models import Account, Entry, Line
 from bpo.ledger.outputs import entries_out, posted_out
 from bpo.ledger.posting import PostedEntry, PostedLine, stamp, write
-from bpo.ledger.schemas import ClientSource, DraftUpdate, EntryIn, EntryOut, LineIn
+from bpo.ledger.reports import balance_at as _balance_at
+from bpo.ledger.schemas import ClientSource, DraftUpdate, EntryOut
+from bpo.ledger.schemas import EntryIn as EntryIn  # re-exported: other domains post these
+from bpo.ledger.schemas import LineIn as LineIn
 from bpo.webhooks.service import FAN_OUT, event_calls
 
 POSTED = "ledger.entries.posted"  # the audit action of a posting
@@ -115,10 +119,17 @@ def _event(e: PostedEntry) -> dict[str, Any]:
 
 
 async def post_new(
-    sql: Sql, tenant: TenantContext, who: Who, data: list[EntryIn], pointer: str
+    sql: Sql,
+    tenant: TenantContext,
+    who: Who,
+    data: list[EntryIn],
+    pointer: str,
+    *,
+    source: str | None = None,
 ) -> list[EntryOut]:
     """New posted entries, all or nothing, in two statements (the books, the posting).
-    `pointer` prefixes problems' fields: "#" for one entry, "#/entries" for a batch."""
+    `pointer` prefixes problems' fields: "#" for one entry, "#/entries" for a batch.
+    `source`: another domain's postings say whose they are ("settlement")."""
     usage = _usage(data)
     books = await books_for(sql, data, len(data), (tenant, usage))
     prepared = _prepared(books, data, pointer)
@@ -126,6 +137,7 @@ async def post_new(
     for entry, number in zip(prepared, books.numbers, strict=True):
         entry.number, entry.booked_at, entry.created_at = number, books.now, books.now
         entry.created_by = actor
+        entry.source = source or entry.source
     await post(sql, tenant, who, prepared, usage=usage)
     return [posted_out(p) for p in prepared]
 
@@ -317,3 +329,22 @@ async def reverse(
     )
     await post(SessionSql(session), tenant, who, [mirror])
     return posted_out(mirror)
+
+
+# What other domains use of the books (settlements post and reverse through these).
+accounts_named = _accounts_named
+
+
+async def reverse_by_id(
+    session: AsyncSession, tenant: TenantContext, who: Who, entry_id: uuid.UUID, description: str
+) -> EntryOut:
+    """The mirror of posted entry `entry_id` (see `reverse`), dated as the original."""
+    return await reverse(
+        session, tenant, who, await get_entry(session, entry_id, lock=True), None, description
+    )
+
+
+async def balance_on(session: AsyncSession, account: Account, currency: str, as_of: date) -> int:
+    """The account's natural balance in `currency` at the end of `as_of`."""
+    out = await _balance_at(session, account, as_of)
+    return sum(b.balance for b in out.balances if b.currency == currency)

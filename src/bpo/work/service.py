@@ -26,7 +26,7 @@ from bpo.core.tenancy import TenantContext
 from bpo.webhooks.service import record_event, record_events
 from bpo.work import queue, sla
 from bpo.work.calendar import BusinessCalendar, CalendarError
-from bpo.work.catalog import goal_minutes
+from bpo.work.catalog import get_service, goal_minutes
 from bpo.work.models import Service, Task, TaskComment, WorkCalendar, WorkRequest
 
 Who = str | Actor
@@ -615,3 +615,20 @@ async def _resolve(
         await reserve_usage(session, tenant, "tasks_completed", 1, key, now, held=True)
     await _transition(session, tenant, who, action, task, before)
     return task
+
+
+async def request_service(
+    session: AsyncSession,
+    tenant: TenantContext,
+    who: Who,
+    key: str,
+    payload: dict[str, Any],
+    title: str,
+) -> WorkRequest:
+    """A request for the catalog's service `key`, opened by another domain (settlements
+    open a bank reconciliation from their exceptions) at the default priority."""
+    service = await get_service(session, key)
+    request, _ = await create_request(
+        session, tenant, who, service, payload=payload, priority=50, title=title, attachments=()
+    )
+    return request

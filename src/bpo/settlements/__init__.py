@@ -1,0 +1,1 @@
+"""Settlements: bank statements reconciled against open invoices, bills and expected payments."""
