@@ -31,14 +31,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from bpo.settlements.formats import parse_statements
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # VmHWM: this process's own peak (ru_maxrss keeps the parent's across exec)
+    for row in open("/proc/self/status"):
+        if row.startswith("VmHWM:"):
+            return int(row.split()[1])
+base = hwm()
 with open(sys.argv[1], "rb") as file:
     data = file.read()
 t = time.perf_counter(); bytes(data).count(b"\\n"); baseline = time.perf_counter() - t
 t = time.perf_counter(); statements = parse_statements(data); took = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(json.dumps({"bytes": len(data), "lines": sum(len(s.lines) for s in statements),
                   "seconds": took, "baseline": baseline, "peak_kb": peak, "before_kb": base}))
 """
