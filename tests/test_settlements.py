@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -508,3 +509,37 @@ async def test_another_firm_gets_404_and_the_database_refuses(
         with pytest.raises(Exception, match="permission denied"):
             await conn.execute(text(f'SELECT * FROM "{b.tenant.schema}".settlements_lines'))
         await conn.rollback()
+
+
+SAMPLES = Path(__file__).parent / "data" / "statements"
+# Real files refused, each naming its place: broken on purpose, balances that do not add up
+# in the file itself, a withdrawn currency (DEM), no statement, a CSV without a mapping.
+REFUSED = {
+    "camt053.v2.minimal.xml": "Stmt[1]", "camt053.v4.xml": "Stmt[1]",
+    "camt053.v8.xml": "Stmt[1]", "camt053.v2.wrong.xml": "BkToCstmrStmt",
+    "sample.csv": "file", "cmxl-mt940.sta": "line 4", "sepa_snippet.sta": "line 25",
+    "sepa_snippet_broken.sta": "line 6", "bank_small.ofx": "file",
+    "decimal_error.ofx": "STMTRS 1/STMTTRN 1/TRNAMT",
+}  # fmt: skip
+
+
+async def test_every_real_sample_imports_once_or_is_refused_naming_the_place(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    f = await firm(api, db, settings, "set-samples")
+    files = sorted(p for p in SAMPLES.glob("*/*") if p.name not in ("LICENSE", "README.md"))
+    assert len(files) >= 17
+    async with running_worker(settings):
+        for path in files:
+            body = path.read_bytes()
+            if path.name in REFUSED:
+                refused = await api.post(f"{f.base}/statements", content=body, headers=f.admin)
+                assert refused.status_code == 422, (path.name, refused.text)
+                assert refused.json()["errors"][0]["pointer"] == REFUSED[path.name], path.name
+                continue
+            first = await imported(api, f"{f.base}/statements", f.admin, body)
+            again = await imported(api, f"{f.base}/statements", f.admin, body)
+            assert first["status"] == again["status"] == "done", (path.name, first, again)
+            assert first["lines_imported"] > 0, path.name
+            assert again["lines_imported"] == 0, path.name  # a re-import adds nothing
+            assert again["lines_skipped"] == first["lines_imported"], path.name

@@ -246,7 +246,11 @@ async def _write(
             out.warnings.append(warning)  # type: ignore[union-attr]
         new = await _lines(session, target, statement, s)
         out.imported += len(new)
-        out.skipped += len(s.lines) - len(new)
+        zero = sum(1 for line in s.lines if line.amount == 0)  # nothing moved: not a line
+        out.skipped += len(s.lines) - zero - len(new)
+        if zero:
+            detail = f"{zero} lines of zero amount not imported"
+            out.warnings.append({"pointer": s.position, "code": "zero-amount", "detail": detail})  # type: ignore[union-attr]
         done += len(s.lines)
         await _progress(session_factory, import_id, done)
         if target.status == "active" and new:
