@@ -28,6 +28,7 @@ EXAMPLES = os.environ.get("BPO_FUZZ_EXAMPLES", "100")
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(1500)  # schemathesis itself may take its 900 s on a busy machine
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:

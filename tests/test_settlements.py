@@ -309,7 +309,7 @@ async def test_matching_clears_invoices_and_bills_through_the_ledger(
     assert report["receivables"]["days_1_30"] == 50_000
     csv_text = (
         await api.get(
-            f"{f.base}/reconciliation?bank_account={f.account['id']}&as_of={on}&format=csv",
+            f"{f.base}/reconciliation/csv?bank_account={f.account['id']}&as_of={on}",
             headers=f.admin,
         )
     ).text

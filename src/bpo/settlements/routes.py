@@ -47,6 +47,7 @@ from bpo.settlements.schemas import (
     MatchIn,
     MatchOut,
     MatchPage,
+    ReconciliationOut,
     RunIn,
     RunOut,
     StatementOut,
@@ -545,26 +546,36 @@ class ReconciliationController(Controller):
         "/",
         guards=[READ],
         operation_id="getReconciliation",
-        summary=(
-            "Statement against books on a day, the difference explained, open items aged (CSV "
-            "with format=csv)"
-        ),
+        summary="Statement against books on a day, the difference explained, open items aged",
     )
     async def report(
         self,
         tenant_db: NamedDependency[AsyncSession],
         bank_account: FromQuery[uuid.UUID],
         as_of: FromQuery[date],
-        format: FromQuery[Literal["json", "csv"]] = "json",
-    ) -> Response[Any]:
+    ) -> ReconciliationOut:
+        account = await service.get_account(tenant_db, bank_account)
+        return await service.reconciliation(tenant_db, account, as_of)
+
+    @get(
+        "/csv",
+        guards=[READ],
+        operation_id="exportReconciliation",
+        summary="The reconciliation report as CSV, with each bank line still open on the day",
+        media_type="text/csv; charset=utf-8",
+    )
+    async def export(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        bank_account: FromQuery[uuid.UUID],
+        as_of: FromQuery[date],
+    ) -> Response[str]:
         account = await service.get_account(tenant_db, bank_account)
         out = await service.reconciliation(tenant_db, account, as_of)
-        if format == "csv":
-            body = await service.reconciliation_csv(tenant_db, out, account)
-            name = f"reconciliation-{account.identity}-{as_of.isoformat()}.csv"
-            headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-            return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-        return Response(out)
+        body = await service.reconciliation_csv(tenant_db, out, account)
+        name = f"reconciliation-{account.identity}-{as_of.isoformat()}.csv"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
     @post(
         "/tasks",
