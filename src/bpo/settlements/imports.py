@@ -40,7 +40,7 @@ from bpo.settlements.formats import (
     parse_statements,
 )
 from bpo.settlements.models import BankAccount, BankLine, Statement, StatementImport
-from bpo.settlements.schemas import ImportOut, LineOut, StatementOut
+from bpo.settlements.schemas import BankStatementOut, StatementImportOut, StatementLineOut
 from bpo.webhooks.service import record_events
 
 MAX_BYTES = 128 * 1024 * 1024
@@ -51,8 +51,8 @@ STATEMENT_LINES = "statement_lines"  # the usage meter
 NO_REFERENCE = {"", "NONREF", "NOTPROVIDED", "NONE", "N/A"}
 
 
-def import_out(row: StatementImport) -> ImportOut:
-    return ImportOut(
+def import_out(row: StatementImport) -> StatementImportOut:
+    return StatementImportOut(
         id=str(row.id),
         status=row.status,
         format=row.format,
@@ -441,8 +441,8 @@ async def post_unposted(
     await enqueue(session, MATCH_JOB, str(account.id), actor_of(who)[:200], tenant=tenant)
 
 
-def statement_out(s: Statement) -> StatementOut:
-    return StatementOut(
+def statement_out(s: Statement) -> BankStatementOut:
+    return BankStatementOut(
         id=str(s.id), bank_account=str(s.bank_account_id), format=s.format,
         bank_statement_id=s.bank_statement_id, currency=s.currency,
         opening_balance=s.opening_balance, opening_date=s.opening_date,
@@ -451,8 +451,8 @@ def statement_out(s: Statement) -> StatementOut:
     )  # fmt: skip
 
 
-def line_out(r: BankLine) -> LineOut:
-    return LineOut(
+def line_out(r: BankLine) -> StatementLineOut:
+    return StatementLineOut(
         id=str(r.id), statement=str(r.statement_id), booking_date=r.booking_date,
         value_date=r.value_date, amount=r.amount, currency=r.currency, open_amount=r.open_amount,
         bank_reference=r.bank_reference, end_to_end_id=r.end_to_end_id,

@@ -37,20 +37,20 @@ from bpo.settlements.schemas import (
     BankAccountOut,
     BankAccountPage,
     BankAccountUpdate,
+    BankStatementOut,
     DecisionIn,
     ExpectedIn,
-    ImportOut,
     InvoiceIn,
     ItemOut,
     ItemPage,
-    LinePage,
     MatchIn,
     MatchOut,
     MatchPage,
     ReconciliationOut,
     RunIn,
     RunOut,
-    StatementOut,
+    StatementImportOut,
+    StatementLinePage,
     TaskIn,
 )
 
@@ -153,7 +153,7 @@ class BankAccountsController(Controller):
         principal: NamedDependency[Principal],
         tenant_db: NamedDependency[AsyncSession],
         filename: Filename = None,
-    ) -> Response[ImportOut]:
+    ) -> Response[StatementImportOut]:
         account = await accounts.get(tenant_db, account_id)
         return await _start(request, tenant, principal, tenant_db, filename, account)
 
@@ -182,7 +182,7 @@ async def _start(
     tenant_db: AsyncSession,
     filename: str | None,
     account: BankAccount | None,
-) -> Response[ImportOut]:
+) -> Response[StatementImportOut]:
     body, name = await _file(request, filename)
     row = await imports.start(
         tenant_db, tenant, principal, body, (name or "")[:200] or None, account
@@ -213,7 +213,7 @@ class StatementsController(Controller):
         principal: NamedDependency[Principal],
         tenant_db: NamedDependency[AsyncSession],
         filename: Filename = None,
-    ) -> Response[ImportOut]:
+    ) -> Response[StatementImportOut]:
         return await _start(request, tenant, principal, tenant_db, filename, None)
 
     @get(
@@ -224,7 +224,7 @@ class StatementsController(Controller):
     )
     async def show_import(
         self, import_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
-    ) -> ImportOut:
+    ) -> StatementImportOut:
         row = await tenant_db.get(StatementImport, import_id)
         if row is None:
             raise Problem(404, "not-found", "no such import")
@@ -238,7 +238,7 @@ class StatementsController(Controller):
     )
     async def show_statement(
         self, statement_id: FromPath[uuid.UUID], tenant_db: NamedDependency[AsyncSession]
-    ) -> StatementOut:
+    ) -> BankStatementOut:
         return imports.statement_out(await _statement(tenant_db, statement_id))
 
     @get(
@@ -253,7 +253,7 @@ class StatementsController(Controller):
         tenant_db: NamedDependency[AsyncSession],
         limit: Page = 100,
         cursor: Cursor = None,
-    ) -> LinePage:
+    ) -> StatementLinePage:
         await _statement(tenant_db, statement_id)
         after = _seq_cursor(cursor)
         rows = list(
@@ -265,7 +265,9 @@ class StatementsController(Controller):
             )
         )
         more, rows = len(rows) > limit, rows[:limit]
-        return LinePage([imports.line_out(r) for r in rows], str(rows[-1].seq) if more else None)
+        return StatementLinePage(
+            [imports.line_out(r) for r in rows], str(rows[-1].seq) if more else None
+        )
 
 
 def _seq_cursor(cursor: str | None) -> int:

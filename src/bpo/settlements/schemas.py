@@ -100,7 +100,7 @@ class BankAccountPage(msgspec.Struct):
     next_cursor: str | None
 
 
-class ImportOut(msgspec.Struct):
+class StatementImportOut(msgspec.Struct):
     id: str
     status: str
     format: str
@@ -117,7 +117,7 @@ class ImportOut(msgspec.Struct):
     finished_at: datetime | None
 
 
-class StatementOut(msgspec.Struct):
+class BankStatementOut(msgspec.Struct):
     id: str
     bank_account: str
     format: str
@@ -132,7 +132,7 @@ class StatementOut(msgspec.Struct):
     created_at: datetime
 
 
-class LineOut(msgspec.Struct):
+class StatementLineOut(msgspec.Struct):
     id: str
     statement: str
     booking_date: date
@@ -152,8 +152,8 @@ class LineOut(msgspec.Struct):
     status: str
 
 
-class LinePage(msgspec.Struct):
-    items: list[LineOut]
+class StatementLinePage(msgspec.Struct):
+    items: list[StatementLineOut]
     next_cursor: str | None
 
 
