@@ -61,6 +61,7 @@ class Movement:
     reference: str | None = None  # a structured creditor reference
     bank_ref: str | None = None
     reversal: bool = False
+    end_to_end: str | None = None
 
 
 def _money(cents: int) -> str:
@@ -78,7 +79,8 @@ def _entry(n: int, m: Movement, currency: str) -> str:
         f"<BookgDt><Dt>{m.day}</Dt></BookgDt><ValDt><Dt>{m.day}</Dt></ValDt>"
         f"<AcctSvcrRef>{m.bank_ref or f'BANK-{m.day:%Y%m%d}-{n:05d}'}</AcctSvcrRef>"
         "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly>"
-        "</Domn></BkTxCd><NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>"
+        "</Domn></BkTxCd><NtryDtls><TxDtls>"
+        f"<Refs><EndToEndId>{escape(m.end_to_end or 'NOTPROVIDED')}</EndToEndId></Refs>"
         f"<RltdPties><{party}><Nm>{escape(m.name)}</Nm></{party}></RltdPties>"
         f"<RmtInf><Ustrd>{escape(m.text)}</Ustrd>{strd}</RmtInf></TxDtls></NtryDtls></Ntry>"
     )
@@ -122,9 +124,11 @@ async def imported(
     api: Client, path: str, headers: dict[str, str], body: bytes, **extra: Any
 ) -> dict[str, Any]:
     """Upload a statement file and wait for its import to finish; the import's result."""
-    started = await api.post(
-        path, content=body, headers={**headers, "Content-Type": "application/octet-stream"}, **extra
-    )
+    if "files" in extra:  # a multipart form, as a browser sends it
+        started = await api.post(path, headers=headers, **extra)
+    else:
+        raw = {**headers, "Content-Type": "application/octet-stream"}
+        started = await api.post(path, content=body, headers=raw, **extra)
     assert started.status_code == 202, started.text
     location = started.headers["location"]
     result: dict[str, Any] = {}

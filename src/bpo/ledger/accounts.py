@@ -107,6 +107,7 @@ def account_out(a: Account, balances: list[BalanceOut] | None = None) -> Account
         min_balance=a.min_balance,
         max_balance=a.max_balance,
         description=a.description,
+        reconcilable=a.reconcilable,
         created_at=a.created_at,
         updated_at=a.updated_at,
         balances=balances,
@@ -146,6 +147,7 @@ async def create_account(
         description=data.description,
         min_balance=data.min_balance,
         max_balance=data.max_balance,
+        reconcilable=data.reconcilable,
         status="active",
     )
     session.add(account)
@@ -187,6 +189,8 @@ async def update_account(
         account.name = data.name
     if data.description is not UNSET:
         account.description = data.description
+    if data.reconcilable is not UNSET:
+        account.reconcilable = data.reconcilable
     if data.parent is not UNSET:
         parent = await _parent(session, data.parent, account.type)
         if parent is not None and (

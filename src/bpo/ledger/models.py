@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -112,6 +113,8 @@ class Account(TenantBase):
     min_balance: Mapped[int | None] = mapped_column(BigInteger)
     max_balance: Mapped[int | None] = mapped_column(BigInteger)
     description: Mapped[str] = mapped_column(Text, server_default="")
+    # Its lines are open items to settle against the bank (settlements), e.g. money in transit.
+    reconcilable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()

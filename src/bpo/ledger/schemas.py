@@ -38,6 +38,7 @@ class AccountIn(msgspec.Struct, forbid_unknown_fields=True):
     description: Annotated[str, msgspec.Meta(max_length=2_000)] = ""
     min_balance: Limit | None = None  # e.g. 0: never below zero
     max_balance: Limit | None = None
+    reconcilable: bool = False  # its lines are open items for bank reconciliation
 
 
 class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,6 +48,7 @@ class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True):
     status: Literal["active", "closed"] | UnsetType = UNSET
     min_balance: Limit | UnsetType | None = UNSET
     max_balance: Limit | UnsetType | None = UNSET
+    reconcilable: bool | UnsetType = UNSET
 
 
 class BalanceOut(msgspec.Struct):
@@ -68,6 +70,7 @@ class AccountOut(msgspec.Struct):
     min_balance: int | None
     max_balance: int | None
     description: str
+    reconcilable: bool
     created_at: datetime
     updated_at: datetime
     balances: list[BalanceOut] | None = None

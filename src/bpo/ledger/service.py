@@ -11,11 +11,12 @@ functions, never into the ledger's tables.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
@@ -348,3 +349,52 @@ async def balance_on(session: AsyncSession, account: Account, currency: str, as_
     """The account's natural balance in `currency` at the end of `as_of`."""
     out = await _balance_at(session, account, as_of)
     return sum(b.balance for b in out.balances if b.currency == currency)
+
+
+@dataclass(frozen=True)
+class ReconcilableLine:
+    """A posted line on an account flagged reconcilable: something the bank should show."""
+
+    id: int
+    entry_id: uuid.UUID
+    entry_number: int
+    line_no: int
+    account_id: uuid.UUID
+    effective_on: date
+    amount: int  # signed, debit positive
+    currency: str
+    reference: str | None
+    counterparty: str | None
+    description: str
+
+
+async def reconcilable_lines(
+    session: AsyncSession, after: int, limit: int = 5_000
+) -> list[ReconcilableLine]:
+    """Lines on reconcilable accounts past line id `after`, oldest first. Reversals and
+    settlement postings are left out: they settle items, they are not items themselves."""
+    rows = await session.execute(
+        select(
+            Line.id, Entry.id, Entry.number, Line.line_no, Line.account_id, Line.effective_on,
+            Line.amount, Line.currency, Entry.reference, Line.counterparty,
+            func.coalesce(Line.memo, Entry.description),
+        )
+        .join(Account, Account.id == Line.account_id)
+        .join(Entry, Entry.id == Line.entry_id)
+        .where(
+            Line.id > after, Account.reconcilable, Entry.status == "posted",
+            Entry.reverses_id.is_(None), Entry.source.not_in(("settlement", "reversal")),
+            Line.amount != 0,
+        )
+        .order_by(Line.id)
+        .limit(limit)
+    )  # fmt: skip
+    return [ReconcilableLine(*row) for row in rows.all()]
+
+
+async def reversed_among(session: AsyncSession, entry_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `entry_ids` have been reversed."""
+    if not entry_ids:
+        return set()
+    rows = await session.scalars(select(Entry.reverses_id).where(Entry.reverses_id.in_(entry_ids)))
+    return {r for r in rows if r is not None}

@@ -98,7 +98,8 @@ _OPEN_LINES = text(
     " WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
 )
 _OPEN_ITEMS = text(
-    "SELECT id, open_amount, status, control_account_id, number FROM settlements_items"
+    "SELECT id, open_amount, status, control_account_id, number, kind, amount, amount_min,"
+    " amount_max FROM settlements_items"
     " WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
 )
 _CLEAR_LINES = text(
@@ -107,13 +108,16 @@ _CLEAR_LINES = text(
     " FROM unnest(CAST(:ids AS uuid[]), CAST(:off AS boolean[])) AS v(id, written_off)"
     " WHERE l.id = v.id"
 )
+# `settles`: what the item is now taken to be (an expected payment paid within its range is
+# paid in full, for the amount that came), else its amount.
 _SETTLE_ITEMS = text(
-    "UPDATE settlements_items AS i SET open_amount = i.open_amount - v.amount,"
-    " status = CASE WHEN i.open_amount - v.amount = 0 THEN 'paid'"
-    " WHEN i.open_amount - v.amount = i.amount THEN 'open' ELSE 'partly_paid' END,"
+    "UPDATE settlements_items AS i SET amount = v.settles,"
+    " open_amount = i.open_amount + v.settles - i.amount - v.amount,"
+    " status = CASE WHEN i.open_amount + v.settles - i.amount - v.amount = 0 THEN 'paid'"
+    " WHEN i.open_amount - i.amount - v.amount = 0 THEN 'open' ELSE 'partly_paid' END,"
     " updated_at = now()"
-    " FROM unnest(CAST(:ids AS uuid[]), CAST(:amounts AS bigint[])) AS v(id, amount)"
-    " WHERE i.id = v.id"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:amounts AS bigint[]), CAST(:settles AS bigint[]))"
+    " AS v(id, amount, settles) WHERE i.id = v.id"
 )
 
 
@@ -135,11 +139,22 @@ async def clear(
     off = [not m.items for m in ms for _ in m.lines]
     await session.execute(_CLEAR_LINES, {"ids": line_ids, "off": off})
     amounts = [int(p["amount"]) for m in ms for p in m.items]
+    settles = [_settles(found[i], a) for i, a in zip(item_ids, amounts, strict=True)]
     if item_ids:
-        await session.execute(_SETTLE_ITEMS, {"ids": item_ids, "amounts": amounts})
+        await session.execute(
+            _SETTLE_ITEMS, {"ids": item_ids, "amounts": amounts, "settles": settles}
+        )
     for obj in list(session.identity_map.values()):
         if isinstance(obj, BankLine | OpenItem):
             session.expire(obj)  # changed by SQL above: read afresh when next loaded
+
+
+def _settles(row: Any, amount: int) -> int:
+    """The item's amount once `amount` is applied: for an expected payment whose payments
+    come to a total within its range, that total (it is paid in full); else unchanged."""
+    total = row.amount - row.open_amount + amount
+    ranged = row.kind == "expected" and None not in (row.amount_min, row.amount_max)
+    return int(total) if ranged and row.amount_min <= total <= row.amount_max else int(row.amount)
 
 
 def _posting(account: BankAccount, m: Match, lines: dict[Any, Any], found: dict[Any, Any]) -> Any:
@@ -159,7 +174,7 @@ def _posting(account: BankAccount, m: Match, lines: dict[Any, Any], found: dict[
         amount = int(p["amount"])
         if row is None or row.status in ("written_off", "cancelled", "paid"):
             raise conflict(f"open item {p['id']} was settled by another match meanwhile")
-        if abs(row.open_amount) < abs(amount):
+        if abs(row.open_amount) < abs(amount) and _settles(row, amount) == row.amount:
             raise conflict(f"{row.number} has only {abs(row.open_amount)} open")
         legs.append((row.control_account_id, -amount))
         numbers.append(row.number)

@@ -44,7 +44,8 @@ from bpo.settlements.schemas import BankStatementOut, StatementImportOut, Statem
 from bpo.webhooks.service import record_events
 
 MAX_BYTES = 128 * 1024 * 1024
-BATCH = 5_000
+# A multi-row INSERT carries at most 32,767 bind parameters (PostgreSQL's protocol limit).
+BATCH = 32_767 // 19  # lines per INSERT: 19 columns each
 IMPORT_JOB = "settlements.import_statement"
 MATCH_JOB = "settlements.match"
 STATEMENT_LINES = "statement_lines"  # the usage meter

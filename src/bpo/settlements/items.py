@@ -1,5 +1,6 @@
 """Open items: customer invoices and supplier bills (a minimal AR/AP, each posted to its
-control account when issued) and expected payments (posted only when they arrive).
+control account when issued), expected payments (posted only when they arrive), and the
+lines posted on ledger accounts flagged reconcilable (pulled in before each matching run).
 
 An item's amounts are stored signed like the bank line that settles it (an invoice and
 money expected in are positive, a bill and money expected out negative); the API shows them
@@ -11,12 +12,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo import audit
 from bpo.audit.service import actor_of
 from bpo.core.errors import Problem
+from bpo.core.ids import uuid7
 from bpo.core.tenancy import TenantContext
 from bpo.ledger import service as ledger
 from bpo.settlements import accounts, books
@@ -180,3 +183,43 @@ def settle(item: OpenItem, amount: int) -> None:
     item.status = "paid" if item.open_amount == 0 else "partly_paid"
     if item.open_amount == item.amount:
         item.status = "open"
+
+
+async def pull_ledger_lines(session: AsyncSession) -> int:
+    """Make open items of the lines posted on reconcilable ledger accounts since the last
+    pull (each line once), and cancel the untouched ones whose entry has been reversed.
+    The number of items added."""
+    added = 0
+    after = await session.scalar(select(func.max(OpenItem.ledger_line_id))) or 0
+    while batch := await ledger.reconcilable_lines(session, after, limit=2_000):  # 15 columns
+        rows = [_ledger_item(line) for line in batch]
+        done = await session.execute(
+            insert(OpenItem).values(rows).on_conflict_do_nothing().returning(OpenItem.id)
+        )
+        added += len(done.all())
+        after = batch[-1].id
+    untouched = await session.execute(
+        select(OpenItem.id, OpenItem.entry_id).where(
+            OpenItem.kind == "ledger", OpenItem.status == "open"
+        )
+    )
+    by_entry = {entry: item for item, entry in untouched.all()}
+    gone = await ledger.reversed_among(session, [e for e in by_entry if e is not None])
+    if gone:
+        await session.execute(
+            update(OpenItem)
+            .where(OpenItem.id.in_([by_entry[e] for e in gone]))
+            .values(status="cancelled", updated_at=func.now())
+        )
+    return added
+
+
+def _ledger_item(line: ledger.ReconcilableLine) -> dict[str, Any]:
+    return {
+        "id": uuid7(), "kind": "ledger", "number": f"{line.entry_number}/{line.line_no}",
+        "counterparty": (line.counterparty or "")[:200], "reference": (line.reference or "")[:100]
+        or None, "issue_date": line.effective_on, "due_date": line.effective_on,
+        "amount": line.amount, "open_amount": line.amount, "currency": line.currency,
+        "control_account_id": line.account_id, "entry_id": line.entry_id,
+        "ledger_line_id": line.id, "description": line.description, "created_by": "ledger",
+    }  # fmt: skip

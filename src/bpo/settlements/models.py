@@ -40,7 +40,7 @@ from bpo.core.models import TenantBase
 ACCOUNT_STATUSES = ("unconfirmed", "active")
 IMPORT_STATUSES = ("queued", "running", "done", "failed")
 LINE_STATUSES = ("unmatched", "partly_matched", "matched", "written_off")
-ITEM_KINDS = ("invoice", "bill", "expected")
+ITEM_KINDS = ("invoice", "bill", "expected", "ledger")
 ITEM_STATUSES = ("open", "partly_paid", "paid", "written_off", "cancelled")
 MATCH_STATUSES = ("suggested", "confirmed", "rejected", "undone")
 CONTINUITY = ("first", "continuous", "gap", "unchecked")
@@ -192,7 +192,8 @@ class BankLine(TenantBase):
 
 class OpenItem(TenantBase):
     """What a payment can settle: a customer invoice, a supplier bill (each posted to the
-    receivable or payable account when issued), or an expected payment."""
+    receivable or payable account when issued), an expected payment, or a line posted on a
+    ledger account flagged reconcilable (kind `ledger`, its control account that one)."""
 
     __tablename__ = "settlements_items"
     __table_args__ = (
@@ -225,6 +226,7 @@ class OpenItem(TenantBase):
     control_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.ledger_accounts.id"))
     counter_account_id: Mapped[uuid.UUID | None] = _ledger_account()
     entry_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the issue posting
+    ledger_line_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # kind ledger
     description: Mapped[str] = mapped_column(Text, server_default="")
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()

@@ -350,6 +350,21 @@ class ItemsController(Controller):
     ) -> ItemPage:
         return await _items_page(tenant_db, "expected", limit, cursor, item_status)
 
+    @get(
+        "/ledger-items",
+        guards=[READ],
+        operation_id="listLedgerItems",
+        summary="Open items from lines on reconcilable ledger accounts (pulled at each run)",
+    )
+    async def ledger_items(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        limit: Page = 100,
+        cursor: Cursor = None,
+        item_status: ItemStatus = None,
+    ) -> ItemPage:
+        return await _items_page(tenant_db, "ledger", limit, cursor, item_status)
+
     @post(
         "/invoices",
         guards=[WRITE],

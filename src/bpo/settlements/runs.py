@@ -18,7 +18,7 @@ from bpo import audit
 from bpo.audit.service import actor_of
 from bpo.core.ids import uuid7
 from bpo.core.tenancy import TenantContext
-from bpo.settlements import accounts, clearing, matching
+from bpo.settlements import accounts, clearing, items, matching
 from bpo.settlements.models import BankAccount, BankLine, Match, OpenItem
 from bpo.settlements.schemas import RunOut
 from bpo.webhooks.service import record_events
@@ -32,6 +32,7 @@ async def run(
     else:
         query = select(BankAccount).where(BankAccount.status == "active").order_by(BankAccount.id)
         targets = list(await session.scalars(query.with_for_update()))
+    await items.pull_ledger_lines(session)
     out = RunOut(0, 0, 0, 0, [])
     for account in targets:
         if account.status == "active":
