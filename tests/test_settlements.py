@@ -499,6 +499,9 @@ async def test_another_firm_gets_404_and_the_database_refuses(
         ),
         ("GET", f"{mine}/reconciliation?bank_account={b.account['id']}&as_of=2026-11-30", {}),
         ("GET", f"{b.base}/invoices", {}),  # B's path with A's token
+        ("GET", f"{b.base}/ledger-items", {}),
+        ("GET", f"{b.base}/matches", {}),
+        ("POST", f"{b.base}/matching/run", {"json": {}}),
     ]
     for method, path, extra in paths:
         await assert_cross_tenant_404(
@@ -508,6 +511,10 @@ async def test_another_firm_gets_404_and_the_database_refuses(
         await conn.execute(text(f'SET ROLE "{a.tenant.role}"'))
         with pytest.raises(Exception, match="permission denied"):
             await conn.execute(text(f'SELECT * FROM "{b.tenant.schema}".settlements_lines'))
+        await conn.rollback()
+        await conn.execute(text(f'SET ROLE "{a.tenant.role}"'))
+        with pytest.raises(Exception, match="permission denied"):
+            await conn.execute(text(f'UPDATE "{b.tenant.schema}".settlements_items SET amount = 1'))
         await conn.rollback()
 
 

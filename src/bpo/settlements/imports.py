@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -245,7 +246,8 @@ async def _write(
         out.statement_ids.append(str(statement.id))  # type: ignore[union-attr]
         if warning:
             out.warnings.append(warning)  # type: ignore[union-attr]
-        new = await _lines(session, target, statement, s)
+        report = _reporter(session_factory, import_id, done)
+        new = await _lines(session, target, statement, s, report)
         out.imported += len(new)
         zero = sum(1 for line in s.lines if line.amount == 0)  # nothing moved: not a line
         out.skipped += len(s.lines) - zero - len(new)
@@ -354,9 +356,14 @@ def _clip(value: str | None, size: int) -> str | None:
 
 
 async def _lines(
-    session: AsyncSession, account: BankAccount, statement: Statement, s: ParsedStatement
+    session: AsyncSession,
+    account: BankAccount,
+    statement: Statement,
+    s: ParsedStatement,
+    progress: Callable[[int], Awaitable[None]],
 ) -> list[tuple[uuid.UUID, date, int]]:
-    """Insert the statement's lines not seen before; returns (id, booking date, amount)."""
+    """Insert the statement's lines not seen before; returns (id, booking date, amount).
+    `progress` hears how many of the statement's lines are written, every few thousand."""
     seen: Counter[str] = Counter()
     rows = [
         {
@@ -392,7 +399,18 @@ async def _lines(
             .returning(BankLine.id, BankLine.booking_date, BankLine.amount)
         )
         new += [(r[0], r[1], r[2]) for r in (await session.execute(stmt)).all()]
+        if at and at % (4 * BATCH) == 0:
+            await progress(at)
     return new
+
+
+def _reporter(
+    session_factory: Any, import_id: uuid.UUID, before: int
+) -> Callable[[int], Awaitable[None]]:
+    async def report(n: int) -> None:
+        await _progress(session_factory, import_id, before + n)
+
+    return report
 
 
 async def _progress(session_factory: Any, import_id: uuid.UUID, done: int) -> None:
