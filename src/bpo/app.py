@@ -21,6 +21,7 @@ from bpo import __version__
 from bpo.audit import routes as audit_routes
 from bpo.billing import routes as billing_routes
 from bpo.billing.counter import ApiCallCounter
+from bpo.compliance import routes as compliance_routes
 from bpo.core import health
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.docs import SwaggerPage, docs_router
@@ -141,6 +142,7 @@ def create_app(
             *ledger_routes.route_handlers,
             *records_routes.route_handlers,
             *settlements_routes.route_handlers,
+            *compliance_routes.route_handlers,
             *work_routes.route_handlers,
             *work_task_routes.route_handlers,
             *extra_route_handlers,

@@ -1,5 +1,5 @@
-"""The `bpo` command: up, serve, worker, migrate, demo, and the tenants, keys, apps and
-ledger groups."""
+"""The `bpo` command: up, serve, worker, migrate, demo, and the tenants, keys, apps, ledger
+and sanctions groups."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ cli = typer.Typer(
 
 
 def main() -> None:
+    from bpo.compliance.commands import sanctions_cli
     from bpo.identity.commands import apps, keys
     from bpo.ledger.commands import ledger
     from bpo.models import load_all_models
@@ -34,6 +35,7 @@ def main() -> None:
     cli.add_typer(keys, name="keys")
     cli.add_typer(apps, name="apps")
     cli.add_typer(ledger, name="ledger")
+    cli.add_typer(sanctions_cli, name="sanctions")
     cli()
 
 

@@ -13,6 +13,7 @@ from bpo.core.models import mark_all_models_loaded
 def load_all_models() -> None:
     import bpo.audit.models
     import bpo.billing.models
+    import bpo.compliance.models
     import bpo.core.idempotency
     import bpo.identity.models
     import bpo.jobs.models

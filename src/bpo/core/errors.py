@@ -70,6 +70,8 @@ PROBLEM_TITLES: dict[str, str] = {
     "record-corrupted": "The stored record no longer matches its hash",
     "statement-refused": "The statement file cannot be imported",
     "currency-mismatch": "The amounts are in different currencies",
+    "list-refused": "The sanctions list file cannot be loaded",
+    "maker-checker": "A second person must do this (four-eyes rule)",
     "export-expired": "The export is no longer available",
     "upstream-refused": "The payment provider refused the request",
     "service-unavailable": "A dependency is unavailable",

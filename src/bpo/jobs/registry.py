@@ -49,6 +49,7 @@ JOB_MODULES = (
     "bpo.ledger.jobs",
     "bpo.records.jobs",
     "bpo.settlements.jobs",
+    "bpo.compliance.jobs",
 )
 
 

@@ -10,6 +10,7 @@ it) and metered (`records_stored`). Other domains file evidence through these fu
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import filetype
@@ -272,4 +273,47 @@ async def record_corruption(
     )
     await record_events(
         session, tenant, [("record.corrupted", {"document_id": str(doc.id), **detail})]
+    )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A document another domain cites as evidence (compliance files it with a filing)."""
+
+    id: str
+    record_class: str
+    title: str
+    version: int
+    sha256: str
+
+
+async def evidence_of(session: AsyncSession, ids: list[str], pointer: str) -> list[Evidence]:
+    """The documents `ids`, each with content and kept in compliance mode (nobody can alter
+    or delete it before it expires); a 422 naming the first that is not."""
+    out = []
+    for n, raw in enumerate(ids):
+        where = f"{pointer}/{n}"
+        try:
+            doc = await find_document(session, uuid.UUID(raw))
+        except (ValueError, Problem):
+            raise _not_evidence(where, f"no document {raw}") from None
+        if doc.current_version == 0:
+            raise _not_evidence(where, f"document {raw} has no content yet")
+        if doc.mode != "compliance":
+            raise _not_evidence(
+                where, f"document {raw} is kept in {doc.mode} mode; evidence needs a class "
+                "in compliance mode"
+            )  # fmt: skip
+        version = await find_version(session, doc, None)
+        code = await session.scalar(select(RecordClass.code).where(RecordClass.id == doc.class_id))
+        out.append(Evidence(raw, str(code), doc.title, version.number, version.sha256))
+    return out
+
+
+def _not_evidence(pointer: str, detail: str) -> Problem:
+    return Problem(
+        422,
+        "validation-error",
+        f"{pointer}: {detail}",
+        errors=[{"pointer": pointer, "detail": detail}],
     )

@@ -1,0 +1,1 @@
+"""Regulatory compliance: obligations and deadlines, maker-checker filings, sanctions screening."""
