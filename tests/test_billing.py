@@ -114,7 +114,7 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
     meters = {r.params["event_name"]: r for r in state.sent("/v1/billing/meters")}
     assert set(meters) == {
         "bpo_api_calls", "bpo_tasks_completed", "bpo_staff_minutes",
-        "bpo_documents_gb_month", "bpo_statement_lines", "bpo_entries_posted",
+        "bpo_documents_gb_month", "bpo_statement_lines", "bpo_entries_posted", "bpo_screenings",
         "bpo_ledger_lines", "bpo_records_stored", "bpo_storage_gb_month",
     }  # fmt: skip
     assert meters["bpo_api_calls"].params["default_aggregation"] == {"formula": "sum"}
@@ -126,7 +126,7 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
     metered = {
         r.params["metadata"]["bpo_meter"]: r for r in prices if "bpo_meter" in r.params["metadata"]
     }
-    assert len(metered) == 9 and len(prices) == 10
+    assert len(metered) == 10 and len(prices) == 11
     calls = metered["api_calls"].params
     assert calls["recurring"] == {
         "interval": "month", "usage_type": "metered", "meter": meter_ids["bpo_api_calls"]
@@ -146,7 +146,7 @@ async def test_subscribing_creates_the_stripe_customer_and_a_metered_subscriptio
     assert customer.params["metadata"]["bpo_tenant"] == str(firm.tenant_id)
     [subscription] = state.sent("/v1/subscriptions")
     assert subscription.idempotency_key.startswith(f"bpo-subscription-{firm.tenant_id}-starter-")
-    assert len(subscription.params["items"]) == 10  # the base fee and nine metered prices
+    assert len(subscription.params["items"]) == 11  # the base fee and ten metered prices
     _, next_month = month_of(datetime.now(UTC))
     assert int(subscription.params["billing_cycle_anchor"]) == int(next_month.timestamp())
     [portal_request] = state.sent("/v1/billing_portal/sessions")
@@ -309,6 +309,7 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
         ("documents_gb_month", "6", 6),
         ("statement_lines", "1001", 7),
         ("entries_posted", "1003", 8),
+        ("screenings", "501", 9),
     ]
     await usage([(meter, qty, _at(p2_start, hours)) for meter, qty, hours in p2], "p2")
     async with db.engine.begin() as conn:
@@ -334,6 +335,7 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
         ("usage", "ledger_lines"): 0,  # none posted
         ("usage", "records_stored"): 0,  # none stored
         ("usage", "storage_gb_month"): 0,
+        ("usage", "screenings"): 2,  # 501 - 500 included = 1 x 2
         # Late usage for the first period: 120 tasks = 100 x 500 + 10 x 400, 20,000 billed.
         ("adjustment", "tasks_completed"): 54000 - 20000,
         ("adjustment", "api_calls"): 27 - 25,  # 533 x 0.05 = 26.65 -> 27, 25 billed
@@ -341,7 +343,7 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
     previewed = {(line.kind, line.meter): line.amount for line in preview.lines}
     finalized = {(line["kind"], line.get("meter")): line["amount"] for line in final_lines}
     assert previewed == finalized == expected
-    assert preview.total == final_total == sum(expected.values()) == 40056
+    assert preview.total == final_total == sum(expected.values()) == 40058
 
     async with db.sessionmaker() as session:  # nothing late is left to bill twice
         later = await draft_invoice(session, firm.tenant_id, terms, p2_end, now)
@@ -351,7 +353,7 @@ async def test_the_preview_equals_the_final_invoice_to_the_cent(
     listed = (
         await client.get(f"/v1/tenants/{firm.slug}/billing/invoices", headers=as_admin)
     ).json()
-    assert [i["total"] for i in listed["items"]] == [40056, first_total]
+    assert [i["total"] for i in listed["items"]] == [40058, first_total]
     current = (
         await client.get(f"/v1/tenants/{firm.slug}/billing/preview", headers=as_admin)
     ).json()

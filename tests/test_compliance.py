@@ -288,6 +288,13 @@ async def test_screening_explains_hits_and_a_new_list_raises_only_new_ones(
                               headers=admin)  # fmt: skip
         assert made.status_code == 201, made.text
         parties[name] = made.json()
+    async with db.engine.connect() as conn:
+        metered = await conn.scalar(
+            text("SELECT coalesce(sum(quantity), 0) FROM platform.usage_events"
+                 " WHERE tenant_id = :t AND meter = 'screenings'"),
+            {"t": f["tenant"].tenant_id},
+        )  # fmt: skip
+    assert metered == 3 + 4  # three single screenings (a refused one is not), four parties
     assert parties["Banco Nacional de Cuba"]["open_hits"] == 1
     assert parties["Acme Trading GmbH"]["open_hits"] == 0
     hits = (await api.get(f"{base}/hits", headers=admin)).json()["items"]

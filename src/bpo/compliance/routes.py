@@ -22,7 +22,6 @@ from bpo.compliance.jobs import BATCH_JOB, RESCREEN_JOB, has_compliance
 from bpo.compliance.models import Counterparty, Filing, Hit, Obligation
 from bpo.compliance.schemas import (
     ApproveIn,
-    BatchIn,
     CounterpartyIn,
     CounterpartyOut,
     CounterpartyPage,
@@ -43,13 +42,14 @@ from bpo.compliance.schemas import (
     ObligationOut,
     ObligationPage,
     RejectIn,
+    ScreeningBatchIn,
     ScreeningIn,
     ScreeningOut,
-    SettingsIn,
-    SettingsOut,
     StaffDashboard,
     TemplateApply,
     TemplateOut,
+    ThresholdIn,
+    ThresholdOut,
 )
 from bpo.core.errors import Problem
 from bpo.core.pagination import uuid_cursor
@@ -172,19 +172,19 @@ class ObligationsController(Controller):
 
     @get("/settings", guards=[READ], operation_id="getComplianceSettings",
          summary="The firm's screening threshold")  # fmt: skip
-    async def settings(self, tenant_db: NamedDependency[AsyncSession]) -> SettingsOut:
-        return SettingsOut(await screening.threshold_of(tenant_db))
+    async def settings(self, tenant_db: NamedDependency[AsyncSession]) -> ThresholdOut:
+        return ThresholdOut(await screening.threshold_of(tenant_db))
 
     @put("/settings", guards=[TENANT_ADMIN_WRITE], operation_id="setComplianceSettings",
          summary="Set the firm's screening threshold (tenant admins)")  # fmt: skip
     async def set_settings(
         self,
-        data: JSONBody[SettingsIn],
+        data: JSONBody[ThresholdIn],
         tenant: NamedDependency[TenantContext],
         principal: NamedDependency[Principal],
         tenant_db: NamedDependency[AsyncSession],
-    ) -> SettingsOut:
-        return SettingsOut(
+    ) -> ThresholdOut:
+        return ThresholdOut(
             await screening.set_threshold(tenant_db, tenant, principal, data.threshold)
         )
 
@@ -416,7 +416,7 @@ class ScreeningController(Controller):
     )
     async def batch(
         self,
-        data: JSONBody[BatchIn],
+        data: JSONBody[ScreeningBatchIn],
         tenant: NamedDependency[TenantContext],
         principal: NamedDependency[Principal],
         tenant_db: NamedDependency[AsyncSession],

@@ -209,7 +209,7 @@ class ScreeningIn(msgspec.Struct, forbid_unknown_fields=True):
     identifiers: Annotated[list[Identifier], msgspec.Meta(max_length=20)] = []
 
 
-class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
+class ScreeningBatchIn(msgspec.Struct, forbid_unknown_fields=True):
     """Screen many names at once (a job); or every counterparty of the firm when empty."""
 
     names: Annotated[list[ScreeningIn], msgspec.Meta(max_length=10_000)] = []
@@ -310,11 +310,11 @@ class StaffDashboard(msgspec.Struct):
     firms: list[FirmCompliance]
 
 
-class SettingsIn(msgspec.Struct, forbid_unknown_fields=True):
+class ThresholdIn(msgspec.Struct, forbid_unknown_fields=True):
     """The screening threshold (0.5 to 1; null: the engine's default)."""
 
     threshold: Annotated[float, msgspec.Meta(ge=0.5, le=1)] | None
 
 
-class SettingsOut(msgspec.Struct):
+class ThresholdOut(msgspec.Struct):
     threshold: float
