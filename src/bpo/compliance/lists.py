@@ -121,7 +121,7 @@ def _cell(value: str) -> str:
 
 
 def _ent_num(where: str, value: str) -> str:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ListError(where, f"ent_num {value[:40]!r} is not a number")
     return str(int(value))
 
@@ -425,7 +425,7 @@ def detect(filename: str, data: bytes) -> str:
     except csv.Error:
         first = []
     cells = [_cell(c) for c in first]
-    if cells and cells[0].isdigit():
+    if cells and cells[0].isascii() and cells[0].isdigit():
         if len(cells) == _SDN_COLUMNS:
             return "ofac_sdn"
         if len(cells) == _ALT_COLUMNS and cells[1].isdigit():

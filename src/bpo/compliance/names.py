@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Final
 
 from anyascii import anyascii
-from rapidfuzz.distance import Indel
+from rapidfuzz.distance import OSA, Indel
 
 # Work is capped: a hostile 10 MB "name" costs the same as a long real one.
 MAX_CHARS: Final = 400
@@ -38,10 +38,13 @@ _UNAMBIGUOUS_WORDS: Final = (
 )
 _UNAMBIGUOUS_FORMS: Final = frozenset(_UNAMBIGUOUS_WORDS.split())
 # Short forms that are also name particles ("as-Sayyid", "Ab", "Sa") only count at an end.
-_EDGE_WORDS: Final = "sa as ab ad ao cc dd sl sal cv kk gk pt ip ik tk sc ca ko"
+_EDGE_WORDS: Final = "sa as ab ad ao cc dd sl sal cv kk gk ik sc ca ko"
 _EDGE_FORMS: Final = frozenset(_EDGE_WORDS.split())
+_PREFIX_WORDS: Final = "pt ao ip tk"  # forms written before the name (PT Maju, AO Nord)
+_PREFIX_FORMS: Final = frozenset(_PREFIX_WORDS.split())
 # Long forms also known through one typo ("Compnay"): they are no part of the name.
-_LONG_FORMS: Final = ("company", "limited", "corporation", "incorporated")
+# Not "corporation": one edit from it is Spanish "corporacion", a word of many names.
+_LONG_FORMS: Final = ("company", "limited", "incorporated")
 _FORM_PHRASES: Final = tuple(
     tuple(p.split())
     for p in (
@@ -78,8 +81,9 @@ _FORM_PHRASES: Final = tuple(
         "co ltd",
     )
 )
-_PHRASES_BY_FIRST: Final = {
-    first: tuple(p for p in _FORM_PHRASES if p[0] == first) for first, *_ in _FORM_PHRASES
+# By first letter: a phrase is also known through typos in its long words (see _is_phrase).
+_PHRASES_BY_LETTER: Final = {
+    p[0][0]: tuple(q for q in _FORM_PHRASES if q[0][0] == p[0][0]) for p in _FORM_PHRASES
 }
 _TITLE_WORDS: Final = "mr mrs ms miss dr prof sir"
 _TITLES: Final = frozenset(_TITLE_WORDS.split())
@@ -163,7 +167,7 @@ def _strip_forms(words: list[str]) -> list[str]:
     kept = [w for w in _drop_phrases(words) if not _is_form(w)]
     while kept and kept[-1] in _EDGE_FORMS:
         kept.pop()
-    while kept and (kept[0] in _EDGE_FORMS or kept[0] in _TITLES):
+    while kept and (kept[0] in _PREFIX_FORMS or kept[0] in _TITLES):
         kept.pop(0)
     return kept or words
 
@@ -171,23 +175,29 @@ def _strip_forms(words: list[str]) -> list[str]:
 def _is_form(word: str) -> bool:
     if word in _UNAMBIGUOUS_FORMS:
         return True
-    return len(word) >= 6 and any(
-        Indel.normalized_similarity(word, form) >= 0.85 for form in _LONG_FORMS
-    )
+    return len(word) >= 6 and any(OSA.distance(word, f, score_cutoff=1) <= 1 for f in _LONG_FORMS)
 
 
 def _drop_phrases(words: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(words):
-        for phrase in _PHRASES_BY_FIRST.get(words[i], ()):
-            if tuple(words[i : i + len(phrase)]) == phrase:
+        for phrase in _PHRASES_BY_LETTER.get(words[i][0], ()):
+            if _is_phrase(words[i : i + len(phrase)], phrase):
                 i += len(phrase)
                 break
         else:
             out.append(words[i])
             i += 1
     return out
+
+
+def _is_phrase(words: list[str], phrase: tuple[str, ...]) -> bool:
+    """The words spell the phrase, one slip per long word allowed ("Obshchesvto")."""
+    return len(words) == len(phrase) and all(
+        w == p or (len(p) >= 5 and Indel.normalized_similarity(w, p) >= 0.8)
+        for w, p in zip(words, phrase, strict=True)
+    )
 
 
 def _merge_articles(words: list[str]) -> list[str]:
@@ -254,7 +264,7 @@ def unvowelled(word: str) -> bool:
 def is_legal_form(word: str) -> bool:
     """A legal form's word or abbreviation ("LLC", "S.A.", "GmbH", "Compnay"), any case."""
     plain = "".join(ascii_words(word))
-    return _is_form(plain) or plain in _EDGE_FORMS
+    return _is_form(plain) or plain in _EDGE_FORMS or plain in _PREFIX_FORMS
 
 
 def spellings(word: str) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from bpo.compliance import names
@@ -106,6 +106,9 @@ _SPELLINGS: Final = (
     ("JOSE", "José"),
     ("ALI", "Aly"),
 )
+# Letters transliterations write either way (each pair both ways).
+_LETTER_PAIRS: Final = (("ou", "u"), ("kh", "h"), ("ph", "f"), ("w", "v"), ("ie", "y"), ("ss", "s"))
+_LETTERS: Final = (*_LETTER_PAIRS, *((b, a) for a, b in _LETTER_PAIRS))
 _LEGAL: Final = {
     "LLC": ("Limited Liability Company", "L.L.C.", ""),
     "LIMITED LIABILITY COMPANY": ("LLC", ""),
@@ -122,8 +125,6 @@ _LEGAL: Final = {
     "INC": ("Incorporated", ""),
     "CORPORATION": ("Corp.", ""),
 }
-# Words of legal forms' phrases ("Joint Stock Company"), not names.
-_FORM_WORDS: Final = frozenset(("JOINT", "STOCK", "LIABILITY", "R.L.", "S.", "DE"))
 # LLC, JSC and closed JSC in Russian (OOO, AO and ZAO in Cyrillic letters).
 _RUSSIAN_FORMS: Final = ("\u041e\u041e\u041e", "\u0410\u041e", "\u0417\u0410\u041e")
 _CYRILLIC: Final = (
@@ -139,6 +140,9 @@ _CYRILLIC: Final = (
     ("j", "дж"),
     ("x", "кс"),
 )
+_FIRST_FORMS: Final = frozenset(("LLC", "JSC", "OJSC", "PJSC", "CJSC", "OOO", "ZAO", "OAO", "AO"))
+_PARTICLE_WORDS: Final = "al el ul abu abd bin ibn bint de del della da di dos van von la le"
+_PARTICLES: Final = frozenset(_PARTICLE_WORDS.split())
 _ACCENTS: Final = {"a": "á", "e": "é", "i": "í", "o": "ö", "u": "ü", "n": "ñ", "c": "ç"}
 _VARIANTS: Final = (
     "reorder",
@@ -149,7 +153,7 @@ _VARIANTS: Final = (
     "joined",
     "legal_form",
     "case_accents",
-    "alias_as_listed",
+    "as_listed",
 )
 _WEIGHTS: Final = (14, 10, 20, 10, 10, 6, 8, 10, 12)
 
@@ -174,8 +178,7 @@ def positives(entries: Sequence[ListEntry], count: int, rng: random.Random) -> l
     out: list[Case] = []
     while len(out) < count and listed:
         entry = rng.choice(listed)
-        variant = rng.choices(_VARIANTS, _WEIGHTS)[0]
-        name = _vary(variant, entry, rng)
+        name, variant = _vary(rng.choices(_VARIANTS, _WEIGHTS)[0], entry, rng)
         if names.tokens(name):
             out.append(Case(_query(name, entry, rng), entry.source_id, variant))
     return out
@@ -192,56 +195,60 @@ def _query(name: str, entry: ListEntry, rng: random.Random) -> Query:
     return Query(name=name, kind=kind, country=country, birth_date=born)
 
 
-def _vary(variant: str, entry: ListEntry, rng: random.Random) -> str:
-    name = entry.name
-    if variant == "alias_as_listed" and entry.aliases:
-        return rng.choice(entry.aliases)
-    if entry.aliases and rng.random() < 0.25:
-        name = rng.choice(entry.aliases)
+Change = Callable[[list[str], random.Random], list[str] | None]
+
+
+def _vary(variant: str, entry: ListEntry, rng: random.Random) -> tuple[str, str]:
+    """One of the entry's names changed the `variant` way, or with a typo where that way
+    does not apply (a one-word name has no middle name to drop); and the way it was."""
+    name = rng.choice(entry.aliases) if entry.aliases and rng.random() < 0.25 else entry.name
+    if variant == "as_listed":
+        return name, variant
     words = name.replace(",", " ").split()
     if entry.kind == "person" and "," in name:  # OFAC: "SURNAME, Given Names"
         surname, _, given = name.partition(",")
         words = given.split() + surname.split()
-    if entry.kind != "person" and variant in ("reorder", "drop_middle"):
-        variant = "form_first" if variant == "reorder" else "typo"
-    change = {
-        "reorder": _reorder,
-        "form_first": _form_first,
-        "drop_middle": _drop_middle,
-        "typo": _typo,
-        "cyrillic": _cyrillic,
-        "spelling": _spelling,
-        "joined": _joined,
-        "legal_form": _legal_form,
-        "case_accents": _case_accents,
-    }.get(variant)
-    return " ".join(change(words, rng) if change else words)
+    if entry.kind != "person" and variant == "reorder":
+        variant = "form_first"  # firms' names keep their order, but for a Russian form
+    applies = entry.kind == "person" or variant != "drop_middle"  # firms: no middle names
+    changed = _CHANGES[variant](words, rng) if applies else None
+    if changed is None:
+        variant, changed = "typo", _typo(words, rng)
+    return " ".join(changed), variant
 
 
-def _reorder(words: list[str], rng: random.Random) -> list[str]:
-    out = list(words)
-    rng.shuffle(out)
-    return out
+def _reorder(words: list[str], rng: random.Random) -> list[str] | None:
+    """The words shuffled, each particle ("al", "abu", "de", …) kept with its word."""
+    groups: list[list[str]] = []
+    for word in words:
+        if groups and groups[-1][-1].lower() in _PARTICLES:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    if len(groups) < 2:
+        return None
+    rng.shuffle(groups)
+    return [w for group in groups for w in group]
 
 
-def _form_first(words: list[str], rng: random.Random) -> list[str]:
-    """The legal form before the name, as Russian and Indonesian firms write it."""
-    if len(words) > 1 and words[-1].upper().strip(".,") in _LEGAL:
+def _form_first(words: list[str], rng: random.Random) -> list[str] | None:
+    """The legal form before the name, as Russian firms write theirs ("LLC Nord")."""
+    if len(words) > 1 and words[-1].upper().strip(".,") in _FIRST_FORMS:
         return [words[-1], *words[:-1]]
-    return _typo(words, rng)
+    return None
 
 
-def _drop_middle(words: list[str], rng: random.Random) -> list[str]:
+def _drop_middle(words: list[str], rng: random.Random) -> list[str] | None:
     if len(words) < 3:
-        return _typo(words, rng)
+        return None
     out = list(words)
     del out[rng.randrange(1, len(out) - 1)]
     return out
 
 
 def _typo(words: list[str], rng: random.Random) -> list[str]:
-    """One slip of the keyboard in one word of five letters or more (not a legal form)."""
-    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha() and not _is_form(w)]
+    """One slip of the keyboard in one word of five letters or more."""
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
     if not long:
         return list(words)
     i = rng.choice(long)
@@ -259,15 +266,15 @@ def _typo(words: list[str], rng: random.Random) -> list[str]:
     return [*words[:i], w, *words[i + 1 :]]
 
 
-def _cyrillic(words: list[str], rng: random.Random) -> list[str]:
-    """Letter by letter into Cyrillic; a legal form becomes the Russian one, in front."""
+def _cyrillic(words: list[str], rng: random.Random) -> list[str] | None:
+    """Letter by letter into Cyrillic; a legal form at the end becomes the Russian one,
+    in front ("X S.A. de C.V." → "OOO X", in Cyrillic)."""
     out = []
-    plain = [w for w in words if not _is_form(w)]
-    if plain and len(plain) < len(words):  # "X S.A. de C.V." → "OOO X", in Cyrillic
+    name = names.tokens(" ".join(words))
+    bare = next(k for k in range(1, len(words) + 1) if names.tokens(" ".join(words[:k])) == name)
+    if bare < len(words):
         out.append(rng.choice(_RUSSIAN_FORMS))
-        while len(plain) > 1 and plain[-1].upper() in ("DE", "Y", "&", "AND"):
-            plain.pop()
-        words = plain
+        words = words[:bare]
     for word in words:
         text = word.lower()
         for latin, cyrillic in _CYRILLIC:
@@ -276,17 +283,27 @@ def _cyrillic(words: list[str], rng: random.Random) -> list[str]:
     return out
 
 
-def _is_form(word: str) -> bool:
-    return names.is_legal_form(word) or word.upper().strip(".,") in _FORM_WORDS
-
-
-def _spelling(words: list[str], rng: random.Random) -> list[str]:
+def _spelling(words: list[str], rng: random.Random) -> list[str] | None:
+    """Another common spelling of a name in it, else one transliteration choice made the
+    other way in one word ("Yousef" / "Yusef", "Khalil" / "Halil", "Mikhail" / "Michail")."""
     table = dict(_SPELLINGS)
     out = [table.get(w.upper(), w) for w in words]
-    return out if out != words else _typo(words, rng)
+    if out != words:
+        return out
+    choices = [
+        (i, a, b)
+        for i, w in enumerate(words)
+        if w.isalpha() and len(w) > 2 and not names.is_legal_form(w)
+        for a, b in _LETTERS
+        if a in w.lower()
+    ]
+    if not choices:
+        return None
+    i, a, b = rng.choice(choices)
+    return [*words[:i], words[i].lower().replace(a, b, 1).capitalize(), *words[i + 1 :]]
 
 
-def _joined(words: list[str], rng: random.Random) -> list[str]:
+def _joined(words: list[str], rng: random.Random) -> list[str] | None:
     """A hyphenated word split or run together ("AL-NURI" → "Al Nuri", "Alnuri"), or a
     short word run into the next ("ABU BAKR" → "Abubakr", "LA HACIENDA" → "Lahacienda")."""
     hyphenated = [i for i, w in enumerate(words) if "-" in w.strip("-")]
@@ -294,34 +311,48 @@ def _joined(words: list[str], rng: random.Random) -> list[str]:
         i = rng.choice(hyphenated)
         parts = words[i].split("-") if rng.random() < 0.5 else [words[i].replace("-", "")]
         return [*words[:i], *parts, *words[i + 1 :]]
-    short = [
-        i
-        for i, w in enumerate(words[:-1])
-        if 2 <= len(w) <= 4 and w.isalpha() and words[i + 1].isalpha() and len(words[i + 1]) > 2
-    ]
+    short = [i for i in range(len(words) - 1) if _joinable(words[i], words[i + 1])]
     if not short:
-        return _typo(words, rng)
+        return None
     i = rng.choice(short)
     return [*words[:i], words[i] + words[i + 1].lower(), *words[i + 2 :]]
 
 
-def _legal_form(words: list[str], rng: random.Random) -> list[str]:
-    """The legal form spelt out, abbreviated or dropped; added where there is none."""
-    for i, word in enumerate(words):
-        plain = word.upper().rstrip(".,")
-        if plain in _LEGAL:
-            replacement = rng.choice(_LEGAL[plain])
-            return [*words[:i], *replacement.split(), *words[i + 1 :]]
+def _joinable(word: str, after: str) -> bool:
+    """A short word before a longer one, neither of them a legal form."""
+    plain = word.isalpha() and after.isalpha() and 2 <= len(word) <= 4 and len(after) > 2
+    return plain and not names.is_legal_form(word) and not names.is_legal_form(after)
+
+
+def _legal_form(words: list[str], rng: random.Random) -> list[str] | None:
+    """The legal form at the end spelt out, abbreviated or dropped; added where none is."""
+    for size in (3, 2, 1):
+        tail = " ".join(words[-size:]).upper().rstrip(".,")
+        if len(words) > size and tail in _LEGAL:
+            return [*words[:-size], *rng.choice(_LEGAL[tail]).split()]
     return [*words, rng.choice(("LLC", "Ltd", "Limited", "GmbH", "S.A.", "Inc."))]
 
 
-def _case_accents(words: list[str], rng: random.Random) -> list[str]:
+def _case_accents(words: list[str], rng: random.Random) -> list[str] | None:
     text = " ".join(words).title() if rng.random() < 0.5 else " ".join(words).lower()
     chars = list(text)
     plain = [i for i, ch in enumerate(chars) if ch.lower() in _ACCENTS]
     for i in rng.sample(plain, min(2, len(plain))):
         chars[i] = _ACCENTS[chars[i].lower()]
     return re.sub(r"[-,.]", " ", "".join(chars)).split()
+
+
+_CHANGES: Final[dict[str, Change]] = {
+    "reorder": _reorder,
+    "form_first": _form_first,
+    "drop_middle": _drop_middle,
+    "typo": _typo,
+    "cyrillic": _cyrillic,
+    "spelling": _spelling,
+    "joined": _joined,
+    "legal_form": _legal_form,
+    "case_accents": _case_accents,
+}
 
 
 # ---------------------------------------------------------------------------- negatives
@@ -360,8 +391,13 @@ def _company(rng: random.Random) -> str:
     return f"{first} {rng.choice(_TRADES)} {rng.choice(_FORMS)}".strip()
 
 
+def _canonical(word: str) -> str:
+    """One form for a word's spellings and transliterations (Mohammed/Muhammad, Kh/H)."""
+    return names.key((names.spellings(word) or (word,))[0])
+
+
 class _Listed:
-    """Whether some listed name holds every word (by phonetic key) of a name."""
+    """Whether some listed name holds every word (by spelling or phonetic key) of a name."""
 
     def __init__(self, entries: Sequence[ListEntry]) -> None:
         self._by_key: dict[str, set[int]] = {}
@@ -369,10 +405,10 @@ class _Listed:
         for entry in entries:
             for name in (entry.name, *entry.aliases):
                 for word in names.tokens(name):
-                    self._by_key.setdefault(names.key(word), set()).add(count)
+                    self._by_key.setdefault(_canonical(word), set()).add(count)
                 count += 1
 
     def contains(self, name: str) -> bool:
-        keys = [names.key(w) for w in names.tokens(name)]
+        keys = [_canonical(w) for w in names.tokens(name)]
         found = [self._by_key.get(k, set()) for k in keys]
         return bool(found) and bool(set.intersection(*found))
