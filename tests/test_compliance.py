@@ -365,3 +365,50 @@ async def test_another_firm_gets_404_and_the_database_refuses(
         await conn.rollback()
     staff_only = await api.get("/v1/staff/sanctions/lists", headers=a["maker"])
     assert staff_only.status_code in (401, 403)
+
+
+FTM = Path(__file__).parent / "data" / "sanctions" / "ftm_sample.jsonl"
+
+
+async def test_followthemoney_lists_batches_and_names_in_any_script(
+    api: Client, db: Database, settings: Settings, comp_settings: Settings
+) -> None:
+    staff = bearer(await staff_admin_token(db, settings))
+    f = await firm(api, db, settings, "comp-ftm")
+    base, admin = f["base"], f["maker"]
+    files = {"list": ("entities.ftm.json", FTM.read_bytes(), "application/json")}
+    loaded = await api.post("/v1/staff/sanctions/lists", files=files, headers=staff)
+    assert loaded.status_code in (200, 201), loaded.text
+    assert loaded.json()["source"] == "opensanctions" and loaded.json()["entries"] >= 2
+    cut = FTM.read_bytes().split(b"\n")[0] + b'\n{"id": "x", "schema": "Person", "prop\n'
+    broken = {"list": ("bad.ftm.json", cut, "application/json")}
+    refused = await api.post("/v1/staff/sanctions/lists", files=broken, headers=staff)
+    assert refused.status_code == 422 and "line 2" in refused.json()["detail"], refused.text
+
+    # The same person, written in Cyrillic, with a matching birth date.
+    cyrillic = {"name": "Иванов Пётр", "type": "person", "birth_date": "1968-03-14"}
+    found = await api.post(f"{base}/screenings", json=cyrillic, headers=admin)
+    assert found.status_code == 200, found.text
+    assert [h["source_id"] for h in found.json()["hits"]][:1] == ["ex-person-ivanov"]
+    for name in ("王小明", "محمد عبد الله", "x" * 300):
+        odd = await api.post(f"{base}/screenings", json={"name": name}, headers=admin)
+        assert odd.status_code == 200, (name, odd.text)
+    too_long = await api.post(f"{base}/screenings", json={"name": "x" * 301}, headers=admin)
+    assert too_long.status_code in (400, 422)
+
+    batch = {"names": [{"name": "Petr Ivanov", "type": "person"},
+                       {"name": "Globex Corporation"}]}  # fmt: skip
+    async with running_worker(comp_settings):
+        queued = await api.post(f"{base}/screenings/batch", json=batch, headers=admin)
+        assert queued.status_code == 202, queued.text
+
+        async def screened() -> bool:
+            got = (await api.get(f"{base}/counterparties", headers=admin)).json()["items"]
+            return len(got) == 2 and all(p["screened_at"] for p in got)
+
+        await wait_for(screened, timeout=60)
+    parties = {p["name"]: p for p in (await api.get(f"{base}/counterparties",
+                                                     headers=admin)).json()["items"]}  # fmt: skip
+    assert (
+        parties["Petr Ivanov"]["open_hits"] == 1 and parties["Globex Corporation"]["open_hits"] == 0
+    )
