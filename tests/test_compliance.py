@@ -349,6 +349,16 @@ async def test_another_firm_gets_404_and_the_database_refuses(
         ("GET", f"{b['base']}/deadlines", {}),
         ("POST", f"{b['base']}/screenings", {"json": {"name": "x"}}),
         ("GET", f"{b['base']}/dashboard", {}),
+        ("GET", f"{b['base']}/obligations", {}),
+        ("GET", f"{b['base']}/counterparties", {}),
+        ("GET", f"{b['base']}/hits", {}),
+        ("GET", f"{b['base']}/settings", {}),
+        ("PUT", f"{b['base']}/settings", {"json": {"threshold": 0.9}}),
+        ("POST", f"{b['base']}/screenings/batch", {"json": {"names": []}}),
+        ("POST", f"{mine}/filings/{filing['id']}/approve", {}),
+        ("POST", f"{mine}/filings/{filing['id']}/reject", {"json": {"reason": "x"}}),
+        ("POST", f"{mine}/filings/{filing['id']}/file", {"json": {
+            "regulator_reference": "x", "filed_on": "2026-11-07", "evidence": ["x"]}}),
     ]  # fmt: skip
     for method, path, extra in paths:
         await assert_cross_tenant_404(
