@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -184,7 +185,10 @@ class Screen:
 
 
 _screens: dict[tuple[str, ...], Screen] = {}
-_building = asyncio.Lock()
+# One build at a time per event loop (a lock belongs to the loop it was first used in).
+_building: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def screen_of(session: AsyncSession) -> Screen:
@@ -193,7 +197,8 @@ async def screen_of(session: AsyncSession) -> Screen:
     key = tuple(str(v.id) for v in now)
     if key in _screens:
         return _screens[key]
-    async with _building:
+    lock = _building.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
         if key not in _screens:
             entries, entry_of = await _entries(session, now)
             index = await asyncio.to_thread(scoring.Index, entries) if entries else None
