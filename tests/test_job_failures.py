@@ -143,7 +143,10 @@ async def test_one_scheduler_at_a_time_enqueues_each_period_once(
     async with db.engine.connect() as conn:
         ids = (await conn.execute(select(OutboxMessage.id))).scalars().all()
         lock_holders = await conn.scalar(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
         )
     assert len(ids) == len(set(ids))
     assert any(i == period_id("refill_tenant_pool", p) for i in ids for p in _recent_periods())

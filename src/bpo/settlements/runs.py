@@ -7,7 +7,6 @@ proposes nothing twice.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,7 +126,8 @@ async def _run_one(
     out.items_considered += len(open_items)
     found = matching.match(lines, open_items, _rules(account))
     owed = {i.id: i.amount for i in open_items}
-    await _keep(session, tenant, who, account, found, owed, out)
+    line_amounts = {line.id: line.amount for line in lines}
+    await _keep(session, tenant, who, account, found, owed, line_amounts, out)
 
 
 def _range(bound: int | None, amount: int, open_amount: int) -> int | None:
@@ -163,16 +163,10 @@ async def _keep(
     account: BankAccount,
     found: list[matching.Match],
     owed: dict[str, int],
+    line_amounts: dict[str, int],  # each line's open amount as the run loaded it (locked)
     out: RunOut,
 ) -> None:
     actor = actor_of(who)[:200]
-    line_amounts: dict[str, int] = {}
-    if found:
-        ids = [uuid.UUID(i) for m in found for i in m.line_ids]
-        rows = await session.execute(
-            select(BankLine.id, BankLine.open_amount).where(BankLine.id.in_(ids))
-        )
-        line_amounts = {str(i): a for i, a in rows.all()}
     rows_out = [
         Match(
             id=uuid7(),
