@@ -24,7 +24,7 @@ from bpo.audit.service import actor_of
 from bpo.compliance import obligations
 from bpo.compliance.models import Deadline, Filing
 from bpo.compliance.schemas import FileIn, FilingIn, FilingOut, FilingUpdate
-from bpo.core.errors import Problem
+from bpo.core.errors import Problem, invalid
 from bpo.core.tenancy import TenantContext
 from bpo.records import service as records
 from bpo.webhooks.service import record_events
@@ -53,7 +53,7 @@ def data_hash(f: Filing) -> str:
 
 def _check_data(data: dict[str, Any]) -> None:
     if len(msgspec.json.encode(data)) > MAX_DATA_BYTES:
-        raise obligations.invalid("#/data", f"at most {MAX_DATA_BYTES} bytes of JSON")
+        raise invalid("#/data", f"at most {MAX_DATA_BYTES} bytes of JSON")
 
 
 def _conflict(detail: str) -> Problem:
@@ -70,7 +70,7 @@ async def create(session: AsyncSession, tenant: TenantContext, who: Any, data: F
     if data.obligation:
         found = await obligations.get(session, data.obligation)
         if obligation_id not in (None, found.id):
-            raise obligations.invalid("#/deadline", "the deadline is another obligation's")
+            raise invalid("#/deadline", "the deadline is another obligation's")
         obligation_id = found.id
     f = Filing(
         title=data.title, obligation_id=obligation_id, deadline_id=deadline_id, period=period,
@@ -89,7 +89,7 @@ async def _deadline(session: AsyncSession, raw: str) -> Deadline:
     except ValueError:
         found = None
     if found is None:
-        raise obligations.invalid("#/deadline", f"no deadline {raw}")
+        raise invalid("#/deadline", f"no deadline {raw}")
     return found
 
 

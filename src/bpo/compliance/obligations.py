@@ -24,21 +24,12 @@ from bpo.compliance.schemas import (
     TemplateApply,
     TemplateOut,
 )
-from bpo.core.errors import Problem
+from bpo.core.errors import Problem, invalid
 from bpo.core.ids import uuid7
 from bpo.core.tenancy import TenantContext
 
 HORIZON_DAYS = 550  # deadlines kept ahead of today (18 months)
 MAX_QUERY_DAYS = 3_700  # a deadlines query spans at most ~10 years
-
-
-def invalid(pointer: str, detail: str) -> Problem:
-    return Problem(
-        422,
-        "validation-error",
-        f"{pointer}: {detail}",
-        errors=[{"pointer": pointer, "detail": detail}],
-    )
 
 
 def schedule_of(o: Obligation | ObligationIn) -> calendar.Schedule:

@@ -52,7 +52,7 @@ from bpo.compliance.schemas import (
     ThresholdOut,
 )
 from bpo.core.errors import Problem
-from bpo.core.pagination import uuid_cursor
+from bpo.core.pagination import page_of, uuid_cursor
 from bpo.core.tenancy import TenantContext, issue_tenant_context, tenant_session
 from bpo.identity.accounts import visible_tenants
 from bpo.identity.guards import STAFF_ADMIN, STAFF_ROLES, TENANT_ADMINS, Principal, requires
@@ -87,10 +87,8 @@ class ObligationsController(Controller):
         if cursor:
             query = query.where(Obligation.id > uuid_cursor(cursor))
         rows = list(await tenant_db.scalars(query))
-        more, rows = len(rows) > limit, rows[:limit]
-        return ObligationPage(
-            [obligations.obligation_out(o) for o in rows], str(rows[-1].id) if more else None
-        )
+        rows, after = page_of(rows, limit)
+        return ObligationPage([obligations.obligation_out(o) for o in rows], after)
 
     @post(
         "/obligations",
@@ -217,8 +215,8 @@ class FilingsController(Controller):
         if cursor:
             query = query.where(Filing.id > uuid_cursor(cursor))
         rows = list(await tenant_db.scalars(query))
-        more, rows = len(rows) > limit, rows[:limit]
-        return FilingPage([filings.filing_out(f) for f in rows], str(rows[-1].id) if more else None)
+        rows, after = page_of(rows, limit)
+        return FilingPage([filings.filing_out(f) for f in rows], after)
 
     @post(
         "/",
@@ -352,12 +350,9 @@ class ScreeningController(Controller):
         if cursor:
             query = query.where(Counterparty.id > uuid_cursor(cursor))
         rows = list(await tenant_db.scalars(query))
-        more, rows = len(rows) > limit, rows[:limit]
+        rows, after = page_of(rows, limit)
         hits = await screening.open_hits_of(tenant_db, [p.id for p in rows])
-        return CounterpartyPage(
-            [screening.party_out(p, hits.get(p.id, 0)) for p in rows],
-            str(rows[-1].id) if more else None,
-        )
+        return CounterpartyPage([screening.party_out(p, hits.get(p.id, 0)) for p in rows], after)
 
     @post(
         "/counterparties",

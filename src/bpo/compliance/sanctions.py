@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo.compliance import lists, scoring
 from bpo.compliance.models import SanctionsEntry, SanctionsList
 from bpo.compliance.schemas import ListOut
-from bpo.core.errors import Problem
+from bpo.core.errors import Problem, invalid
 
 SOURCES = {"ofac": "ofac_sdn", "ftm": "opensanctions"}
 ROWS_PER_INSERT = 32_767 // 11  # PostgreSQL's bind-parameter limit, 11 columns a row
@@ -37,9 +37,7 @@ def list_out(row: SanctionsList) -> ListOut:
 
 
 def refused(where: str, detail: str) -> Problem:
-    return Problem(
-        422, "list-refused", f"{where}: {detail}", errors=[{"pointer": where, "detail": detail}]
-    )
+    return invalid(where, detail, slug="list-refused")
 
 
 def parse(files: list[tuple[str, bytes]]) -> tuple[str, list[lists.ListEntry], str]:

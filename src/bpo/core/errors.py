@@ -130,6 +130,15 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+def invalid(
+    pointer: str, detail: str, status: int = 422, slug: str = "validation-error"
+) -> Problem:
+    """A problem naming the field (JSON pointer) it is about, and why."""
+    return Problem(
+        status, slug, f"{pointer}: {detail}", errors=[{"pointer": pointer, "detail": detail}]
+    )
+
+
 def problem_response(
     request: Request[Any, Any, Any] | None,
     status: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from bpo.core.errors import Problem
 
@@ -24,3 +25,11 @@ def uuid_cursor(cursor: str | None) -> uuid.UUID | None:
         return uuid.UUID(cursor)
     except ValueError:
         raise bad_cursor() from None
+
+
+def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The first `limit` of `rows` (fetched as limit + 1, ordered by id) and the cursor of the
+    next page, if there is one: the last shown row's id."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], str(rows[limit - 1].id)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bpo import audit
 from bpo.audit.service import actor_of
 from bpo.billing.quotas import reserve_usage
-from bpo.core.errors import Problem
+from bpo.core.errors import Problem, invalid
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.jobs.outbox import enqueue
 from bpo.records.holds import holds_on
@@ -296,11 +296,11 @@ async def evidence_of(session: AsyncSession, ids: list[str], pointer: str) -> li
         try:
             doc = await find_document(session, uuid.UUID(raw))
         except (ValueError, Problem):
-            raise _not_evidence(where, f"no document {raw}") from None
+            raise invalid(where, f"no document {raw}") from None
         if doc.current_version == 0:
-            raise _not_evidence(where, f"document {raw} has no content yet")
+            raise invalid(where, f"document {raw} has no content yet")
         if doc.mode != "compliance":
-            raise _not_evidence(
+            raise invalid(
                 where, f"document {raw} is kept in {doc.mode} mode; evidence needs a class "
                 "in compliance mode"
             )  # fmt: skip
@@ -308,12 +308,3 @@ async def evidence_of(session: AsyncSession, ids: list[str], pointer: str) -> li
         code = await session.scalar(select(RecordClass.code).where(RecordClass.id == doc.class_id))
         out.append(Evidence(raw, str(code), doc.title, version.number, version.sha256))
     return out
-
-
-def _not_evidence(pointer: str, detail: str) -> Problem:
-    return Problem(
-        422,
-        "validation-error",
-        f"{pointer}: {detail}",
-        errors=[{"pointer": pointer, "detail": detail}],
-    )

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bpo.core.pagination import uuid_cursor
+from bpo.core.pagination import page_of, uuid_cursor
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import Principal
 from bpo.settlements import items
@@ -29,8 +29,8 @@ async def _items_page(
     if cursor:
         query = query.where(OpenItem.id > uuid_cursor(cursor))
     rows = list(await session.scalars(query))
-    more, rows = len(rows) > limit, rows[:limit]
-    return ItemPage([items.item_out(i) for i in rows], str(rows[-1].id) if more else None)
+    rows, after = page_of(rows, limit)
+    return ItemPage([items.item_out(i) for i in rows], after)
 
 
 ItemStatus = Annotated[
