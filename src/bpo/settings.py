@@ -81,8 +81,9 @@ class Settings:
     login_failures_per_ip: int = 30
     # Workers also run the periodic-job scheduler (one holds the lock; others stand by).
     worker_scheduler: bool = True
-    # Redis broker: a worker silent this long is dead and its messages are delivered again.
-    broker_heartbeat_timeout_ms: int = 60_000
+    # Redis broker: a worker silent this long is dead and its messages are delivered again
+    # (consumers beat every second, busy or not: jobs/broker.py).
+    broker_heartbeat_timeout_ms: int = 5_000
     # Webhook URLs may resolve to private, loopback or link-local addresses only when their
     # host (name, address or CIDR) is listed here. Unset: loopback in development (a local
     # receiver while trying bpo out), nothing otherwise.
@@ -158,7 +159,7 @@ class Settings:
             ),
             worker_scheduler=reader.get("BPO_WORKER_SCHEDULER", _bool, True),
             broker_heartbeat_timeout_ms=reader.get(
-                "BPO_BROKER_HEARTBEAT_TIMEOUT_MS", _int_between(1_000, 3_600_000), 60_000
+                "BPO_BROKER_HEARTBEAT_TIMEOUT_MS", _int_between(1_000, 3_600_000), 5_000
             ),
             webhook_allowlist=reader.get(
                 "BPO_WEBHOOK_ALLOWLIST",

@@ -1,4 +1,5 @@
-"""`bpo up`: the whole stack in one command, stopped cleanly by Ctrl-C."""
+"""`bpo up`: the whole stack in one command, stopped cleanly by Ctrl-C; a child that
+crashes is restarted with a growing back-off."""
 
 from __future__ import annotations
 
@@ -53,17 +54,11 @@ def run_stack(settings: Settings) -> int:
             "BPO_PORT": str(settings.port),
         }
         for name, command in (("API", "serve"), ("worker", "worker")):
-            children.append(
-                (name, subprocess.Popen([sys.executable, "-m", "bpo", command], env=env))
-            )
+            children.append((name, _start(command, env)))
         if not _wait_ready(settings.public_url, children, stop):
             return 0 if stop.is_set() else 1
         _print_banner(settings, database_url, broker_url, time.monotonic() - started)
-        while not stop.wait(0.5):
-            for name, child in children:
-                if child.poll() is not None:
-                    _say(f"the {name} exited with code {child.returncode}; stopping")
-                    return 1
+        _supervise(children, env, stop)
         return 0
     except EmbeddedError as exc:
         _say(str(exc))
@@ -76,6 +71,43 @@ def run_stack(settings: Settings) -> int:
             postgres.stop()
         if stop.is_set():
             _say("stopped")
+
+
+COMMANDS = {"API": "serve", "worker": "worker"}
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STEADY_S = 60.0  # a child that ran this long before crashing starts its back-off afresh
+
+
+def _start(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bpo", command], env=env)
+
+
+def _supervise(
+    children: list[tuple[str, subprocess.Popen[bytes]]], env: dict[str, str], stop: threading.Event
+) -> None:
+    """Restart a child that died, after a back-off that grows while it keeps dying, until
+    Ctrl-C: a crashed worker must not take the API (and everyone's session) down with it."""
+    crashes = dict.fromkeys(COMMANDS, 0)
+    started = dict.fromkeys(COMMANDS, time.monotonic())
+    due: dict[str, float] = {}
+    while not stop.wait(0.2):
+        now = time.monotonic()
+        for index, (name, child) in enumerate(children):
+            if name in due:
+                if now >= due[name]:
+                    del due[name]
+                    children[index] = (name, _start(COMMANDS[name], env))
+                    started[name] = now
+                    _say(f"the {name} restarted (pid {children[index][1].pid})")
+                continue
+            if child.poll() is None:
+                continue
+            if now - started[name] >= STEADY_S:
+                crashes[name] = 0
+            wait = BACKOFF_S[min(crashes[name], len(BACKOFF_S) - 1)]
+            crashes[name] += 1
+            due[name] = now + wait
+            _say(f"the {name} exited with code {child.returncode}; restarting in {wait:g} s")
 
 
 async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:

@@ -56,6 +56,14 @@ async def record_after_a_long_wait(key: str) -> None:
         await asyncio.sleep(5)
 
 
+@job(queue="default", max_retries=3, min_backoff=20, max_backoff=200, time_limit=60_000)
+async def record_slowly(key: str, seconds: float) -> None:
+    """Works `seconds`, then records its effect: long enough to be caught mid-way."""
+    await asyncio.sleep(seconds)
+    async with exactly_once() as session:
+        await session.execute(EFFECTS.insert().values(key=key))
+
+
 async def add_effects_table(engine: AsyncEngine, tenant: TenantContext) -> None:
     async with engine.begin() as conn:
         await conn.exec_driver_sql(

@@ -89,17 +89,18 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[str] | None = 
 
 
 class OutputWatcher:
-    """Collects a process's stdout in a thread so a test can wait for a line."""
+    """Collects a process's stdout (or stderr) in a thread so a test can wait for a line."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], stream: str = "stdout") -> None:
         self.lines: list[str] = []
         self._process = process
+        self._stream = process.stdout if stream == "stdout" else process.stderr
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
+        assert self._stream is not None
+        for line in self._stream:
             self.lines.append(line)
 
     def wait_for(self, text: str, timeout: float) -> None:
