@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import AsyncGenerator, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -29,11 +30,12 @@ from bpo.core.errors import exception_handlers
 from bpo.core.health import ReadinessProbe
 from bpo.core.idempotency import IdempotencyMiddleware, Replayed, replayed_response
 from bpo.core.logging import configure_logging
-from bpo.core.observability import Metrics, RequestContextMiddleware
+from bpo.core.observability import Metrics, RequestContextMiddleware, gauge_scraper
 from bpo.core.openapi import document_problems, fix_options_allow
 from bpo.core.ratelimit import RateLimiter
 from bpo.core.security import PasswordWork
 from bpo.core.tenancy import recycle_after_tenants
+from bpo.core.tenant_migrations import schema_states
 from bpo.identity import routes as identity_routes
 from bpo.identity.guards import VerifiedTokens
 from bpo.identity.keys import KeyRing
@@ -42,6 +44,7 @@ from bpo.identity.server import BpoAuthorizationServer
 from bpo.identity.service import client_loader, token_event_writer
 from bpo.identity.standing import StandingCache
 from bpo.jobs.broker import BrokerProbe
+from bpo.jobs.metrics import outbox_readers, queue_depth_reader
 from bpo.ledger import routes as ledger_routes
 from bpo.models import load_all_models
 from bpo.people import routes as people_routes
@@ -96,6 +99,7 @@ def create_app(
         )
         probe = BrokerProbe(broker_url)
         metrics.watch_pool(db.engine.sync_engine.pool)
+        _watch_figures(metrics, db, settings)
         recycle_after_tenants(db.engine, settings.tenants_per_connection)
         document_problems(app)
         document_security(app)
@@ -190,6 +194,23 @@ async def _db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
     """One session per request: committed when the handler returns, rolled back if it raises."""
     async for session in session_scope(state.db):
         yield session
+
+
+def _watch_figures(metrics: Metrics, db: Database, settings: Settings) -> None:
+    """Figures read at scrape time: the outbox, the broker's queues, tenant schemas."""
+    pending, lag = outbox_readers(db.engine)
+    metrics.add_scraper(gauge_scraper("bpo_outbox_pending", "Jobs not yet relayed.", [], pending))
+    metrics.add_scraper(
+        gauge_scraper("bpo_outbox_lag_seconds", "Age of the oldest unrelayed job.", [], lag)
+    )
+    assert settings.broker_url is not None
+    depth = queue_depth_reader(settings.broker_url, settings.broker_namespace)
+    if depth is not None:
+        doc = "Messages waiting in the broker, by queue."
+        metrics.add_scraper(gauge_scraper("bpo_queue_depth", doc, ["queue"], depth))
+    doc = "Tenant schemas at the code's head revision or behind it."
+    reader = functools.partial(schema_states, db.engine)
+    metrics.add_scraper(gauge_scraper("bpo_tenant_schemas", doc, ["state"], reader), 30.0)
 
 
 def _initial_state(settings: Settings, metrics: Metrics) -> State:

@@ -63,6 +63,12 @@ class Settings:
     # Messages a worker holds ahead of its threads (Dramatiq's default is 2 per thread,
     # which left the threads idle between refills: benchmarks/jobs.py).
     worker_prefetch: int = 64
+    # A worker's own Prometheus /metrics (jobs done and failed) on this port; unset: none.
+    worker_metrics_port: int | None = None
+    # OpenTelemetry traces (requests, SQL, jobs) over OTLP/HTTP to this endpoint, e.g.
+    # http://otel-collector:4318; unset: no traces, and the SDK is not even imported.
+    otel_endpoint: str | None = None
+    otel_service_name: str = "bpo"
     docs_enabled: bool = True
     tenant_pool_size: int = 5
     # Memory guard: a pooled connection that served this many tenants is closed on check-in.
@@ -137,6 +143,11 @@ class Settings:
             worker_threads=reader.get("BPO_WORKER_THREADS", _int_between(1, 256), 8),
             worker_timeout_ms=reader.get("BPO_WORKER_TIMEOUT_MS", _int_between(10, 60_000), 100),
             worker_prefetch=reader.get("BPO_WORKER_PREFETCH", _int_between(1, 65_535), 64),
+            worker_metrics_port=reader.get(
+                "BPO_WORKER_METRICS_PORT", _int_between(1, 65_535), None
+            ),
+            otel_endpoint=reader.get("BPO_OTEL_ENDPOINT", _http_url, None),
+            otel_service_name=reader.get("BPO_OTEL_SERVICE_NAME", _non_empty, "bpo"),
             docs_enabled=reader.get("BPO_DOCS_ENABLED", _bool, True),
             tenant_pool_size=reader.get("BPO_TENANT_POOL_SIZE", _int_between(0, 1000), 5),
             tenants_per_connection=reader.get(

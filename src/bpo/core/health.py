@@ -76,10 +76,10 @@ async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     tags=["health"],
     summary="Prometheus metrics of this process",
     media_type=CONTENT_TYPE_LATEST,
-    sync_to_thread=False,
     operation_id="getMetrics",
 )
-def metrics(state: State) -> Response[bytes]:
+async def metrics(state: State) -> Response[bytes]:
+    await state.metrics.refresh()
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

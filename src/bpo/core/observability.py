@@ -6,10 +6,11 @@ errors raised before routing get a request id, a log line and a metric too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import structlog
 from litestar.enums import ScopeType
@@ -35,6 +36,7 @@ _SINGLETON_FIELDS = frozenset(
 )
 
 access_log = structlog.get_logger("bpo.access")
+log = structlog.get_logger("bpo.metrics")
 
 
 class Metrics:
@@ -59,11 +61,72 @@ class Metrics:
             "bpo_http_requests_in_progress", "Requests being served now.", registry=self.registry
         )
         ProcessCollector(registry=self.registry)
+        self._counters: dict[str, Counter] = {}
+        self._scrapers: list[Scraper] = []
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:
+        """A counter of this registry, made on first use (domains count their own events).
+        Labels must take few values: never a tenant, a user or an id."""
+        if name not in self._counters:
+            self._counters[name] = Counter(name, documentation, labels, registry=self.registry)
+        return self._counters[name]
+
+    def add_scraper(self, scraper: Scraper, every_s: float = 10.0) -> None:
+        """Figures read from the database or the broker when scraped, at most every
+        `every_s`: many replicas' scrapes then cost a query each per interval, not more."""
+        self._scrapers.append(_Throttled(scraper, every_s, self.registry))
+
+    async def refresh(self) -> None:
+        for scraper in self._scrapers:
+            await scraper(self.registry)
 
     def watch_pool(self, pool: object) -> None:
         """Export the SQLAlchemy connection pool's occupancy."""
         if isinstance(pool, QueuePool):
             self.registry.register(_PoolCollector(pool))
+
+
+Scraper = Callable[[CollectorRegistry], Awaitable[None]]
+
+
+GaugeReader = Callable[[], Awaitable[dict[tuple[str, ...], float]]]
+
+
+def gauge_scraper(
+    name: str, documentation: str, labels: Sequence[str], read: GaugeReader
+) -> Scraper:
+    """A scraper setting one gauge from `read()`: {label values: figure} (() without labels)."""
+    made: list[Gauge] = []
+
+    async def scrape(registry: CollectorRegistry) -> None:
+        values = await read()
+        if not made:
+            made.append(Gauge(name, documentation, labels, registry=registry))
+        gauge = made[0]
+        if labels:
+            gauge.clear()  # a label value that vanished (a drained queue) goes too
+            for key, value in values.items():
+                gauge.labels(*key).set(value)
+        else:
+            gauge.set(values.get((), 0.0))
+
+    return scrape
+
+
+class _Throttled:
+    def __init__(self, scraper: Scraper, every_s: float, registry: CollectorRegistry) -> None:
+        self._scraper, self._every, self._last = scraper, every_s, -every_s
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, registry: CollectorRegistry) -> None:
+        async with self._lock:  # concurrent scrapes share one refresh
+            if time.monotonic() - self._last < self._every:
+                return
+            try:
+                await self._scraper(registry)
+            except Exception:  # a figure missing from one scrape beats a failed scrape
+                log.warning("metrics_scrape_failed", scraper=repr(self._scraper), exc_info=True)
+            self._last = time.monotonic()
 
 
 class _PoolCollector(Collector):

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bpo.core.citus import distribute_schema
 from bpo.core.models import (
     NAMING_CONVENTION,
     TENANT_PLACEHOLDER,
@@ -101,6 +102,9 @@ def build_schema_sync(conn: Connection, schema: str, location: Path | None = Non
     context = MigrationContext.configure(routed, opts={"version_table_schema": schema})
     head = tenant_head(location)
     context.stamp(script, head)
+    # On Citus, with all its tables in place: placed on one node now, so warm-pool schemas
+    # are claimed already placed (a no-op on plain PostgreSQL).
+    distribute_schema(conn, schema)
     _set_revision_comment(conn, schema, head)
     return head
 
@@ -150,6 +154,14 @@ async def schema_revisions(engine: AsyncEngine) -> dict[str, str | None]:
     async with engine.connect() as conn:
         rows = (await conn.execute(sql)).all()
     return {name: _revision_from_comment(comment) for name, comment in rows}
+
+
+async def schema_states(engine: AsyncEngine) -> dict[tuple[str, ...], float]:
+    """Tenant schemas at head ("current") and not ("behind"): the metric of a rollout."""
+    head = tenant_head()
+    revisions = (await schema_revisions(engine)).values()
+    current = sum(1 for revision in revisions if revision == head)
+    return {("current",): float(current), ("behind",): float(len(revisions) - current)}
 
 
 def _revision_from_comment(comment: str | None) -> str | None:

@@ -128,8 +128,19 @@ async def token(request: Request[Any, Any, State], state: State) -> Response[Tok
             event = _event(request, form, client, status, body, exchange)
             await service.record_token_events(session, [event])
     body.pop("_claims", None)
+    _count_token(state, form.fields.get("grant_type"), status)
     # A token (documented as TokenResponse) or an OAuthError; both are plain JSON objects.
     return Response(cast(TokenResponse, body), status_code=status, headers=dict(headers) | NO_STORE)
+
+
+_GRANT_TYPES = frozenset({"client_credentials", "authorization_code", "refresh_token"})
+
+
+def _count_token(state: State, grant_type: str | None, status: int) -> None:
+    if status == 200:
+        label = grant_type if grant_type in _GRANT_TYPES else "other"
+        doc = "Access tokens issued, by grant type."
+        state.metrics.counter("bpo_tokens_issued", doc, ["grant_type"]).labels(label).inc()
 
 
 def _decide(

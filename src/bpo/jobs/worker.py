@@ -13,6 +13,7 @@ from bpo.core.logging import configure_logging
 from bpo.core.process import install_stop_handlers
 from bpo.jobs.broker import build_broker
 from bpo.jobs.context import WorkerContext, job_runner
+from bpo.jobs.metrics import serve_worker_metrics
 from bpo.jobs.registry import bind_jobs
 from bpo.jobs.relay import Relay
 from bpo.jobs.scheduler import Scheduler
@@ -46,6 +47,8 @@ def start_worker(
     )
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(WorkerContext(settings))
+    if settings.worker_metrics_port is not None:
+        serve_worker_metrics(broker, settings.worker_metrics_port)
     actors = bind_jobs(broker, job_runner)
     worker = dramatiq.Worker(
         broker,
