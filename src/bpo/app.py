@@ -23,7 +23,7 @@ from bpo.audit import routes as audit_routes
 from bpo.billing import routes as billing_routes
 from bpo.billing.counter import ApiCallCounter
 from bpo.compliance import routes as compliance_routes
-from bpo.core import health
+from bpo.core import health, tracing
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.docs import SwaggerPage, docs_router
 from bpo.core.errors import exception_handlers
@@ -83,6 +83,8 @@ def create_app(
     configure_logging(settings.log_level, settings.log_json)
     load_all_models()  # tenant provisioning builds schemas from the complete metadata
     metrics = Metrics()
+    if settings.otel_endpoint:
+        tracing.enable(settings.otel_endpoint, settings.otel_service_name)
     database_url, broker_url = settings.database_url, settings.broker_url
 
     @asynccontextmanager
@@ -100,6 +102,7 @@ def create_app(
         probe = BrokerProbe(broker_url)
         metrics.watch_pool(db.engine.sync_engine.pool)
         _watch_figures(metrics, db, settings)
+        tracing.instrument_engine(db.engine)
         recycle_after_tenants(db.engine, settings.tenants_per_connection)
         document_problems(app)
         document_security(app)
@@ -170,7 +173,8 @@ def create_app(
     idempotent = IdempotencyMiddleware(
         app.asgi_handler, lambda: app.state.get("db") and app.state.db.engine, settings.secret_key
     )
-    app.asgi_handler = RequestContextMiddleware(idempotent, metrics)
+    traced = tracing.TracingMiddleware(idempotent) if settings.otel_endpoint else idempotent
+    app.asgi_handler = RequestContextMiddleware(traced, metrics)
     fix_options_allow(app)
     return app
 

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bpo.core import tracing
 from bpo.core.db import Database, DatabaseOptions
 from bpo.core.tenancy import (
     TenantContext,
@@ -41,6 +42,7 @@ from bpo.settings import Settings
 
 log = structlog.get_logger("bpo.jobs")
 TENANT_OPTION = "bpo_tenant"  # message option naming the tenant a job acts for
+TRACE_OPTION = "bpo_trace"  # W3C trace context of the request that enqueued it (if traced)
 
 _settings: Settings | None = None
 _thread = threading.local()  # each worker thread's event loop and Database
@@ -128,9 +130,18 @@ async def _run(spec: JobSpec, message: Any, args: Any, kwargs: Any) -> Any:
     job = JobContext(_message_uuid(message.message_id), spec.name, tenant, db)
     token = _current.set(job)
     deadline = asyncio.timeout(spec.time_limit_ms / 1000)
+    span = tracing.job_span(
+        spec.name,
+        message.options.get(TRACE_OPTION),
+        **{
+            "messaging.message.id": message.message_id,
+            "bpo.tenant": tenant.slug if tenant else None,
+        },
+    )
     try:
-        async with deadline:
-            return await spec.fn(*args, **kwargs)
+        with span:
+            async with deadline:
+                return await spec.fn(*args, **kwargs)
     except TimeoutError:
         if not deadline.expired():
             raise  # the job's own timeout, not its time limit
@@ -260,4 +271,5 @@ def _new_database(pool_size: int) -> Database:
         ),
     )
     recycle_after_tenants(database.engine, settings.tenants_per_connection)
+    tracing.instrument_engine(database.engine)
     return database

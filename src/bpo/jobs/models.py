@@ -48,6 +48,8 @@ class OutboxMessage(PlatformBase):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # W3C trace context of the traced request that enqueued it (core/tracing.py), or NULL.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         # The relay's fetch: only unsent rows, in the order they become due.

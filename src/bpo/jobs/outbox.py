@@ -15,6 +15,7 @@ import msgspec
 from sqlalchemy import Table, func, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bpo.core import tracing
 from bpo.core.ids import uuid7
 from bpo.core.tenancy import TenantContext
 from bpo.jobs.models import OutboxMessage
@@ -59,17 +60,24 @@ def outbox_row(
     }
     if delay is not None:
         row["available_at"] = func.now() + delay
+    if (trace := tracing.carrier()) is not None:
+        row["trace_context"] = trace
     return row
 
 
 # The insert of `outbox_row` rows, for a caller that folds it into a statement of its own
 # (a claim, a posting); `outbox_params` gives its parameters.
 OUTBOX_SQL = (
-    "INSERT INTO platform.outbox (id, tenant_id, actor, queue, args, kwargs)"
+    "INSERT INTO platform.outbox (id, tenant_id, actor, queue, args, kwargs, trace_context)"
     " SELECT * FROM unnest(CAST(:ev_ids AS uuid[]), CAST(:ev_tenants AS uuid[]),"
     " CAST(:ev_actors AS text[]), CAST(:ev_queues AS text[]), CAST(:ev_args AS jsonb[]),"
-    " CAST(:ev_kwargs AS jsonb[]))"
+    " CAST(:ev_kwargs AS jsonb[]), CAST(:ev_traces AS jsonb[]))"
 )
+
+
+def _trace_json(row: dict[str, Any]) -> str | None:
+    trace = row.get("trace_context")
+    return None if trace is None else msgspec.json.encode(trace).decode()
 
 
 def outbox_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -81,6 +89,7 @@ def outbox_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
         "ev_queues": [r["queue"] for r in rows],
         "ev_args": [encode(r["args"]).decode() for r in rows],
         "ev_kwargs": [encode(r["kwargs"]).decode() for r in rows],
+        "ev_traces": [_trace_json(r) for r in rows],
     }
 
 

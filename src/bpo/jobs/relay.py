@@ -24,14 +24,15 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from bpo.core.db import asyncpg_dsn
 from bpo.jobs.broker import PipelinedRedisBroker
-from bpo.jobs.context import TENANT_OPTION
+from bpo.jobs.context import TENANT_OPTION, TRACE_OPTION
 from bpo.jobs.loops import LoopThread
 from bpo.jobs.outbox import OUTBOX_CHANNEL
 
 log = structlog.get_logger("bpo.relay")
 
 _CLAIM = """
-SELECT id, tenant_id, actor, queue, args, kwargs, created_at FROM platform.outbox
+SELECT id, tenant_id, actor, queue, args, kwargs, created_at, trace_context
+  FROM platform.outbox
  WHERE sent_at IS NULL AND available_at <= now()
  ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
@@ -43,7 +44,10 @@ _NEXT_DUE = (
 
 
 def message_of(row: Any) -> dramatiq.Message[Any]:
-    options = {TENANT_OPTION: str(row["tenant_id"])} if row["tenant_id"] else {}
+    options: dict[str, Any] = {TENANT_OPTION: str(row["tenant_id"])} if row["tenant_id"] else {}
+    if row["trace_context"]:
+        trace = row["trace_context"]
+        options[TRACE_OPTION] = trace if isinstance(trace, dict) else json.loads(trace)
     return dramatiq.Message(
         queue_name=row["queue"],
         actor_name=row["actor"],

@@ -9,6 +9,7 @@ import dramatiq
 import structlog
 from dramatiq.middleware import CurrentMessage
 
+from bpo.core import tracing
 from bpo.core.logging import configure_logging
 from bpo.core.process import install_stop_handlers
 from bpo.jobs.broker import build_broker
@@ -47,6 +48,8 @@ def start_worker(
     )
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(WorkerContext(settings))
+    if settings.otel_endpoint:
+        tracing.enable(settings.otel_endpoint, settings.otel_service_name)
     if settings.worker_metrics_port is not None:
         serve_worker_metrics(broker, settings.worker_metrics_port)
     actors = bind_jobs(broker, job_runner)
@@ -81,6 +84,7 @@ def stop_worker(running: RunningWorker, timeout_ms: int = 30_000) -> None:
     running.relay.stop()
     running.relay.broker.close()
     running.worker.stop(timeout=timeout_ms)
+    tracing.flush()
     running.broker.close()
 
 
