@@ -9,11 +9,13 @@ seconds on Redis too (consumers beat every second; the default timeout is 5 s).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import socket
 import subprocess
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -25,11 +27,15 @@ from tests.support.clients import make_client
 from tests.support.jobs import (
     add_effects_table,
     effect_counts,
+    outbox_pending,
+    record_effect,
     record_slowly,
+    running_worker,
     spawn_worker,
     wait_for,
 )
 from tests.support.processes import OutputWatcher, bpo_env, free_port, spawn, spawn_serve
+from tests.support.proxy import DatabaseProxy
 from tests.support.tenants import make_tenant
 
 
@@ -243,3 +249,37 @@ def test_up_restarts_a_crashed_worker_and_keeps_serving(
         up.wait(60)
     assert up.returncode == 0
     assert "bpo: stopped" in errors.text
+
+
+async def test_broker_down_the_outbox_holds_jobs_and_they_flow_when_it_returns(
+    settings: Settings, db: Database, firm: TenantContext
+) -> None:
+    """The relay cannot publish while the broker is away; nothing is lost, nothing doubled."""
+    assert settings.broker_url is not None
+    if not settings.broker_url.startswith("redis://"):
+        pytest.skip("the proxy forwards TCP; the embedded Redis listens on a socket file")
+    proxy = DatabaseProxy(settings.broker_url)  # a TCP proxy we can cut, whatever it carries
+    proxy.start()
+    upstream = urlsplit(settings.broker_url)
+    moved = upstream._replace(netloc=f"127.0.0.1:{proxy.port}")
+    proxied = dataclasses.replace(settings, broker_url=urlunsplit(moved))
+    try:
+        async with running_worker(proxied):
+            async with tenant_session(db.engine, firm) as session:
+                await enqueue(session, record_effect, "before", tenant=firm)
+            await wait_for(_done_at_least(db, firm, 1), timeout=20)
+            proxy.cut()
+            keys = [f"during-{i}" for i in range(50)]
+            async with tenant_session(db.engine, firm) as session:  # the API keeps accepting
+                for key in keys:
+                    await enqueue(session, record_effect, key, tenant=firm)
+            await asyncio.sleep(2)
+            held = await outbox_pending(db.engine)
+            assert len(await effect_counts(db.engine, firm)) == 1
+            proxy.restore()
+            await wait_for(_done_at_least(db, firm, 1 + len(keys)), timeout=60)
+    finally:
+        proxy.close()
+    assert held == len(keys)  # every job waited in the outbox, none was dropped
+    counts = await effect_counts(db.engine, firm)
+    assert set(counts) == {"before", *keys} and set(counts.values()) == {1}
