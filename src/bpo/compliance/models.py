@@ -224,6 +224,7 @@ class SanctionsList(PlatformBase):
     __table_args__ = (
         CheckConstraint(_in("status", ("current", "superseded")), name="status"),
         Index("ix_sanctions_lists_source", "source", "loaded_at"),
+        {"info": {"tenant_reads": True}},  # every firm's screening reads it (Citus: reference)
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
@@ -246,6 +247,7 @@ class SanctionsEntry(PlatformBase):
     """One listed person, organisation, vessel or aircraft in one list version."""
 
     __tablename__ = "sanctions_entries"
+    __table_args__ = {"info": {"tenant_reads": True}}  # read by every firm's screening
 
     list_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("platform.sanctions_lists.id", ondelete="CASCADE"), primary_key=True

@@ -14,6 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bpo.core.citus import ensure_reference_tables, tenant_read_tables
 from bpo.core.models import PLATFORM_SCHEMA, PlatformBase, require_all_models
 
 TRACKS = ("platform", "tenant")
@@ -43,6 +44,8 @@ def head_revision(track: str) -> str | None:
 async def upgrade_platform(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, "platform", {})
+        # On Citus: the platform tables tenant statements read get a copy on every node.
+        await conn.run_sync(ensure_reference_tables, tenant_read_tables())
 
 
 async def current_revision(engine: AsyncEngine, schema: str = PLATFORM_SCHEMA) -> str | None:

@@ -77,6 +77,7 @@ class Service(PlatformBase):
     __table_args__ = (
         CheckConstraint(_in("function", FUNCTIONS), name="function"),
         CheckConstraint("warn_fraction > 0 AND warn_fraction < 1", name="warn_fraction"),
+        {"info": {"tenant_reads": True}},  # the catalog, read in tenant transactions
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
