@@ -26,7 +26,7 @@ from bpo.core.errors import Problem
 from bpo.core.ids import uuid7
 from bpo.core.sql import SessionSql, Sql
 from bpo.core.tenancy import TenantContext
-from bpo.jobs.outbox import outbox_row
+from bpo.jobs.outbox import outbox_params, outbox_row
 from bpo.ledger.accounts import Who, not_found
 from bpo.ledger.accounts import accounts_named as _accounts_named
 from bpo.ledger.books import LEDGER_LINES, Books, Usage, books_for, prepare
@@ -88,14 +88,8 @@ def _effects(tenant: TenantContext, who: Who, entries: list[PostedEntry]) -> dic
         tenant.tenant_id, who, POSTED, f"ledger.posting:{entries[0].id}", None,
         posting_record(entries),
     )  # fmt: skip
-    encode = msgspec.json.encode
     return {
-        "ev_ids": [r["id"] for r in outbox],
-        "ev_tenants": [r["tenant_id"] for r in outbox],
-        "ev_actors": [r["actor"] for r in outbox],
-        "ev_queues": [r["queue"] for r in outbox],
-        "ev_args": [encode(r["args"]).decode() for r in outbox],
-        "ev_kwargs": [encode(r["kwargs"]).decode() for r in outbox],
+        **outbox_params(outbox),
         **audited,
     }
 
