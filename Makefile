@@ -42,6 +42,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/python infra/k8s/validate.py
 
 fuzz: $(STAMP)
 	$(BIN)/pytest -m fuzz tests/test_fuzz.py
