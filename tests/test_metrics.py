@@ -74,7 +74,7 @@ async def test_a_worker_serves_its_job_counts(settings: Settings, db: Database) 
         async def counted() -> bool:
             async with httpx.AsyncClient() as http:
                 body = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            return figure(body, "bpo_jobs_total", job="ping", outcome="ok") == 1.0
+            return figure(body, "bpo_jobs_total", actor="ping", outcome="ok") == 1.0
 
         await wait_for(counted, timeout=20)
     finally:

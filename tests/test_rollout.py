@@ -13,16 +13,19 @@ import dataclasses
 import signal
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from litestar.testing import AsyncTestClient
 
 from bpo.core.db import Database
 from bpo.core.tenancy import TenantContext, tenant_session
 from bpo.jobs.outbox import enqueue
 from bpo.settings import Settings
+from tests.conftest import build_app
 from tests.support.clients import make_client
 from tests.support.jobs import (
     add_effects_table,
@@ -269,6 +272,8 @@ async def test_broker_down_the_outbox_holds_jobs_and_they_flow_when_it_returns(
                 await enqueue(session, record_effect, "before", tenant=firm)
             await wait_for(_done_at_least(db, firm, 1), timeout=20)
             proxy.cut()
+            async with AsyncTestClient(app=build_app(proxied)) as client:
+                ready = await client.get("/health/ready")  # still in every load balancer
             keys = [f"during-{i}" for i in range(50)]
             async with tenant_session(db.engine, firm) as session:  # the API keeps accepting
                 for key in keys:
@@ -280,6 +285,51 @@ async def test_broker_down_the_outbox_holds_jobs_and_they_flow_when_it_returns(
             await wait_for(_done_at_least(db, firm, 1 + len(keys)), timeout=60)
     finally:
         proxy.close()
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "degraded", "checks": {"database": "ok", "broker": "down"}}
     assert held == len(keys)  # every job waited in the outbox, none was dropped
     counts = await effect_counts(db.engine, firm)
     assert set(counts) == {"before", *keys} and set(counts.values()) == {1}
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_per_ip_limits_see_the_caller_behind_a_trusted_proxy(
+    settings: Settings, db: Database, trusted: bool
+) -> None:
+    """Behind nginx every request comes from the proxy's address: with BPO_TRUSTED_PROXIES
+    naming it, X-Forwarded-For is believed; without, it is ignored (anyone could forge it)."""
+    extra = {"BPO_TRUSTED_PROXIES": "127.0.0.0/8"} if trusted else {}
+    process, base = spawn_serve(
+        settings.database_url,
+        settings.broker_url,
+        BPO_SECRET_KEY=settings.secret_key or "",
+        BPO_BROKER_NAMESPACE=f"{settings.broker_namespace}-xff-{trusted}",
+        BPO_TOKEN_RATE_PER_IP="2",
+        BPO_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    form = b"grant_type=client_credentials&client_id=nobody&client_secret=x"
+
+    def status(caller: str) -> int:
+        request = urllib.request.Request(
+            f"{base}/oauth/token",
+            data=form,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Forwarded-For": caller,
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        first = [status("203.0.113.7") for _ in range(3)]
+        other = status("198.51.100.9")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert first[:2] != [429, 429] and first[2] == 429  # the limit (2 a minute) holds
+    assert (other != 429) if trusted else (other == 429)

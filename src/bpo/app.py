@@ -108,7 +108,9 @@ def create_app(
         document_security(app)
         app.state.db = db
         app.state.background_tasks = set()
-        app.state.readiness = ReadinessProbe({"database": db.ping, "broker": probe.check})
+        app.state.readiness = ReadinessProbe(
+            {"database": db.ping, "broker": probe.check}, optional=frozenset({"broker"})
+        )
         app.state.limiter = limiter = RateLimiter(
             settings.limiter_redis_url, prefix=f"{settings.broker_namespace}:rl"
         )

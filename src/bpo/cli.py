@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -71,7 +71,12 @@ def serve(
     check_port_free(settings.host, settings.port)
     check_database(database_url, settings.db_connect_timeout)
     try:
-        run_http(create_app(settings, freeze_heap=True), settings.host, settings.port)
+        app: Any = create_app(settings, freeze_heap=True)
+        if settings.trusted_proxies:
+            from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+            app = wrap_asgi_with_proxy_headers(app, list(settings.trusted_proxies))
+        run_http(app, settings.host, settings.port)
     except ServerFailed as exc:
         fail(str(exc))
 

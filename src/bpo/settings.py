@@ -94,6 +94,10 @@ class Settings:
     # host (name, address or CIDR) is listed here. Unset: loopback in development (a local
     # receiver while trying bpo out), nothing otherwise.
     webhook_allowlist: tuple[str, ...] = ()
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For/-Proto are believed: behind
+    # nginx or an Ingress, rate limits and sign-in throttles then see the caller, not the
+    # proxy. Unset: the peer address is the client (no header is trusted).
+    trusted_proxies: tuple[str, ...] = ()
     webhook_timeout_s: float = 10.0
     # Stripe (billing/gateway.py). No key: nothing is sent to Stripe, usage still counts.
     stripe_api_key: str | None = None
@@ -178,6 +182,7 @@ class Settings:
                 DEV_WEBHOOK_ALLOWLIST if environment == "development" else (),
             ),
             webhook_timeout_s=reader.get("BPO_WEBHOOK_TIMEOUT_S", _positive_float, 10.0),
+            trusted_proxies=reader.get("BPO_TRUSTED_PROXIES", _host_list, ()),
             stripe_api_key=reader.get("BPO_STRIPE_API_KEY", _non_empty, None),
             stripe_webhook_secret=reader.get("BPO_STRIPE_WEBHOOK_SECRET", _non_empty, None),
             stripe_api_base=reader.get("BPO_STRIPE_API_BASE", _http_url, None),

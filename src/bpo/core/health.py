@@ -43,6 +43,10 @@ def live() -> Liveness:
     "/health/ready",
     tags=["health"],
     summary="The database and the broker answer",
+    description=(
+        "503 while the database is down. While only the broker is down the API is still "
+        "ready (`status: degraded`): jobs wait in the outbox and flow when it returns."
+    ),
     responses={
         503: ResponseSpec(
             data_container=ProblemDocument,
@@ -55,12 +59,15 @@ def live() -> Liveness:
 async def ready(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     checks = await state.readiness()
     down = [name for name, result in checks.items() if result != "ok"]
+    public = {name: "ok" if result == "ok" else "down" for name, result in checks.items()}
     if not down:
         return Response(Readiness(status="ready", checks=checks))
+    if set(down) <= state.readiness.optional:
+        log.warning("degraded", **{name: checks[name] for name in down})
+        return Response(Readiness(status="degraded", checks=public))
     # Anyone may ask: the answer says what is down, never why (addresses, user names and
     # driver messages stay in the log).
     log.warning("not_ready", **{name: checks[name] for name in down})
-    public = {name: "ok" if result == "ok" else "down" for name, result in checks.items()}
     return problem_response(
         request,
         503,
@@ -91,8 +98,16 @@ class ReadinessProbe:
     from a check that was running when the request arrived.
     """
 
-    def __init__(self, checks: dict[str, Callable[[], Awaitable[None]]]) -> None:
+    def __init__(
+        self,
+        checks: dict[str, Callable[[], Awaitable[None]]],
+        optional: frozenset[str] = frozenset(),
+    ) -> None:
         self._checks = checks
+        # Dependencies the process serves without (degraded, still ready): taking every
+        # replica out of its load balancer for them would turn a partial outage into a
+        # whole one.
+        self.optional = optional
         self._in_flight: asyncio.Future[dict[str, str]] | None = None
 
     async def __call__(self) -> dict[str, str]:

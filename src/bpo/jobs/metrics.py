@@ -61,12 +61,12 @@ class JobMetrics(dramatiq.Middleware):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.done = Counter(
-            "bpo_jobs", "Job attempts, by job and outcome.", ["job", "outcome"], registry=registry
+            "bpo_jobs", "Job attempts, by job and outcome.", ["actor", "outcome"], registry=registry
         )
         self.failed = Counter(
             "bpo_jobs_failed",
             "Jobs given up on after their retries (listed for staff admins).",
-            ["job"],
+            ["actor"],
             registry=registry,
         )
 
