@@ -4,9 +4,10 @@ Two `bpo serve` replicas sit behind nginx (its config written here: an upstream 
 keepalive, `proxy_next_upstream error timeout`, which retries idempotent requests only).
 Clients send GETs (/health/ready, which reads the database) and POSTs (/oauth/token with
 an unknown client: a database read, then 400 invalid_client) through nginx. Half-way, one
-replica gets SIGKILL. Printed: answers by kind before and after the kill, per method; the failures and
-how long after the kill the last one came. GETs in flight on the dead replica are retried
-by nginx on the other one; POSTs are not (a client retries them with its Idempotency-Key).
+replica gets SIGKILL. Printed: answers by kind before and after the kill, per method; the
+failures and how long after the kill the last one came. GETs in flight on the dead replica
+are retried by nginx on the other one; POSTs are not (a client retries them with its
+Idempotency-Key).
 
 Needs nginx (Debian's nginx-light); without it the drill says so and exits 0.
 Usage: python benchmarks/replica_kill.py [--seconds 20] [--connections 16] [--quick]
