@@ -125,17 +125,25 @@ def prepare_append(
         after_digest=digest(after),
         request_id=(_request_id() or "")[:200] or None,
     )
-    rest = canonical(chain_id, 0, event.id, event.at, event.actor, event.action, event.target,
-                     event.before_digest, event.after_digest, event.request_id, b"")  # fmt: skip
+    return event, append_params(event)
+
+
+def append_params(event: Any) -> dict[str, Any]:
+    """`APPEND_SQL`'s parameters for an event (its chain, id, time, actor, action, target,
+    digests and request id): the canonical bytes before and after the sequence number, which
+    the commit assigns. A restore re-appends an exported chain's events with them, so the
+    trigger recomputes every number and hash by the formula that made them."""
+    rest = canonical(event.chain_id, 0, event.id, event.at, event.actor, event.action,
+                     event.target, event.before_digest, event.after_digest, event.request_id,
+                     b"")  # fmt: skip
     # rest is ["<chain>",0,...,"<request id>",""]: split around the 0 and the final "".
     head_part, tail = rest.split(b",0,", 1)
-    params = {
-        "chain": chain_id, "id": event.id, "at": event.at, "actor": event.actor,
+    return {
+        "chain": event.chain_id, "id": event.id, "at": event.at, "actor": event.actor,
         "action": event.action, "target": event.target, "before": event.before_digest,
         "after": event.after_digest, "request_id": event.request_id,
         "before_seq": (head_part + b",").decode(), "after_seq": ("," + tail[:-4].decode() + ',"'),
     }  # fmt: skip
-    return event, params
 
 
 def _canonical_of(event: Any) -> bytes:
@@ -163,7 +171,10 @@ class EventFilter:
     until: datetime | None = None
 
 
-__all__ = ["PLATFORM_CHAIN", "actor_of", "forget_chain", "list_events", "record", "verify"]
+__all__ = [
+    "PLATFORM_CHAIN", "actor_of", "append_params", "forget_chain", "list_events", "record",
+    "verify", "verify_in",
+]  # fmt: skip
 
 
 async def forget_chain(conn: AsyncConnection, chain_id: uuid.UUID) -> None:
@@ -231,6 +242,12 @@ async def verify(engine: AsyncEngine, chain_id: uuid.UUID) -> Verdict:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             return await _walk(conn, chain_id)
+
+
+async def verify_in(conn: AsyncConnection, chain_id: uuid.UUID) -> Verdict:
+    """`verify` inside the caller's transaction: a restore checks the chain it loaded before
+    it commits (the caller chooses the isolation)."""
+    return await _walk(conn, chain_id)
 
 
 async def _walk(conn: AsyncConnection, chain_id: uuid.UUID) -> Verdict:
