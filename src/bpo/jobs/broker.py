@@ -199,7 +199,8 @@ def build_broker(
     Redis: a consumer silent for `heartbeat_timeout_ms` is taken for dead and its unacked
     messages are delivered again (RabbitMQ does that when the connection drops). Consumers
     beat every second whatever they are doing, so 5 s is safe and a dead worker's messages
-    come back within about 6 s (benchmarks/redelivery.py)."""
+    are back in the queue within about 6 s, behind what was queued before them
+    (benchmarks/redelivery.py)."""
     scheme = urlsplit(url).scheme
     broker: dramatiq.Broker
     if scheme in REDIS_SCHEMES:

@@ -38,8 +38,14 @@ _CLAIM = text(
 
 def create_tenant_objects_sync(conn: Connection, tenant_id: uuid.UUID) -> str:
     """Role + schema at head + grants, inside the caller's transaction. Returns the revision."""
+    revision = build_schema_sync(conn, schema_name(tenant_id))
+    grant_tenant_role_sync(conn, tenant_id)
+    return revision
+
+
+def grant_tenant_role_sync(conn: Connection, tenant_id: uuid.UUID) -> None:
+    """The tenant's role and its grants on its built schema (a signup; a restore)."""
     schema, role = schema_name(tenant_id), role_name(tenant_id)
-    revision = build_schema_sync(conn, schema)
     statements = [
         f'CREATE ROLE "{role}" NOLOGIN IN ROLE {TENANTS_GROUP_ROLE}',
         f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"',
@@ -63,7 +69,6 @@ def create_tenant_objects_sync(conn: Connection, tenant_id: uuid.UUID) -> str:
     # One round trip for the whole batch (simple query protocol).
     driver = conn.connection.driver_connection
     await_only(driver.execute(";\n".join(statements)))  # type: ignore[union-attr]
-    return revision
 
 
 async def claim_pooled_id(session: AsyncSession) -> uuid.UUID | None:

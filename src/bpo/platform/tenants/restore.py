@@ -72,7 +72,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bpo.audit import service as audit
 from bpo.core.models import TENANT_PLACEHOLDER, TenantBase
-from bpo.core.tenancy import TENANTS_GROUP_ROLE, role_name, schema_name
+from bpo.core.tenancy import role_name, schema_name
 from bpo.core.tenant_migrations import (
     COMMENT_PREFIX,
     check_schema_name,
@@ -91,7 +91,7 @@ from bpo.platform.tenants.archive import (
     csv_header,
     read_archive,
 )
-from bpo.platform.tenants.provisioning import create_tenant_objects_sync
+from bpo.platform.tenants.provisioning import create_tenant_objects_sync, grant_tenant_role_sync
 from bpo.platform.tenants.service import slug_problem
 
 _AUDIT_BATCH = 5_000
@@ -155,7 +155,7 @@ async def restore_tenant(
             upgraded = None
             if revision != head:
                 upgraded = await conn.run_sync(upgrade_schema_sync, schema)
-                await conn.run_sync(_grant_sync, tenant_id)
+                await conn.run_sync(grant_tenant_role_sync, tenant_id)
                 clock.lap("upgrade to head")
             events = await _restore_chain(conn, verified)
             rows[AUDIT_TABLE] = events
@@ -313,31 +313,6 @@ def _build_at_revision_sync(conn: Connection, schema: str, revision: str) -> Non
     with Operations.context(context):
         context.run_migrations()
     conn.exec_driver_sql(f"COMMENT ON SCHEMA \"{schema}\" IS '{COMMENT_PREFIX}{revision}'")
-
-
-def _grant_sync(conn: Connection, tenant_id: uuid.UUID) -> None:
-    """The role and grants `create_tenant_objects_sync` gives a schema built at head, for a
-    schema built at an older revision and upgraded (kept in step with it)."""
-    schema, role = schema_name(tenant_id), role_name(tenant_id)
-    statements = [
-        f'CREATE ROLE "{role}" NOLOGIN IN ROLE {TENANTS_GROUP_ROLE}',
-        f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"',
-        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
-        f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
-        f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
-        f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"',
-        f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
-        f'GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO "{role}"',
-        f'REVOKE ALL ON "{schema}".alembic_version FROM "{role}"',
-    ]
-    if not conn.exec_driver_sql(
-        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-    ).scalar():
-        version = int(conn.exec_driver_sql("SHOW server_version_num").scalar() or 0)
-        option = " WITH INHERIT FALSE, SET TRUE" if version >= 160000 else ""
-        statements.append(f'GRANT "{role}" TO CURRENT_USER{option}')
-    for statement in statements:
-        conn.exec_driver_sql(statement)
 
 
 async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
