@@ -109,15 +109,18 @@ def build_schema_sync(conn: Connection, schema: str, location: Path | None = Non
     return head
 
 
-def upgrade_schema_sync(conn: Connection, schema: str, location: Path | None = None) -> str:
-    """Replay the tenant track on `schema` up to head. Returns the revision reached."""
+def upgrade_schema_sync(
+    conn: Connection, schema: str, location: Path | None = None, target: str = "head"
+) -> str:
+    """Replay the tenant track on `schema` up to `target` (head; a restore names an older
+    revision). Returns the revision reached."""
     check_schema_name(schema)
     script = tenant_script(str(location or tenant_track()))
     routed = _routed(conn, schema)
     routed.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
     def steps(revision: Any, context: Any) -> Any:
-        return script._upgrade_revs("head", revision)
+        return script._upgrade_revs(target, revision)
 
     context = MigrationContext.configure(
         routed,
@@ -130,9 +133,9 @@ def upgrade_schema_sync(conn: Connection, schema: str, location: Path | None = N
     )
     with Operations.context(context):
         context.run_migrations()
-    head = tenant_head(location)
-    _set_revision_comment(conn, schema, head)
-    return head
+    reached = tenant_head(location) if target == "head" else target
+    _set_revision_comment(conn, schema, reached)
+    return reached
 
 
 async def schema_revisions(engine: AsyncEngine) -> dict[str, str | None]:

@@ -61,21 +61,16 @@ import uuid
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, insert, text, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bpo.audit import service as audit
-from bpo.core.models import TENANT_PLACEHOLDER, TenantBase
 from bpo.core.tenancy import role_name, schema_name
 from bpo.core.tenant_migrations import (
-    COMMENT_PREFIX,
-    check_schema_name,
     tenant_head,
     tenant_script,
     tenant_track,
@@ -148,7 +143,7 @@ async def restore_tenant(
             if revision == head:  # exactly as a signup builds it
                 await conn.run_sync(create_tenant_objects_sync, tenant_id)
             else:
-                await conn.run_sync(_build_at_revision_sync, schema, revision)
+                await conn.run_sync(upgrade_schema_sync, schema, None, revision)
             clock.lap("build schema")
             rows = await _load_tables(conn, verified, schema)
             clock.lap("load tables")
@@ -284,35 +279,6 @@ async def _claim(conn: AsyncConnection, verified: VerifiedArchive, slug: str, na
         raise RestoreError(
             f"the slug {slug!r} or the tenant id {tenant_id} was taken meanwhile", 409, "conflict"
         ) from None
-
-
-def _routed(conn: Connection, schema: str) -> Connection:
-    return conn.execution_options(schema_translate_map={TENANT_PLACEHOLDER: schema})
-
-
-def _build_at_revision_sync(conn: Connection, schema: str, revision: str) -> None:
-    """Create `schema` by replaying the tenant track up to `revision` (an archive behind head:
-    its tables and columns are those of that revision)."""
-    check_schema_name(schema)
-    script = tenant_script(str(tenant_track()))
-    conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    routed = _routed(conn, schema)
-
-    def steps(current: Any, context: Any) -> Any:
-        return script._upgrade_revs(revision, current)
-
-    context = MigrationContext.configure(
-        routed,
-        opts={
-            "version_table_schema": schema,
-            "fn": steps,
-            "script": script,
-            "target_metadata": TenantBase.metadata,
-        },
-    )
-    with Operations.context(context):
-        context.run_migrations()
-    conn.exec_driver_sql(f"COMMENT ON SCHEMA \"{schema}\" IS '{COMMENT_PREFIX}{revision}'")
 
 
 async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
