@@ -203,7 +203,7 @@ async def inbox(db: Database, args: argparse.Namespace) -> None:
     if os.environ.get("BPO_BENCH_EXPLAIN"):
         async with db.autocommit() as conn:
             plan = await conn.execute(
-                text("EXPLAIN ANALYZE " + queue._inbox_sql(viewer.scope, False, False, 50).text),
+                text("EXPLAIN ANALYZE " + queue._inbox_sql(viewer.scope, False, (), 50).text),
                 queue._params(viewer),
             )
             print("\n".join(r[0] for r in plan))

@@ -23,6 +23,8 @@ from bpo.audit import routes as audit_routes
 from bpo.billing import routes as billing_routes
 from bpo.billing.counter import ApiCallCounter
 from bpo.compliance import routes as compliance_routes
+from bpo.console import routes as console_routes
+from bpo.console.session import Sealer
 from bpo.core import health, tracing
 from bpo.core.db import Database, DatabaseOptions, session_scope
 from bpo.core.docs import SwaggerPage, docs_router
@@ -36,6 +38,7 @@ from bpo.core.ratelimit import RateLimiter
 from bpo.core.security import PasswordWork
 from bpo.core.tenancy import recycle_after_tenants
 from bpo.core.tenant_migrations import schema_states
+from bpo.core.web import static_router
 from bpo.identity import routes as identity_routes
 from bpo.identity.guards import VerifiedTokens
 from bpo.identity.keys import KeyRing
@@ -126,6 +129,7 @@ def create_app(
             app.state.oauth = BpoAuthorizationServer(
                 app.state.key_ring, settings.issuer, settings.issuer
             )
+            app.state.console_sealer = Sealer(settings.secret_key)
         if freeze_heap:
             settle_heap()
         try:
@@ -154,8 +158,11 @@ def create_app(
             *compliance_routes.route_handlers,
             *work_routes.route_handlers,
             *work_task_routes.route_handlers,
+            console_routes.console_router(),
+            static_router(),
             *extra_route_handlers,
         ],
+        template_config=console_routes.templates(),
         lifespan=[lifespan],
         dependencies={
             "db_session": Provide(_db_session),

@@ -126,12 +126,15 @@ def migrate(
 @cli.command()
 def demo() -> None:
     """Seed the demo provider admin, tenant and client; print their credentials."""
+    from bpo.console.session import console_callback
     from bpo.stack import prepare_demo
 
     settings = load_settings()
     database_url, _ = require_services(settings)
     secret_key = ensure_secret_key(settings)
-    creds = asyncio.run(prepare_demo(database_url, secret_key, settings.data_dir))
+    creds = asyncio.run(
+        prepare_demo(database_url, secret_key, settings.data_dir, console_callback(settings))
+    )
     typer.echo(creds.decode())
 
 

@@ -61,9 +61,15 @@ class SeedResult:
 
 
 async def seed_demo(
-    session: AsyncSession, secret_key: str, known: DemoCredentials | None = None
+    session: AsyncSession,
+    secret_key: str,
+    known: DemoCredentials | None = None,
+    console_callback: str | None = None,
 ) -> SeedResult:
     """Make sure the demo admin, tenant and client exist and that `known` still opens them.
+
+    `console_callback` (`<public URL>/console/callback`) is added to the sign-in app's
+    redirect URIs: the console bpo serves signs people in through that app.
 
     Secrets are stored only as hashes, so credentials from an earlier run are reused when
     they still verify; otherwise a fresh password or client secret replaces them.
@@ -98,16 +104,18 @@ async def seed_demo(
             session.add(client)
         client.secret_digest = secret_digest(secret_key, secret)
         changed = True
-    if await session.get(OAuthApp, DEMO_APP_ID) is None:
-        session.add(
-            OAuthApp(
-                client_id=DEMO_APP_ID,
-                name="Demo console",
-                redirect_uris=[DEMO_APP_REDIRECT],
-                secret_digest=None,  # a public app: PKCE only (RFC 8252 loopback redirect)
-                scopes=sorted(USER_SCOPES),
-            )
+    app = await session.get(OAuthApp, DEMO_APP_ID)
+    if app is None:
+        app = OAuthApp(
+            client_id=DEMO_APP_ID,
+            name="Demo console",
+            redirect_uris=[DEMO_APP_REDIRECT],
+            secret_digest=None,  # a public app: PKCE only (RFC 8252 loopback redirect)
+            scopes=sorted(USER_SCOPES),
         )
+        session.add(app)
+    if console_callback and console_callback not in app.redirect_uris:
+        app.redirect_uris = [*app.redirect_uris, console_callback]
     if await seed_catalog(session):
         changed = True
     await session.flush()

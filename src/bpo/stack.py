@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from bpo.console.session import console_callback
 from bpo.core.commands import ensure_secret_key
 from bpo.core.db import can_connect, redact_url
 from bpo.core.process import install_stop_handlers
@@ -44,7 +45,9 @@ def run_stack(settings: Settings) -> int:
             _say(f"cannot reach the database at {redact_url(database_url)}: {reason}")
             return 1
         secret_key = ensure_secret_key(settings)
-        asyncio.run(prepare_demo(database_url, secret_key, settings.data_dir))
+        asyncio.run(
+            prepare_demo(database_url, secret_key, settings.data_dir, console_callback(settings))
+        )
         env = {
             **os.environ,
             "BPO_DATABASE_URL": database_url,
@@ -110,7 +113,9 @@ def _supervise(
             _say(f"the {name} exited with code {child.returncode}; restarting in {wait:g} s")
 
 
-async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:
+async def prepare_demo(
+    url: str, secret_key: str, data_dir: Path, console_callback: str | None = None
+) -> bytes:
     """Migrate everything, seed the demo (with its tenant schema); returns the credentials JSON."""
     import msgspec
 
@@ -129,7 +134,7 @@ async def prepare_demo(url: str, secret_key: str, data_dir: Path) -> bytes:
     try:
         await upgrade_platform(db.engine)
         async with db.sessionmaker.begin() as session:
-            result = await seed_demo(session, secret_key, known)
+            result = await seed_demo(session, secret_key, known, console_callback)
         await migrate_all(db.engine)  # every tenant schema, the demo's included
         await apply_demo_chart(db.engine, result.tenant)
     finally:

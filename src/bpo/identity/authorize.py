@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.ratelimit import FAILURE_WINDOW_S, Limit, RateLimiter
 from bpo.core.security import PasswordWork, PasswordWorkBusy, hash_password
+from bpo.core.web import page_headers
 from bpo.identity import grants, pages, service, totp
 from bpo.identity.guards import PUBLIC, ring_of
 from bpo.identity.models import User
@@ -54,15 +55,7 @@ def _security_headers(redirect_uri: str | None = None) -> dict[str, str]:
     if redirect_uri:
         parts = urlsplit(redirect_uri)
         target = f" {parts.scheme}://{parts.netloc}"
-    return {
-        "Cache-Control": "no-store",
-        "Pragma": "no-cache",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        f"form-action 'self'{target}; frame-ancestors 'none'; base-uri 'none'",
-    }
+    return {**page_headers(target), "Pragma": "no-cache"}
 
 
 def _html(body: str, status: int, redirect_uri: str | None = None) -> Response[str]:

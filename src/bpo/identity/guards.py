@@ -42,6 +42,9 @@ TENANT_ADMINS = ("tenant_admin", "staff_admin")
 TENANT_STAFF = ("staff", "staff_admin")
 ANY_ROLE: tuple[str, ...] = ()
 PUBLIC = "public"  # handler.opt key of routes that need no token (a short, tested list)
+# ASGI scope key of the console's in-process calls (bpo.console.api): a scope key, which no
+# request from the network can carry, unlike a header.
+CONSOLE_CALL = "bpo.console_call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class Principal:
     jti: str
     expires_at: int
     tenant: TenantContext | None = None
+    token_tenant: uuid.UUID | None = None  # the firm a user's token is bound to, if any
 
 
 async def ring_of(state: State) -> KeyRing:
@@ -160,10 +164,11 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], access: Acce
             headers={"WWW-Authenticate": _insufficient(missing)},
         )
     connection.state.principal = principal
-    # Provider staff working a firm's queue are the provider's calls, not the firm's.
+    # Provider staff working a firm's queue are the provider's calls, not the firm's; a
+    # firm's admins looking at the console are not making API calls either.
     billed = (
         None
-        if principal.kind == "staff"
+        if principal.kind == "staff" or connection.scope.get(CONSOLE_CALL)
         else (principal.tenant.tenant_id if principal.tenant else claims.tenant)
     )
     if billed is not None:  # counted in memory, written each second; over the plan: 429
@@ -312,6 +317,7 @@ async def load_principal(
         jti=claims.jti,
         expires_at=claims.expires_at,
         tenant=tenant,
+        token_tenant=claims.tenant,
     )
 
 

@@ -132,9 +132,36 @@ def _routed(state: str, scope: str, limit: int, extra: str = "") -> str:
         ORDER BY q.urgency, q.rank, q.task_id LIMIT {int(limit)}"""  # noqa: S608
 
 
+# The inbox's filters, as fixed fragments (their values are bound): the firm, the service,
+# and the SLA state (breached: escalated; due soon: the nearest goal within DUE_SOON).
+DUE_SOON = "interval '4 hours'"
+_FILTERS = {
+    "tenant": "AND q.tenant_id = (SELECT id FROM platform.tenants WHERE slug = :only_tenant)",
+    "service": "AND q.service_key = :only_service",
+    "breached": "AND q.escalated",
+    "due_soon": f"AND NOT q.escalated AND q.urgency < now() + {DUE_SOON}",
+    "on_track": f"AND NOT q.escalated AND q.urgency >= now() + {DUE_SOON}",
+}
+SLA_STATES = ("breached", "due_soon", "on_track")
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    tenant: str | None = None
+    service: str | None = None
+    sla: str | None = None  # one of SLA_STATES
+
+    def fragments(self) -> tuple[str, ...]:
+        names = [n for n, v in (("tenant", self.tenant), ("service", self.service)) if v]
+        return (*names, *([self.sla] if self.sla in SLA_STATES else []))
+
+    def params(self) -> dict[str, Any]:
+        return {"only_tenant": self.tenant, "only_service": self.service}
+
+
 @lru_cache(maxsize=512)
-def _inbox_sql(scope: str, after: bool, escalated_only: bool, limit: int) -> TextClause:
-    extra = (f"AND {_AFTER}" if after else "") + (" AND q.escalated" if escalated_only else "")
+def _inbox_sql(scope: str, after: bool, filters: tuple[str, ...], limit: int) -> TextClause:
+    extra = (f"AND {_AFTER}" if after else "") + " ".join(_FILTERS[f] for f in filters)
     open_, lapsed = _routed(_OPEN, scope, limit, extra), _routed(_LAPSED, scope, limit, extra)
     return text(  # fixed fragments and an int only; every other value is bound
         f"""SELECT x.*, t.slug FROM (({open_}) UNION ALL ({lapsed})) AS x
@@ -163,12 +190,13 @@ async def inbox(
     *,
     limit: int,
     cursor: str | None = None,
-    escalated_only: bool = False,
+    only: InboxFilter | None = None,
 ) -> tuple[list[Any], str | None]:
-    params = params_of(viewer)
+    only = only or InboxFilter()
+    params = params_of(viewer) | only.params()
     if cursor is not None:
         params.update(_decode(cursor))
-    query = _inbox_sql(viewer.scope, cursor is not None, escalated_only, limit)
+    query = _inbox_sql(viewer.scope, cursor is not None, only.fragments(), limit)
     rows = (await conn.execute(query, params)).all()
     following = _encode(rows[-1]) if len(rows) == limit else None
     return list(rows), following

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,7 @@ from bpo.work.schemas import (
     TimeUpdate,
 )
 
+SlaState = Literal["breached", "due_soon", "on_track"]
 STAFF_READ = requires("work:read", roles=TENANT_STAFF)
 STAFF_WRITE = requires("work:write", roles=TENANT_STAFF)
 STAFF_INBOX = requires("work:read", roles=TENANT_STAFF, tenant_bound=False)
@@ -103,12 +104,21 @@ async def inbox(
     cursor: Annotated[str | None, Parameter(max_length=200)] = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
     escalated: FromQuery[bool] = False,
+    firm: Annotated[
+        str | None, QueryParameter(name="tenant", max_length=63, description="Only this firm")
+    ] = None,
+    service: Annotated[
+        str | None, Parameter(max_length=64, description="Only this service")
+    ] = None,
+    sla: Annotated[
+        SlaState | None,
+        Parameter(description="breached (escalated), due_soon (within 4 h) or on_track"),
+    ] = None,
 ) -> InboxPage:
     viewer = await dispatch.viewer_of(state.db, principal)
+    only = queue.InboxFilter(firm, service, "breached" if escalated else sla)
     async with state.db.autocommit() as conn:
-        rows, following = await queue.inbox(
-            conn, viewer, limit=limit, cursor=cursor, escalated_only=escalated
-        )
+        rows, following = await queue.inbox(conn, viewer, limit=limit, cursor=cursor, only=only)
     return InboxPage(items=[_inbox_item(r) for r in rows], next_cursor=following)
 
 

@@ -1,0 +1,1 @@
+"""The console: the web app of provider staff and tenant admins, on the same API."""

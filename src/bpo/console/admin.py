@@ -1,0 +1,2 @@
+"""placeholder"""
+route_handlers: list[object] = []

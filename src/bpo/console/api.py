@@ -1,0 +1,192 @@
+"""The console calls the API, in process, as the person signed in: every action takes the
+same route, guard, scopes, validation, idempotency and audit as a client firm's call, so
+the console has no door of its own into the data.
+
+A call is an ASGI request handed to the application itself (no socket, no second server):
+the person's access token in the Authorization header, the browser's address as the
+client, the page's request id. The scope carries `CONSOLE_CALL`, which only this module
+can set (it is not a header): the guard then does not bill a firm's admins for their own
+console page views as API calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Request
+
+from bpo.console.session import Session
+from bpo.identity.guards import CONSOLE_CALL
+
+APP_ID = "demo-console"  # the sign-in app the console is (public: PKCE, no secret)
+_JSON = ("application/json", "application/problem+json")
+
+
+@dataclass(slots=True)
+class Reply:
+    """The API's answer: status, decoded JSON body (None when empty or not JSON)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def detail(self) -> str:
+        """What a problem response says is wrong (RFC 9457 `detail`, else its title)."""
+        if isinstance(self.body, dict):
+            return str(self.body.get("detail") or self.body.get("title") or self.status)
+        return f"the request failed ({self.status})"
+
+    def field_errors(self) -> dict[str, str]:
+        """A validation problem's errors by the field they name: a JSON Pointer's last
+        segment (`/minutes` -> minutes) or the query parameter's name."""
+        found: dict[str, str] = {}
+        errors = self.body.get("errors") if isinstance(self.body, dict) else None
+        for error in errors or []:
+            if not isinstance(error, dict):
+                continue
+            name = error.get("parameter") or str(error.get("pointer") or "").rsplit("/", 1)[-1]
+            if name and name not in found:
+                found[name] = str(error.get("detail") or error.get("message") or "not valid")
+        return found
+
+
+async def call_app(
+    request: Request[Any, Any, Any],
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    json: Any = None,
+    form: dict[str, str] | None = None,
+    query: dict[str, Any] | None = None,
+) -> Reply:
+    """One API request through the application's own ASGI stack."""
+    headers = [(b"host", request.headers.get("host", "localhost").encode())]
+    headers.append((b"accept", b"application/json"))
+    body = b""
+    if json is not None:
+        body = msgspec.json.encode(json)
+        headers.append((b"content-type", b"application/json"))
+    elif form is not None:
+        body = urlencode(form).encode()
+        headers.append((b"content-type", b"application/x-www-form-urlencoded"))
+    if body:
+        headers.append((b"content-length", str(len(body)).encode()))
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    request_id = request.headers.get("x-request-id")
+    if request_id:
+        headers.append((b"x-request-id", request_id.encode()))
+    clean = {k: v for k, v in (query or {}).items() if v not in (None, "")}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": request.scope.get("scheme", "http"),
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": urlencode(clean, doseq=True).encode(),
+        "headers": headers,
+        "client": request.scope.get("client"),
+        "server": request.scope.get("server"),
+        "state": {},
+        CONSOLE_CALL: True,
+    }
+    sent = False
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()  # nothing more comes; a disconnect only once the answer is out
+        return {"type": "http.disconnect"}
+
+    status, out_headers, chunks = 500, {}, []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            for name, value in message.get("headers", []):
+                out_headers[name.decode().lower()] = value.decode()
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                done.set()
+
+    await request.app(scope, receive, send)  # type: ignore[arg-type]
+    return Reply(status, _decode(b"".join(chunks), out_headers), out_headers)
+
+
+def _decode(raw: bytes, headers: dict[str, str]) -> Any:
+    media = headers.get("content-type", "").split(";", 1)[0].strip()
+    if not raw or media not in _JSON:
+        return raw.decode(errors="replace") if raw else None
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+class Api:
+    """The calls of one console request, as its signed-in person: the access token is
+    refreshed (with the rotating refresh token) when it is about to expire or is refused
+    as expired, and `changed` tells the console to reseal the cookie."""
+
+    def __init__(self, request: Request[Any, Any, Any], session: Session) -> None:
+        self.request = request
+        self.session = session
+        self.changed = False
+        self.signed_out = False
+
+    async def get(self, path: str, **query: Any) -> Reply:
+        return await self.call("GET", path, query=query)
+
+    async def post(self, path: str, json: Any = None) -> Reply:
+        return await self.call("POST", path, json={} if json is None else json)
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Reply:
+        if self.session.expires_at - 30 <= time.time():
+            await self.refresh()
+        reply = await call_app(self.request, method, path, token=self.session.access_token, **kwargs)
+        if reply.status == 401 and await self.refresh():
+            reply = await call_app(
+                self.request, method, path, token=self.session.access_token, **kwargs
+            )
+        if reply.status == 401:
+            self.signed_out = True
+        return reply
+
+    async def refresh(self) -> bool:
+        """A new access token from the refresh token; False when the session is over."""
+        if not self.session.refresh_token:
+            return False
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": self.session.refresh_token,
+            "client_id": APP_ID,
+        }
+        reply = await call_app(self.request, "POST", "/oauth/token", form=form)
+        if not reply.ok or not isinstance(reply.body, dict):
+            self.session.refresh_token = None
+            self.signed_out = True
+            return False
+        self.session.access_token = reply.body["access_token"]
+        self.session.refresh_token = reply.body.get("refresh_token", self.session.refresh_token)
+        self.session.expires_at = int(time.time()) + int(reply.body.get("expires_in", 300))
+        self.changed = True
+        return True
