@@ -6,6 +6,7 @@ from another host; no violation is reported), and axe-core finds no serious viol
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from importlib.resources import files
 from typing import Any
@@ -17,8 +18,8 @@ from playwright.async_api import Page
 
 from bpo.core.db import Database
 from bpo.settings import Settings
-from tests.conftest import build_app
 from bpo.work.models import StaffProfile
+from tests.conftest import build_app
 from tests.support.auth import bearer, client_token, make_user
 from tests.support.console import CHROMIUM, Browsing, chromium, register_console, serve, sign_in
 from tests.support.tenants import make_tenant
@@ -123,4 +124,129 @@ async def test_staff_claim_log_time_send_for_review_and_a_second_person_approves
     # The client sees the result through the API.
     done = await api.get(f"/v1/tenants/acme/work/requests/{asked['id']}", headers=client)
     assert done.json()["status"] == "completed", done.text
+    assert browsing.elsewhere == [] and browsing.violations == []
+
+
+async def test_an_admin_rotates_a_client_secret_and_sees_it_once(
+    server: str, db: Database, browsing: Browsing, api: AsyncTestClient[Litestar]
+) -> None:
+    await register_console(db, server)
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+
+    page = await browsing.page()
+    await sign_in(page, server, "ada@acme.example")
+    assert page.url == f"{server}/console/firms/acme"
+    await page.click("a[href='/console/firms/acme/clients']")
+    await page.fill("#new-client-name", "Payroll sync")
+    await page.click("#new-client button[type=submit]")
+    created = (await page.text_content("#secret") or "").strip()
+    client_id = (await page.text_content("table tbody tr td") or "").strip()
+    assert created and client_id.startswith(("cl_", "c_")) or client_id
+
+    await page.click(f"#rotate-{client_id}")
+    await page.wait_for_selector("#secret")
+    rotated = (await page.text_content("#secret") or "").strip()
+    assert rotated and rotated != created
+    assert rotated not in page.url and created not in page.url
+
+    # Shown once: the page read again has no secret, and the new one works at the token
+    # endpoint (the old one still does, for the rotation's overlap).
+    await page.goto(f"{server}/console/firms/acme/clients")
+    assert await page.locator("#secret").count() == 0
+    assert rotated not in await page.content()
+    token = await api.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, rotated),
+    )
+    assert token.status_code == 200, token.text
+    assert await axe(page) == []
+    for section in ("users", "webhooks", "billing", "books", "statements", "records",
+                    "compliance"):  # fmt: skip
+        await page.goto(f"{server}/console/firms/acme/{section}")
+        assert await page.locator("h1").count() == 1, section
+        assert await axe(page) == [], section
+    assert browsing.elsewhere == [] and browsing.violations == []
+
+
+async def test_a_firm_admin_cannot_open_another_firms_pages(
+    server: str, db: Database, browsing: Browsing
+) -> None:
+    await register_console(db, server)
+    acme = await make_tenant(db, "acme")
+    await make_tenant(db, "globex")
+    await make_user(db, "ada@acme.example", tenants={acme: "tenant_admin"})
+
+    page = await browsing.page()
+    await sign_in(page, server, "ada@acme.example")
+    for path in ("", "/users", "/clients", "/webhooks", "/billing", "/books", "/records",
+                 "/compliance", "/statements", f"/tasks/{uuid.uuid4()}"):  # fmt: skip
+        answer = await page.goto(f"{server}/console/firms/globex{path}")
+        assert answer is not None and answer.status == 404, path
+        assert "globex" not in (await page.text_content("main") or "").replace("'globex'", "")
+    # A form posted to the other firm is refused the same way, and makes nothing.
+    answer = await page.goto(f"{server}/console/firms/acme/clients")
+    assert answer is not None and answer.status == 200
+    await page.evaluate(
+        "() => { const f = document.getElementById('new-client');"
+        " f.action = '/console/firms/globex/clients'; }"
+    )
+    await page.fill("#new-client-name", "Sneaky")
+    async with page.expect_response("**/console/firms/globex/clients") as answered:
+        await page.click("#new-client button[type=submit]")
+    assert (await answered.value).status == 404
+    # The inbox is staff's: a firm's admin gets the same not-found.
+    answer = await page.goto(f"{server}/console/inbox")
+    assert answer is not None and answer.status == 404
+
+
+async def test_every_page_keeps_to_its_own_origin_under_the_csp(
+    server: str, db: Database, browsing: Browsing
+) -> None:
+    """Every console response carries the strict CSP; pages load only this origin's files
+    (any other host is refused and listed); a stale form without the CSRF token is
+    refused; signing out revokes the session on the server."""
+    await register_console(db, server)
+    acme = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={acme: "tenant_admin"})
+    page = await browsing.page()
+    loaded: list[str] = []
+    page.on("request", lambda r: loaded.append(r.url))
+    await sign_in(page, server, "ada@acme.example")
+    answer = await page.goto(f"{server}/console/firms/acme/users")
+    assert answer is not None
+    headers = await answer.all_headers()
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert headers["cache-control"] == "no-store"
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "bpo_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
+    assert all(url.startswith(server) for url in loaded), loaded
+    assert any("/static/vendor/htmx-2.0.11/htmx.min.js" in url for url in loaded)
+    # An inline script injected into the page does not run.
+    ran = await page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent ="
+        " 'window.injected = 1'; document.body.appendChild(s); return window.injected; }"
+    )
+    assert ran is None
+    assert any("inline script" in v for v in browsing.violations)  # reported, and blocked
+    browsing.violations.clear()
+
+    # A form posted without the session's CSRF token changes nothing.
+    status = await page.evaluate(
+        """async () => (await fetch('/console/firms/acme/users', {method: 'POST',
+           headers: {'content-type': 'application/x-www-form-urlencoded'},
+           body: 'email=eve%40evil.example&role=tenant_admin'})).status"""
+    )
+    assert status == 403
+    assert (
+        "eve@evil.example"
+        not in await (await page.goto(f"{server}/console/firms/acme/users")).text()
+    )  # type: ignore[union-attr]
+
+    await page.click("header form button[type=submit]")
+    await page.wait_for_url(f"{server}/console/signed-out")
+    assert not [c for c in await page.context.cookies() if c["name"] == "bpo_console"]
     assert browsing.elsewhere == [] and browsing.violations == []

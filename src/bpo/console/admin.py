@@ -1,2 +1,281 @@
-"""placeholder"""
-route_handlers: list[object] = []
+"""A firm's admin pages: overview, users and invites, API clients (a new or rotated secret
+is shown once, in the answer to the POST that made it, never in a URL or a later page),
+webhook endpoints and deliveries (replay), plan, usage against quota with the last 30
+days, and invoices. Each is one or more API calls made as the signed-in person."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from litestar import Response, get, post
+
+from bpo.console.api import Api, Reply
+from bpo.console.views import checked, form_of, redirect, render
+
+CHART_DAYS = 30
+ROLES = [("tenant_member", "Member"), ("tenant_admin", "Admin")]
+CLIENT_SCOPES = [(s, s) for s in (
+    "ledger:read", "ledger:write", "settlements:read", "settlements:write", "records:read",
+    "records:write", "compliance:read", "compliance:write", "work:read", "work:write",
+    "billing:read")]  # fmt: skip
+EVENTS = [("*", "Every event"), ("work.request.completed", "A request is completed"),
+          ("work.request.question", "Staff ask a question"),
+          ("ledger.entry.posted", "A journal entry is posted")]  # fmt: skip
+
+
+def base(slug: str) -> str:
+    return f"/v1/tenants/{slug}"
+
+
+def col(label: str, key: str, kind: str = "text", **more: Any) -> dict[str, Any]:
+    return {"label": label, "key": key, "kind": kind, **more}
+
+
+def _failure(reply: Reply | None, form_id: str) -> tuple[dict[str, str], int]:
+    """A failed form's problems: by field, and the problem's detail above the form."""
+    if reply is None:
+        return {}, 200
+    if reply.status == 404:
+        checked(reply)
+    return {**reply.field_errors(), form_id: reply.detail}, reply.status
+
+
+@get("/firms/{slug:str}", include_in_schema=False)
+async def overview(api: Api, slug: str) -> Response[Any]:
+    """The firm's front page: its plan, and where to go. The tenant-bound read decides
+    whether the person may see this firm at all (404 otherwise, as for every firm page)."""
+    usage = await api.get(f"{base(slug)}/billing/usage")
+    if usage.status == 404 or usage.status >= 500:
+        checked(usage)
+    facts = [("Firm", slug), ("You are", (api.session.role or api.session.kind).replace("_", " "))]
+    if usage.ok:
+        facts.append(("Plan", usage.body.get("plan") or "none yet"))
+    panels = [{"title": "Firm", "facts": facts,
+               "note": "Use the sections above: users, API clients, webhooks, plan and usage, "
+                       "the books, statements, records and compliance."}]  # fmt: skip
+    return render(api, "section.html", slug=slug, section="overview", title=f"Firm {slug}",
+                  panels=panels, secret=None)  # fmt: skip
+
+
+# --- users and invites ----------------------------------------------------------------------
+
+
+async def _users(
+    api: Api, slug: str, failed: Reply | None = None, values: dict[str, str] | None = None
+) -> Response[Any]:
+    users = checked(await api.get(f"{base(slug)}/users"))
+    invites = checked(await api.get(f"{base(slug)}/users/invites"))
+    errors, status = _failure(failed, "invite")
+    form = {"id": "invite", "title": "Invite someone", "action": f"/console/firms/{slug}/users",
+            "submit": "Send invite", "fields": [
+                {"name": "email", "label": "Email", "type": "email", "required": True},
+                {"name": "role", "label": "Role", "type": "select", "options": ROLES}]}  # fmt: skip
+    panels = [
+        {"title": "Users", "rows": users, "columns": [
+            col("Email", "email"), col("Name", "name"), col("Role", "role", "badge"),
+            col("Status", "status", "badge"), col("Joined", "joined_at", "when")]},
+        {"title": "Invites", "rows": invites, "form": form, "columns": [
+            col("Email", "email"), col("Role", "role", "badge"), col("Status", "status", "badge"),
+            col("Expires", "expires_at", "when")]},
+    ]  # fmt: skip
+    return render(api, "section.html", status=status, slug=slug, section="users", title="Users",
+                  panels=panels, errors=errors, values=values or {}, secret=None)  # fmt: skip
+
+
+@get("/firms/{slug:str}/users", include_in_schema=False)
+async def users(api: Api, slug: str) -> Response[Any]:
+    return await _users(api, slug)
+
+
+@post("/firms/{slug:str}/users", include_in_schema=False, status_code=303)
+async def invite(api: Api, slug: str) -> Response[Any]:
+    form = await form_of(api)
+    body = {"email": form.get("email", ""), "role": form.get("role", "tenant_member")}
+    reply = await api.post(f"{base(slug)}/users/invites", body)
+    if not reply.ok:
+        return await _users(api, slug, reply, form)
+    return redirect(api, f"/console/firms/{slug}/users", "invited")
+
+
+# --- API clients ------------------------------------------------------------------------------
+
+
+async def _clients(
+    api: Api,
+    slug: str,
+    failed: Reply | None = None,
+    values: dict[str, str] | None = None,
+    secret: dict[str, str] | None = None,
+) -> Response[Any]:
+    rows = checked(await api.get(f"{base(slug)}/clients"))
+    errors, status = _failure(failed, "new-client")
+    form = {"id": "new-client", "title": "New API client", "submit": "Create client",
+            "action": f"/console/firms/{slug}/clients", "fields": [
+                {"name": "name", "label": "Name", "required": True},
+                {"name": "scopes", "label": "Scopes", "type": "checkboxes",
+                 "options": CLIENT_SCOPES, "checked": ["work:read", "work:write"]}]}  # fmt: skip
+    rotate = {"name": "rotate", "label": "Rotate secret", "key": "client_id",
+              "action": f"/console/firms/{slug}/clients/{{client_id}}/rotate"}  # fmt: skip
+    panels = [{"title": "API clients", "rows": rows, "form": form, "actions": [rotate],
+               "note": "After a rotation the old secret keeps working for a short overlap.",
+               "columns": [col("Client id", "client_id"), col("Name", "name"),
+                           col("Scopes", "scopes", "list"), col("Status", "status", "badge"),
+                           col("Old secret valid until", "previous_secret_expires_at", "when"),
+                           col("Created", "created_at", "when")]}]  # fmt: skip
+    return render(api, "section.html", status=status, slug=slug, section="clients",
+                  title="API clients", panels=panels, errors=errors, values=values or {},
+                  secret=secret)  # fmt: skip
+
+
+@get("/firms/{slug:str}/clients", include_in_schema=False)
+async def clients(api: Api, slug: str) -> Response[Any]:
+    return await _clients(api, slug)
+
+
+@post("/firms/{slug:str}/clients", include_in_schema=False, status_code=200)
+async def create_client(api: Api, slug: str) -> Response[Any]:
+    form = await api.request.form()
+    scopes = [s for s in form.getall("scopes", []) if isinstance(s, str)]
+    name = str(form.get("name", ""))
+    reply = await api.post(f"{base(slug)}/clients", {"name": name, "scopes": scopes})
+    if not reply.ok:
+        return await _clients(api, slug, reply, {"name": name})
+    made = reply.body
+    secret = {"title": f"Secret of {made['client_id']}", "value": made["client_secret"]}
+    return await _clients(api, slug, secret=secret)
+
+
+@post("/firms/{slug:str}/clients/{client_id:str}/rotate", include_in_schema=False,
+      status_code=200)  # fmt: skip
+async def rotate_client(api: Api, slug: str, client_id: str) -> Response[Any]:
+    reply = await api.post(f"{base(slug)}/clients/{client_id}/rotate")
+    if not reply.ok:
+        return await _clients(api, slug, reply)
+    secret = {"title": f"New secret of {client_id}", "value": reply.body["client_secret"]}
+    return await _clients(api, slug, secret=secret)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+async def _webhooks(
+    api: Api,
+    slug: str,
+    failed: Reply | None = None,
+    values: dict[str, str] | None = None,
+    secret: dict[str, str] | None = None,
+) -> Response[Any]:
+    endpoints = checked(await api.get(f"{base(slug)}/webhooks/endpoints"))
+    cursor = api.request.query_params.get("cursor")
+    deliveries = checked(await api.get(f"{base(slug)}/webhooks/deliveries", cursor=cursor,
+                                       limit=25))  # fmt: skip
+    errors, status = _failure(failed, "new-endpoint")
+    form = {"id": "new-endpoint", "title": "New endpoint", "submit": "Add endpoint",
+            "action": f"/console/firms/{slug}/webhooks", "fields": [
+                {"name": "url", "label": "URL (https)", "type": "url", "required": True},
+                {"name": "event_types", "label": "Events", "type": "checkboxes",
+                 "options": EVENTS}]}  # fmt: skip
+    replay = {"name": "replay", "label": "Replay",
+              "action": f"/console/firms/{slug}/webhooks/deliveries/{{id}}/replay"}  # fmt: skip
+    panels = [
+        {"title": "Endpoints", "rows": endpoints, "form": form, "columns": [
+            col("URL", "url"), col("Events", "event_types", "list"),
+            col("Enabled", "enabled", "bool"), col("Disabled because", "disabled_reason"),
+            col("Failing since", "failing_since", "when")]},
+        {"title": "Deliveries", "rows": deliveries["items"], "actions": [replay],
+         "next": deliveries.get("next_cursor"), "next_path": f"/console/firms/{slug}/webhooks",
+         "columns": [col("Event", "event_id"), col("Status", "status", "badge"),
+                     col("Attempts", "attempts", num=True), col("Next try", "next_attempt_at",
+                                                               "when"),
+                     col("Created", "created_at", "when")]},
+    ]  # fmt: skip
+    return render(api, "section.html", status=status, slug=slug, section="webhooks",
+                  title="Webhooks", panels=panels, errors=errors, values=values or {},
+                  secret=secret)  # fmt: skip
+
+
+@get("/firms/{slug:str}/webhooks", include_in_schema=False)
+async def webhooks(api: Api, slug: str) -> Response[Any]:
+    return await _webhooks(api, slug)
+
+
+@post("/firms/{slug:str}/webhooks", include_in_schema=False, status_code=200)
+async def add_endpoint(api: Api, slug: str) -> Response[Any]:
+    form = await api.request.form()
+    url = str(form.get("url", ""))
+    events = [e for e in form.getall("event_types", []) if isinstance(e, str)]
+    reply = await api.post(f"{base(slug)}/webhooks/endpoints",
+                           {"url": url, "event_types": events or ["*"]})  # fmt: skip
+    if not reply.ok:
+        return await _webhooks(api, slug, reply, {"url": url})
+    secret = {"title": "Signing secret of the new endpoint", "value": reply.body.get("secret", "")}
+    return await _webhooks(api, slug, secret=secret)
+
+
+@post("/firms/{slug:str}/webhooks/deliveries/{delivery_id:str}/replay", include_in_schema=False,
+      status_code=303)  # fmt: skip
+async def replay(api: Api, slug: str, delivery_id: str) -> Response[Any]:
+    reply = await api.post(f"{base(slug)}/webhooks/deliveries/{delivery_id}/replay")
+    if not reply.ok:
+        return await _webhooks(api, slug, reply)
+    return redirect(api, f"/console/firms/{slug}/webhooks", "replayed")
+
+
+# --- plan, usage and invoices -----------------------------------------------------------------
+
+
+async def _daily(api: Api, slug: str, meter: str) -> list[tuple[str, float]]:
+    """The meter's usage per UTC day over the last CHART_DAYS days (one read per day)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    bars = []
+    for back in range(CHART_DAYS - 1, -1, -1):
+        start = today - timedelta(days=back)
+        end = start + timedelta(days=1)
+        reply = await api.get(f"{base(slug)}/billing/usage",
+                              start=start.isoformat(), end=end.isoformat())  # fmt: skip
+        found = [m for m in checked(reply)["meters"] if m["meter"] == meter]
+        bars.append((start.date().isoformat(), float(Decimal(str(found[0]["quantity"])))
+                     if found else 0.0))  # fmt: skip
+    return bars
+
+
+@get("/firms/{slug:str}/billing", include_in_schema=False)
+async def billing(api: Api, slug: str, meter: str | None = None) -> Response[Any]:
+    usage = checked(await api.get(f"{base(slug)}/billing/usage"))
+    subscription = await api.get(f"{base(slug)}/billing/subscription")
+    invoices = checked(await api.get(f"{base(slug)}/billing/invoices"))
+    meters = usage["meters"]
+    chosen = meter if meter in {m["meter"] for m in meters} else (
+        meters[0]["meter"] if meters else None)  # fmt: skip
+    plan = subscription.body if subscription.ok else None
+    facts = ([("Plan", plan["plan"]["name"]), ("Status", plan["status"]),
+              ("Period", f"{plan['period_start'][:10]} to {plan['period_end'][:10]}")]
+             if plan else [("Plan", "none yet")])  # fmt: skip
+    panels: list[dict[str, Any]] = [
+        {"title": "Plan", "facts": facts},
+        {"title": "Usage this period against the plan", "rows": meters, "columns": [
+            col("Meter", "name"), col("Used", "quantity", num=True),
+            col("Included", "included", num=True), col("Limit", "limit", num=True),
+            col("Unit", "unit")]},
+    ]  # fmt: skip
+    if chosen:
+        bars = await _daily(api, slug, chosen)
+        chosen_row = next(m for m in meters if m["meter"] == chosen)
+        panels.append({"title": f"{chosen_row['name']}: the last {CHART_DAYS} days", "chart": {
+            "title": f"{chosen_row['name']} per day, last {CHART_DAYS} days", "bars": bars,
+            "max": max(v for _, v in bars), "unit": chosen_row["unit"], "line": None,
+            "caption": f"Per UTC day; this period so far {chosen_row['quantity']} of "
+                       f"{chosen_row.get('included') or 'no'} included."}})  # fmt: skip
+    panels.append({"title": "Invoices", "rows": invoices["items"], "columns": [
+        col("Period", "period_start", "when"), col("Plan", "plan"),
+        col("Status", "status", "badge"), col("Total", "total", "money", currency="currency"),
+        col("Due", "amount_due", "money", currency="currency"),
+        col("Paid", "amount_paid", "money", currency="currency")]})  # fmt: skip
+    return render(api, "section.html", slug=slug, section="billing", title="Plan and usage",
+                  panels=panels, secret=None)  # fmt: skip
+
+
+route_handlers = [overview, users, invite, clients, create_client, rotate_client, webhooks,
+                  add_endpoint, replay, billing]  # fmt: skip

@@ -68,9 +68,11 @@ async def call_app(
     token: str | None = None,
     json: Any = None,
     form: dict[str, str] | None = None,
+    content: tuple[bytes, str] | None = None,
     query: dict[str, Any] | None = None,
 ) -> Reply:
-    """One API request through the application's own ASGI stack."""
+    """One API request through the application's own ASGI stack; the body is JSON, a
+    form, or `content` (bytes and their media type)."""
     headers = [(b"host", request.headers.get("host", "localhost").encode())]
     headers.append((b"accept", b"application/json"))
     body = b""
@@ -80,6 +82,9 @@ async def call_app(
     elif form is not None:
         body = urlencode(form).encode()
         headers.append((b"content-type", b"application/x-www-form-urlencoded"))
+    elif content is not None:
+        body = content[0]
+        headers.append((b"content-type", content[1].encode()))
     if body:
         headers.append((b"content-length", str(len(body)).encode()))
     if token:
@@ -162,7 +167,9 @@ class Api:
     async def call(self, method: str, path: str, **kwargs: Any) -> Reply:
         if self.session.expires_at - 30 <= time.time():
             await self.refresh()
-        reply = await call_app(self.request, method, path, token=self.session.access_token, **kwargs)
+        reply = await call_app(
+            self.request, method, path, token=self.session.access_token, **kwargs
+        )
         if reply.status == 401 and await self.refresh():
             reply = await call_app(
                 self.request, method, path, token=self.session.access_token, **kwargs

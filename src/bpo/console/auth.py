@@ -48,7 +48,7 @@ def _local(target: str | None) -> str:
 
 
 @get("/login", opt={PUBLIC: True}, include_in_schema=False)
-async def login(request: Req, next: str | None = None) -> Response[Any]:  # noqa: A002
+async def login(request: Req, next: str | None = None) -> Response[Any]:
     """Start the authorization request; the verifier and state wait in a sealed cookie."""
     settings = request.app.state.settings
     pending = Login(secrets.token_urlsafe(24), secrets.token_urlsafe(48), _local(next))
@@ -87,7 +87,9 @@ async def callback(
         or not returned_state
         or not secrets.compare_digest(pending.state, returned_state)
     ):
-        raise HTTPException(status_code=400, detail="this sign-in expired or is not yours: start again")
+        raise HTTPException(
+            status_code=400, detail="this sign-in expired or is not yours: start again"
+        )
     if iss != settings.issuer or not code:
         raise HTTPException(status_code=400, detail="the sign-in answer is not from this server")
     form = {

@@ -17,7 +17,6 @@ from bpo.console.api import Api, Reply
 from bpo.console.session import (
     CSRF_FIELD,
     CSRF_HEADER,
-    LOGIN_COOKIE,
     PATH,
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
@@ -225,4 +224,3 @@ def clock(due_at: str | None) -> str:
 
 
 FILTERS = {"money": money, "when": when, "sla_state": sla_state, "clock": clock}
-__all__ = ["LOGIN_COOKIE", "FILTERS"]
