@@ -204,7 +204,7 @@ async def inbox(db: Database, args: argparse.Namespace) -> None:
         async with db.autocommit() as conn:
             plan = await conn.execute(
                 text("EXPLAIN ANALYZE " + queue._inbox_sql(viewer.scope, False, (), 50).text),
-                queue._params(viewer),
+                queue.params_of(viewer),
             )
             print("\n".join(r[0] for r in plan))
     (single_id,) = await make_staff(db, assigned[:1], 1)

@@ -142,7 +142,7 @@ async def test_an_admin_rotates_a_client_secret_and_sees_it_once(
     await page.click("#new-client button[type=submit]")
     created = (await page.text_content("#secret") or "").strip()
     client_id = (await page.text_content("table tbody tr td") or "").strip()
-    assert created and client_id.startswith(("cl_", "c_")) or client_id
+    assert created and client_id
 
     await page.click(f"#rotate-{client_id}")
     await page.wait_for_selector("#secret")

@@ -63,7 +63,7 @@ def authorize_params(
 
 
 def hidden_fields(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type=hidden name="([^"]+)" value="([^"]*)">', html))
+    return dict(re.findall(r'<input type="?hidden"? name="([^"]+)" value="([^"]*)">', html))
 
 
 async def sign_in(

@@ -69,7 +69,8 @@ class Sealer:
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, value: Session | Login) -> str:
-        return self._fernet.encrypt(msgspec.json.encode(value)).decode()
+        # Without base64's '=' padding a cookie value needs no quoting.
+        return self._fernet.encrypt(msgspec.json.encode(value)).decode().rstrip("=")
 
     def open_session(self, raw: str | None) -> Session | None:
         return self._open(raw, Session, SESSION_MAX_AGE_S)
@@ -82,7 +83,8 @@ class Sealer:
         if not raw or len(raw) > 8192:
             return None
         try:
-            return msgspec.json.decode(self._fernet.decrypt(raw.encode(), ttl=ttl), type=kind)
+            padded = raw + "=" * (-len(raw) % 4)
+            return msgspec.json.decode(self._fernet.decrypt(padded.encode(), ttl=ttl), type=kind)
         except (InvalidToken, msgspec.DecodeError, msgspec.ValidationError):
             return None
 

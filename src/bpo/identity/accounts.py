@@ -102,6 +102,20 @@ async def person(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = Fals
     return await session.get_one(User, user_id, with_for_update=lock)
 
 
+async def member_role(
+    session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID
+) -> str | None:
+    """The person's role in the firm, while their membership is active."""
+    role: str | None = await session.scalar(
+        select(Membership.role).where(
+            Membership.user_id == user_id,
+            Membership.tenant_id == tenant_id,
+            Membership.status == "active",
+        )
+    )
+    return role
+
+
 async def member_status(session: AsyncSession, tenant_id: uuid.UUID, email: str) -> str | None:
     """The membership status of `email` in the tenant, or None when not a member."""
     status: str | None = await session.scalar(

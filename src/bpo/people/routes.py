@@ -437,9 +437,11 @@ async def me(
     if principal.user_id is not None:
         user = await accounts.person(db_session, principal.user_id)
         out.email, out.totp_enrolled = user.email, user.totp_confirmed_at is not None
-    if principal.token_tenant is not None:  # the firm a person's token is bound to
+    if principal.token_tenant is not None and principal.user_id is not None:
+        # The firm a person's token is bound to, and their role in it now.
         slugs = await tenants.slugs_of(db_session, {principal.token_tenant})
         out.tenant = slugs.get(principal.token_tenant)
+        out.role = await accounts.member_role(db_session, principal.user_id, principal.token_tenant)
     return out
 
 
