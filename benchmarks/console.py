@@ -4,13 +4,13 @@
    hold N open tasks (default 100,000), signed in to a real `bpo serve` through the
    console's own OAuth flow. R times each (default 200), one after another from a client on
    loopback: GET /console/inbox (the page), the same filtered by firm and by SLA, the
-   fragment htmx refreshes every 15 s, and, as the baseline in the same run, the API call
+   fragment htmx refreshes every 10 s, and, as the baseline in the same run, the API call
    the page makes (GET /v1/staff/inbox, bearer token). For each: time to first byte and
    full load p50/p95 as the client sees them, and p95 of the server's own time (the access
    log's duration of that request). "Full load" of the page is the HTML plus its
    stylesheet and htmx with a cold cache (every run fetches them again).
-2. Bytes per page: HTML, stylesheet and htmx of each console page as served (no
-   compression; gzip's size beside it, as a proxy compressing text would send).
+2. Bytes per page: HTML, stylesheet and htmx of each console page, uncompressed and as
+   sent (bpo gzips the console's pages and static files when the browser accepts it).
 
 Usage: python benchmarks/console.py [--tenants 200] [--others 50] [--open 100000]
                                     [--requests 200] [--quick]
@@ -19,10 +19,10 @@ Usage: python benchmarks/console.py [--tenants 200] [--others 50] [--open 100000
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from benchmarks import _cli
 from benchmarks._services import services
 from benchmarks.work import analyze, new_tenant, pct
@@ -49,7 +50,7 @@ from bpo.identity.scopes import USER_SCOPES
 from bpo.work.catalog import create_service
 from bpo.work.models import StaffProfile
 
-PASSWORD = "bench-console-password"  # noqa: S105
+PASSWORD = "bench-console-password"
 SECRET_KEY = "bench-console-secret-key-0123456789abcdef"
 ASSETS = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 
@@ -101,15 +102,11 @@ def sign_in(http: httpx.Client, email: str) -> str:
 
 def api_token(base: str, email: str) -> str:
     """A bearer token for the same person, through the code flow with PKCE (the baseline)."""
-    import base64
-    import hashlib
-    import secrets
-
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     params = {"response_type": "code", "client_id": "demo-console",
               "redirect_uri": f"{base}/console/callback", "state": "bench",
-              "code_challenge": challenge.decode().rstrip("="), "code_challenge_method": "S256"}  # fmt: skip
+              "code_challenge": create_s256_code_challenge(verifier),
+              "code_challenge_method": "S256"}  # fmt: skip
     with httpx.Client(base_url=base) as http:
         page = http.get("/oauth/authorize", params=params)
         hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
@@ -160,12 +157,14 @@ def measure(http: httpx.Client, log: Path, label: str, path: str, n: int,
 
 
 def page_bytes(http: httpx.Client, path: str) -> tuple[int, int, int]:
-    """(HTML bytes, with its static files, gzip of all) of one page."""
-    answer = http.get(path)
+    """(HTML bytes, with its static files, the same as sent: gzip, which bpo applies to
+    the console's pages and static files when the browser accepts it) of one page."""
+    answer = http.get(path, headers={"Accept-Encoding": "gzip"})
     assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
-    parts = [answer.content] + [http.get(a.replace("&amp;", "&")).content
-                                for a in ASSETS.findall(answer.text)]  # fmt: skip
-    return len(parts[0]), sum(map(len, parts)), sum(len(gzip.compress(p)) for p in parts)
+    parts = [answer] + [http.get(a.replace("&amp;", "&"), headers={"Accept-Encoding": "gzip"})
+                        for a in ASSETS.findall(answer.text)]  # fmt: skip
+    raw = sum(len(p.content) for p in parts)
+    return len(answer.content), raw, sum(p.num_bytes_downloaded for p in parts)
 
 
 def run(url: str, broker: str, args: object) -> None:
@@ -187,8 +186,9 @@ def run(url: str, broker: str, args: object) -> None:
             n = args.requests
             print(f"inbox of a staff member, {n} requests each (client on loopback):")
             measure(http, log, "GET /console/inbox (page)", "/console/inbox", n, full=True)
+            bearer = {"Authorization": f"Bearer {token}"}
             api = measure(http, log, "GET /v1/staff/inbox (API baseline)", "/v1/staff/inbox", n,
-                          headers={"Authorization": f"Bearer {token}"}, params={"limit": 50})  # fmt: skip
+                          headers=bearer, params={"limit": 50})  # fmt: skip
             page = measure(http, log, "GET /console/inbox (HTML only)", "/console/inbox", n)
             measure(http, log, "  filtered by firm", "/console/inbox?firm=firm-0007", n)
             measure(http, log, "  filtered: due within 4 h", "/console/inbox?sla=due_soon", n)
@@ -202,12 +202,15 @@ def run(url: str, broker: str, args: object) -> None:
             pages = ["/console/inbox", task_path] + [
                 f"/console/firms/firm-0000{s}" for s in ("", "/users", "/clients", "/webhooks",
                 "/billing", "/books", "/statements", "/records", "/compliance")]  # fmt: skip
-            print("bytes per page (HTML | with stylesheet and htmx | gzip of all):")
+            print("each page as a staff admin (bytes: HTML | with stylesheet and htmx | all of"
+                  " it as sent, gzip), and its times over a tenth of the requests:")  # fmt: skip
             for path in filter(None, pages):
                 html, total, packed = page_bytes(http, path)
                 shown = urlsplit(path).path.replace("/console", "") or "/"
-                print(f"  {shown:<44} {html / 1024:6.1f} kB | {total / 1024:6.1f} kB | "
+                shown = re.sub(r"/tasks/[0-9a-f-]+", "/tasks/{id}", shown)
+                print(f"  {shown:<34} {html / 1024:5.1f} kB | {total / 1024:5.1f} kB | "
                       f"{packed / 1024:5.1f} kB")  # fmt: skip
+                measure(http, log, "", path, max(5, n // 10))
     finally:
         server.terminate()
         server.wait(20)

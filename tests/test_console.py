@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,13 +19,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from bpo.billing.service import Usage, record_usage_batch, roll_up
 from bpo.console.session import SESSION_COOKIE, Sealer, console_callback
 from bpo.core.db import Database
 from bpo.core.tenancy import tenant_session
 from bpo.core.web import HTMX, STATIC
 from bpo.settings import Settings
 from tests.conftest import TEST_SECRET_KEY, build_app
-from tests.support.auth import PASSWORD, bearer, client_token, make_user
+from tests.support.auth import PASSWORD, admin_of, bearer, client_token, make_user
 from tests.support.bulk_work import seed_open_tasks
 from tests.support.console import register_console
 from tests.support.jobs import wait_for
@@ -259,6 +261,37 @@ async def test_console_calls_are_not_billed_as_the_firms_api_calls(
     assert counted == 1  # the client's call, none of the console's
 
 
+async def test_daily_usage_is_one_read_per_meter_with_empty_days_as_zero(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    acme, globex = await make_tenant(db, "acme"), await make_tenant(db, "globex")
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    events = [
+        Usage(acme.tenant_id, "api_calls", Decimal(n), f"k{n}", today - timedelta(days=back))
+        for back, n in ((0, 5), (0, 7), (2, 3), (40, 100))
+    ]
+    events.append(Usage(globex.tenant_id, "api_calls", Decimal(9), "g", today))
+    async with db.engine.begin() as conn:
+        await record_usage_batch(conn, events)
+    async with db.engine.begin() as conn:  # half of them folded into hourly rollups
+        await roll_up(conn, limit=2)
+    admin = await admin_of(db, settings, acme)
+
+    reply = await client.get("/v1/tenants/acme/billing/usage/daily",
+                             params={"meter": "api_calls", "days": 7}, headers=admin)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    days = reply.json()["days"]
+    assert len(days) == 7 and days[-1]["day"] == today.date().isoformat()
+    assert [Decimal(d["quantity"]) for d in days] == [0, 0, 0, 0, 3, 0, 12]
+    assert days[-1]["events"] == 2
+    unknown = await client.get("/v1/tenants/acme/billing/usage/daily",
+                               params={"meter": "nope"}, headers=admin)  # fmt: skip
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["parameter"] == "meter"
+    other = await client.get("/v1/tenants/globex/billing/usage/daily",
+                             params={"meter": "api_calls"}, headers=admin)  # fmt: skip
+    assert other.status_code == 404
+
+
 def test_the_vendored_htmx_is_the_npm_release() -> None:
     vendored = STATIC / HTMX
     assert hashlib.sha256(vendored.read_bytes()).hexdigest() == HTMX_SHA256
@@ -274,3 +307,10 @@ async def test_static_files_are_versioned_and_cached(client: Client) -> None:
     asset = await client.get(css.group(1))
     assert asset.status_code == 200 and "max-age=31536000" in asset.headers["cache-control"]
     assert "text/css" in asset.headers["content-type"]
+    # Pages and static files go out compressed when asked; the API's JSON does not.
+    zipped = await client.get(css.group(1), headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers.get("content-encoding") == "gzip"
+    assert zipped.text == asset.text
+    api = await client.get("/.well-known/oauth-authorization-server",
+                           headers={"Accept-Encoding": "gzip"})  # fmt: skip
+    assert "content-encoding" not in api.headers

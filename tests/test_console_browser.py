@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,15 +18,19 @@ from litestar.testing import AsyncTestClient
 from playwright.async_api import Page
 
 from bpo.core.db import Database
+from bpo.core.tenancy import tenant_session
+from bpo.ledger.accounts import apply_chart
 from bpo.settings import Settings
 from bpo.work.models import StaffProfile
 from tests.conftest import build_app
 from tests.support.auth import bearer, client_token, make_user
 from tests.support.console import CHROMIUM, Browsing, chromium, register_console, serve, sign_in
+from tests.support.jobs import spawn_worker
 from tests.support.tenants import make_tenant
 from tests.support.work import add_service, ask_for
 
 SERIOUS = ("serious", "critical")
+STATEMENTS = Path(__file__).parent / "data" / "statements" / "camt"
 
 
 @pytest.fixture
@@ -88,7 +93,23 @@ async def test_staff_claim_log_time_send_for_review_and_a_second_person_approves
     assert "acme" in (await ana.text_content("#inbox-rows tbody tr") or "")
     assert await axe(ana) == []
 
-    await ana.click("#claim-next")
+    # Keyboard first: Tab reaches the skip link, with a visible focus ring.
+    await ana.keyboard.press("Tab")
+    focused = await ana.evaluate(
+        "() => [document.activeElement.className,"
+        " getComputedStyle(document.activeElement).outlineStyle]"
+    )
+    assert focused == ["skip", "solid"]
+
+    # A new request shows up in the open inbox without a reload (htmx, every 10 s).
+    await ana.evaluate("() => { window.stillThisPage = true; }")
+    await ask_for(api, firm, client, service="month-end")
+    await ana.wait_for_function(
+        "() => document.querySelectorAll('#inbox-rows tbody tr').length === 2", timeout=25_000
+    )
+    assert await ana.evaluate("() => window.stillThisPage") is True
+
+    await ana.click("#claim-next")  # the most urgent of the two: the first one asked
     await ana.wait_for_url(f"{server}/console/firms/acme/tasks/{task_id}?notice=claimed")
     assert (await ana.text_content("#task-status") or "").strip() == "in progress"
     assert await axe(ana) == []
@@ -167,6 +188,51 @@ async def test_an_admin_rotates_a_client_secret_and_sees_it_once(
         await page.goto(f"{server}/console/firms/acme/{section}")
         assert await page.locator("h1").count() == 1, section
         assert await axe(page) == [], section
+    # Readable at 320 px: nothing wider than the screen (tables stack into rows).
+    await page.set_viewport_size({"width": 320, "height": 800})
+    for section in ("clients", "users", "webhooks", "billing"):
+        await page.goto(f"{server}/console/firms/acme/{section}")
+        width = await page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 320, (section, width)
+    assert browsing.elsewhere == [] and browsing.violations == []
+
+
+async def test_a_statement_upload_shows_the_import_progress_and_its_exceptions(
+    server: str, db: Database, browsing: Browsing, settings: Settings
+) -> None:
+    await register_console(db, server)
+    firm = await make_tenant(db, "acme")
+    async with tenant_session(db.engine, firm, "worker") as session:
+        await apply_chart(session, firm, "test", "small-business")  # the bank's ledger accounts
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    worker = spawn_worker(settings)
+    try:
+        page = await browsing.page()
+        await sign_in(page, server, "ada@acme.example", "/console/firms/acme/statements")
+        # A statement whose lines do not add up is refused, and the page says why.
+        await page.set_input_files("#upload-file", str(STATEMENTS / "camt053.v2.minimal.xml"))
+        async with page.expect_response("**/console/firms/acme/statements") as refused:
+            await page.click("#upload button[type=submit]")
+        assert (await refused.value).status == 422
+        assert "closing" in (await page.text_content("#upload-problem") or "")
+
+        multi = STATEMENTS / "camt053.v2.multi.statement.xml"
+        await page.set_input_files("#upload-file", str(multi))
+        await page.click("#upload button[type=submit]")
+        await page.wait_for_url("**/statements/imports/**")
+        assert await page.locator("progress").count() == 1
+        assert await axe(page) == []
+        # htmx refreshes the panel until the worker has read the file: no reload here.
+        await page.wait_for_function(
+            "() => { const p = document.querySelector('progress');"
+            " return p && p.max > 0 && p.value === p.max; }",
+            timeout=60_000,
+        )
+        await page.wait_for_selector("text=Exceptions: lines not matched yet", timeout=20_000)
+        assert "(done)" in (await page.text_content("#import") or "")
+    finally:
+        worker.terminate()
+        worker.wait(20)
     assert browsing.elsewhere == [] and browsing.violations == []
 
 

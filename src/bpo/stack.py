@@ -188,6 +188,7 @@ def _print_banner(settings: Settings, database_url: str, broker_url: str, second
 bpo is ready in {seconds:.1f} s
 
   API            {url}
+  Console        {url}/console  (sign in as the provider admin below)
   API docs       {url}/schema  (Swagger UI: {url}/schema/swagger)
   OpenAPI        {url}/schema/openapi.json
   Health         {url}/health/ready

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,8 @@ from bpo.billing.models import Invoice, Meter, Plan, Subscription
 from bpo.billing.plan_history import record_plan_change
 from bpo.billing.pricing import Line, MeterPrice, PlanTerms, plan_terms
 from bpo.billing.schemas import (
+    DailyUsageOut,
+    DayUsageOut,
     InvoiceList,
     InvoiceOut,
     LineOut,
@@ -150,6 +152,32 @@ async def current_usage(
         meters=[_meter_usage_out(r, terms) for r in rows],
         plan=terms.key if terms else None,
     )
+
+
+@get(
+    "/v1/tenants/{slug:str}/billing/usage/daily",
+    guards=[TENANT_BILLING],
+    tags=["billing"],
+    summary="One meter's usage per UTC day over the last days (today included)",
+    operation_id="getDailyUsage",
+)
+async def daily_usage(
+    tenant: NamedDependency[TenantContext],
+    db_session: NamedDependency[AsyncSession],
+    meter: Annotated[str, Parameter(max_length=60, description="The meter's key")],
+    days: Annotated[int, Parameter(ge=1, le=366)] = 30,
+) -> DailyUsageOut:
+    found = await db_session.get(Meter, meter)
+    if found is None:
+        raise Problem(
+            400, "malformed-request", f"there is no meter {meter!r}",
+            errors=[{"parameter": "meter", "location": "query", "detail": "unknown meter"}],
+        )  # fmt: skip
+    rows = await service.daily_usage(db_session, tenant.tenant_id, found, days)
+    return DailyUsageOut(
+        meter=found.key, name=found.name, unit=found.unit, aggregation=found.aggregation,
+        days=[DayUsageOut(day=d, quantity=q, events=n) for d, q, n in rows],
+    )  # fmt: skip
 
 
 def _meter_usage_out(r: service.MeterUsage, terms: PlanTerms | None) -> MeterUsageOut:
@@ -433,6 +461,7 @@ async def stripe_webhook(
 route_handlers: list[ControllerRouterHandler] = [
     record_batch,
     current_usage,
+    daily_usage,
     list_plans,
     show_subscription,
     subscribe,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -50,6 +50,20 @@ class UsageOut(msgspec.Struct):
     period_end: datetime
     meters: list[MeterUsageOut]
     plan: str | None = None  # the plan in force now
+
+
+class DayUsageOut(msgspec.Struct):
+    day: date  # a UTC day
+    quantity: Decimal  # by the meter's aggregation
+    events: int
+
+
+class DailyUsageOut(msgspec.Struct):
+    meter: str
+    name: str
+    unit: str
+    aggregation: str
+    days: list[DayUsageOut]  # oldest first, today last
 
 
 PlanKey = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

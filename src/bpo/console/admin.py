@@ -5,11 +5,12 @@ days, and invoices. Each is one or more API calls made as the signed-in person."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from bpo.console.api import Api, Reply
 from bpo.console.views import checked, form_of, redirect, render
@@ -43,7 +44,7 @@ def _failure(reply: Reply | None, form_id: str) -> tuple[dict[str, str], int]:
 
 
 @get("/firms/{slug:str}", include_in_schema=False)
-async def overview(api: Api, slug: str) -> Response[Any]:
+async def overview(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     """The firm's front page: its plan, and where to go. The tenant-bound read decides
     whether the person may see this firm at all (404 otherwise, as for every firm page)."""
     usage = await api.get(f"{base(slug)}/billing/usage")
@@ -85,12 +86,12 @@ async def _users(
 
 
 @get("/firms/{slug:str}/users", include_in_schema=False)
-async def users(api: Api, slug: str) -> Response[Any]:
+async def users(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     return await _users(api, slug)
 
 
 @post("/firms/{slug:str}/users", include_in_schema=False, status_code=303)
-async def invite(api: Api, slug: str) -> Response[Any]:
+async def invite(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     form = await form_of(api)
     body = {"email": form.get("email", ""), "role": form.get("role", "tenant_member")}
     reply = await api.post(f"{base(slug)}/users/invites", body)
@@ -103,7 +104,7 @@ async def invite(api: Api, slug: str) -> Response[Any]:
 
 
 async def _clients(
-    api: Api,
+    api: NamedDependency[Api],
     slug: str,
     failed: Reply | None = None,
     values: dict[str, str] | None = None,
@@ -130,12 +131,12 @@ async def _clients(
 
 
 @get("/firms/{slug:str}/clients", include_in_schema=False)
-async def clients(api: Api, slug: str) -> Response[Any]:
+async def clients(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     return await _clients(api, slug)
 
 
 @post("/firms/{slug:str}/clients", include_in_schema=False, status_code=200)
-async def create_client(api: Api, slug: str) -> Response[Any]:
+async def create_client(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     form = await api.request.form()
     scopes = [s for s in form.getall("scopes", []) if isinstance(s, str)]
     name = str(form.get("name", ""))
@@ -149,7 +150,9 @@ async def create_client(api: Api, slug: str) -> Response[Any]:
 
 @post("/firms/{slug:str}/clients/{client_id:str}/rotate", include_in_schema=False,
       status_code=200)  # fmt: skip
-async def rotate_client(api: Api, slug: str, client_id: str) -> Response[Any]:
+async def rotate_client(
+    api: NamedDependency[Api], slug: FromPath[str], client_id: FromPath[str]
+) -> Response[Any]:
     reply = await api.post(f"{base(slug)}/clients/{client_id}/rotate")
     if not reply.ok:
         return await _clients(api, slug, reply)
@@ -161,7 +164,7 @@ async def rotate_client(api: Api, slug: str, client_id: str) -> Response[Any]:
 
 
 async def _webhooks(
-    api: Api,
+    api: NamedDependency[Api],
     slug: str,
     failed: Reply | None = None,
     values: dict[str, str] | None = None,
@@ -197,12 +200,12 @@ async def _webhooks(
 
 
 @get("/firms/{slug:str}/webhooks", include_in_schema=False)
-async def webhooks(api: Api, slug: str) -> Response[Any]:
+async def webhooks(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     return await _webhooks(api, slug)
 
 
 @post("/firms/{slug:str}/webhooks", include_in_schema=False, status_code=200)
-async def add_endpoint(api: Api, slug: str) -> Response[Any]:
+async def add_endpoint(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     form = await api.request.form()
     url = str(form.get("url", ""))
     events = [e for e in form.getall("event_types", []) if isinstance(e, str)]
@@ -216,7 +219,9 @@ async def add_endpoint(api: Api, slug: str) -> Response[Any]:
 
 @post("/firms/{slug:str}/webhooks/deliveries/{delivery_id:str}/replay", include_in_schema=False,
       status_code=303)  # fmt: skip
-async def replay(api: Api, slug: str, delivery_id: str) -> Response[Any]:
+async def replay(
+    api: NamedDependency[Api], slug: FromPath[str], delivery_id: FromPath[str]
+) -> Response[Any]:
     reply = await api.post(f"{base(slug)}/webhooks/deliveries/{delivery_id}/replay")
     if not reply.ok:
         return await _webhooks(api, slug, reply)
@@ -227,22 +232,15 @@ async def replay(api: Api, slug: str, delivery_id: str) -> Response[Any]:
 
 
 async def _daily(api: Api, slug: str, meter: str) -> list[tuple[str, float]]:
-    """The meter's usage per UTC day over the last CHART_DAYS days (one read per day)."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    bars = []
-    for back in range(CHART_DAYS - 1, -1, -1):
-        start = today - timedelta(days=back)
-        end = start + timedelta(days=1)
-        reply = await api.get(f"{base(slug)}/billing/usage",
-                              start=start.isoformat(), end=end.isoformat())  # fmt: skip
-        found = [m for m in checked(reply)["meters"] if m["meter"] == meter]
-        bars.append((start.date().isoformat(), float(Decimal(str(found[0]["quantity"])))
-                     if found else 0.0))  # fmt: skip
-    return bars
+    """The meter's usage per UTC day over the last CHART_DAYS days (one API read)."""
+    reply = await api.get(f"{base(slug)}/billing/usage/daily", meter=meter, days=CHART_DAYS)
+    return [(d["day"], float(Decimal(str(d["quantity"])))) for d in checked(reply)["days"]]
 
 
 @get("/firms/{slug:str}/billing", include_in_schema=False)
-async def billing(api: Api, slug: str, meter: str | None = None) -> Response[Any]:
+async def billing(
+    api: NamedDependency[Api], slug: FromPath[str], meter: FromQuery[str | None] = None
+) -> Response[Any]:
     usage = checked(await api.get(f"{base(slug)}/billing/usage"))
     subscription = await api.get(f"{base(slug)}/billing/subscription")
     invoices = checked(await api.get(f"{base(slug)}/billing/invoices"))

@@ -12,8 +12,9 @@ from urllib.parse import urlencode
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
-from litestar.params import QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect
 
 from bpo.console.api import APP_ID, Api, call_app
@@ -48,7 +49,7 @@ def _local(target: str | None) -> str:
 
 
 @get("/login", opt={PUBLIC: True}, include_in_schema=False)
-async def login(request: Req, next: str | None = None) -> Response[Any]:
+async def login(request: Req, next: FromQuery[str | None] = None) -> Response[Any]:
     """Start the authorization request; the verifier and state wait in a sealed cookie."""
     settings = request.app.state.settings
     pending = Login(secrets.token_urlsafe(24), secrets.token_urlsafe(48), _local(next))
@@ -72,10 +73,10 @@ async def login(request: Req, next: str | None = None) -> Response[Any]:
 @get("/callback", opt={PUBLIC: True}, include_in_schema=False)
 async def callback(
     request: Req,
-    code: str | None = None,
+    code: FromQuery[str | None] = None,
     returned_state: Annotated[str | None, QueryParameter(name="state")] = None,
-    iss: str | None = None,
-    error: str | None = None,
+    iss: FromQuery[str | None] = None,
+    error: FromQuery[str | None] = None,
 ) -> Response[Any]:
     settings = request.app.state.settings
     sealer = sealer_of(request)
@@ -125,7 +126,7 @@ async def callback(
 
 
 @post("/logout", opt={PUBLIC: True}, include_in_schema=False, status_code=303)
-async def logout(api: Api) -> Response[Any]:
+async def logout(api: NamedDependency[Api]) -> Response[Any]:
     """Revoke the refresh token (and with it the grant) and the access token, then forget."""
     for token, hint in ((api.session.refresh_token, "refresh_token"),
                         (api.session.access_token, "access_token")):  # fmt: skip
@@ -143,7 +144,7 @@ async def signed_out() -> Response[Any]:
 
 
 @get("/", opt={PUBLIC: True}, include_in_schema=False)
-async def home(api: Api) -> Response[Any]:
+async def home(api: NamedDependency[Api]) -> Response[Any]:
     """Staff start at the inbox; a firm's people at their firm."""
     if api.session.kind == "staff":
         return redirect(api, f"{PATH}/inbox")

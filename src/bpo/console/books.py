@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from litestar import Response, get, post
-from litestar.params import FromPath
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from bpo.console.admin import base, col
 from bpo.console.api import Api
@@ -21,7 +22,9 @@ DEADLINE_DAYS = 90
 
 
 @get("/firms/{slug:str}/books", include_in_schema=False)
-async def books(api: Api, slug: str, as_of: date | None = None) -> Response[Any]:
+async def books(
+    api: NamedDependency[Api], slug: FromPath[str], as_of: FromQuery[date | None] = None
+) -> Response[Any]:
     query = {"as_of": as_of.isoformat()} if as_of else {}
     trial = checked(await api.get(f"{base(slug)}/ledger/trial-balance", **query))
     totals = trial.get("totals") or []
@@ -47,7 +50,9 @@ def _upload_form(slug: str) -> dict[str, Any]:
 
 
 @get("/firms/{slug:str}/statements", include_in_schema=False)
-async def statements(api: Api, slug: str, cursor: str | None = None) -> Response[Any]:
+async def statements(
+    api: NamedDependency[Api], slug: FromPath[str], cursor: FromQuery[str | None] = None
+) -> Response[Any]:
     accounts = checked(await api.get(f"{base(slug)}/settlements/bank-accounts", cursor=cursor,
                                      limit=25))  # fmt: skip
     panels = [{"title": "Bank accounts", "rows": accounts["items"], "form": _upload_form(slug),
@@ -61,7 +66,7 @@ async def statements(api: Api, slug: str, cursor: str | None = None) -> Response
 
 @post("/firms/{slug:str}/statements", include_in_schema=False, status_code=303,
       request_max_body_size=STATEMENT_MAX_BYTES)  # fmt: skip
-async def upload(api: Api, slug: str) -> Response[Any]:
+async def upload(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     form = await api.request.form()
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
@@ -79,18 +84,26 @@ async def upload(api: Api, slug: str) -> Response[Any]:
     return redirect(api, target, "uploaded")
 
 
-def _upload_failed(api: Api, slug: str, status: int, errors: dict[str, str]) -> Response[Any]:
+def _upload_failed(
+    api: NamedDependency[Api], slug: FromPath[str], status: int, errors: dict[str, str]
+) -> Response[Any]:
     panels = [{"title": "Upload a bank statement", "form": _upload_form(slug)}]
     return render(api, "section.html", status=status, slug=slug, section="statements",
                   title="Statements", panels=panels, errors=errors, secret=None)  # fmt: skip
 
 
 @get("/firms/{slug:str}/statements/imports/{import_id:uuid}", include_in_schema=False)
-async def statement_import(api: Api, slug: str, import_id: FromPath[uuid.UUID]) -> Response[Any]:
+async def statement_import(
+    api: NamedDependency[Api], slug: FromPath[str], import_id: FromPath[uuid.UUID]
+) -> Response[Any]:
     """The import's progress (refreshed every 2 s until it finishes) and its exceptions:
     the file's errors and warnings, then the lines no rule could match."""
     got = checked(await api.get(f"{base(slug)}/settlements/imports/{import_id}"))
     finished = got["status"] not in ("pending", "running", "queued")
+    if finished and api.request.headers.get("hx-request"):
+        # The panel was being refreshed: now that the import is over, show the whole page
+        # (with its exceptions) once.
+        return Response("", status_code=200, headers={"HX-Refresh": "true"})
     here = f"/console/firms/{slug}/statements/imports/{import_id}"
     problems = [{"kind": "error", "text": str(e)} for e in got.get("errors") or []] + [
         {"kind": "warning", "text": str(w)} for w in got.get("warnings") or []
@@ -128,7 +141,9 @@ async def statement_import(api: Api, slug: str, import_id: FromPath[uuid.UUID]) 
 
 
 @get("/firms/{slug:str}/records", include_in_schema=False)
-async def records(api: Api, slug: str, cursor: str | None = None) -> Response[Any]:
+async def records(
+    api: NamedDependency[Api], slug: FromPath[str], cursor: FromQuery[str | None] = None
+) -> Response[Any]:
     documents = checked(await api.get(f"{base(slug)}/records/documents", cursor=cursor,
                                       limit=25))  # fmt: skip
     holds = checked(await api.get(f"{base(slug)}/records/holds", open_only=True, limit=25))
@@ -149,7 +164,9 @@ async def records(api: Api, slug: str, cursor: str | None = None) -> Response[An
 
 
 @get("/firms/{slug:str}/compliance", include_in_schema=False)
-async def compliance(api: Api, slug: str, cursor: str | None = None) -> Response[Any]:
+async def compliance(
+    api: NamedDependency[Api], slug: FromPath[str], cursor: FromQuery[str | None] = None
+) -> Response[Any]:
     today = datetime.now(UTC).date()
     window = {"from": today.isoformat(), "to": (today + timedelta(days=DEADLINE_DAYS)).isoformat()}
     deadlines = checked(await api.get(f"{base(slug)}/compliance/deadlines", **window))

@@ -18,7 +18,7 @@ from litestar.template.config import TemplateConfig
 from bpo.console import admin, auth, books, staff
 from bpo.console.session import PATH
 from bpo.console.views import FILTERS, SignInNeeded, provide_api, standalone
-from bpo.core.web import template_config
+from bpo.core.web import compressed, template_config
 from bpo.identity.guards import PUBLIC
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -58,4 +58,5 @@ def console_router() -> Router:
         exception_handlers={SignInNeeded: _sign_in, HTTPException: _refused},
         include_in_schema=False,
         opt={PUBLIC: True},
+        middleware=[compressed()],
     )

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from litestar import Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 
@@ -21,17 +22,19 @@ LEASE_MINUTES = 60
 SLA_FILTERS = {"breached": "Breached", "due_soon": "Due within 4 h", "on_track": "On track"}
 
 
-def _staff_only(api: Api) -> None:
+def _staff_only(api: NamedDependency[Api]) -> None:
     if api.session.kind != "staff":
         raise HTTPException(status_code=404, detail="no such page")
 
 
-def _inbox_query(api: Api) -> dict[str, str]:
+def _inbox_query(api: NamedDependency[Api]) -> dict[str, str]:
     params = api.request.query_params
     return {k: params.get(k, "") for k in ("firm", "service", "sla", "cursor")}
 
 
-async def _inbox_rows(api: Api, query: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+async def _inbox_rows(
+    api: NamedDependency[Api], query: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
     reply = await api.get(
         "/v1/staff/inbox",
         tenant=query["firm"] or None,
@@ -46,7 +49,7 @@ async def _inbox_rows(api: Api, query: dict[str, str]) -> tuple[dict[str, Any], 
 
 
 @get("/inbox", include_in_schema=False)
-async def inbox(api: Api) -> Response[Any]:
+async def inbox(api: NamedDependency[Api]) -> Response[Any]:
     _staff_only(api)
     query = _inbox_query(api)
     page, errors = await _inbox_rows(api, query)
@@ -56,7 +59,7 @@ async def inbox(api: Api) -> Response[Any]:
 
 
 @get("/inbox/rows", include_in_schema=False)
-async def inbox_rows(api: Api) -> Response[Any]:
+async def inbox_rows(api: NamedDependency[Api]) -> Response[Any]:
     """The inbox's table alone, for htmx's periodic refresh (no full reload)."""
     _staff_only(api)
     query = _inbox_query(api)
@@ -65,7 +68,7 @@ async def inbox_rows(api: Api) -> Response[Any]:
 
 
 @post("/inbox/claim", include_in_schema=False, status_code=303)
-async def claim_next(api: Api) -> Response[Any]:
+async def claim_next(api: NamedDependency[Api]) -> Response[Any]:
     _staff_only(api)
     reply = await api.post("/v1/staff/inbox/claim", {"lease_minutes": LEASE_MINUTES})
     if reply.status == 204:
@@ -75,7 +78,7 @@ async def claim_next(api: Api) -> Response[Any]:
 
 
 @get("/firms", include_in_schema=False)
-async def firms(api: Api) -> Response[Any]:
+async def firms(api: NamedDependency[Api]) -> Response[Any]:
     _staff_only(api)
     rows = checked(await api.get("/v1/staff/tenants"))
     return render(api, "firms.html", section="firms", firms=rows)
@@ -86,7 +89,7 @@ def _task_path(slug: str, task_id: uuid.UUID) -> str:
 
 
 async def _task_page(
-    api: Api,
+    api: NamedDependency[Api],
     slug: str,
     task_id: uuid.UUID,
     failed: Reply | None = None,
@@ -108,7 +111,7 @@ async def _task_page(
     )  # fmt: skip
 
 
-def _me(api: Api) -> str:
+def _me(api: NamedDependency[Api]) -> str:
     """The signed-in person's user id (the access token's subject)."""
     payload = api.session.access_token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -116,7 +119,9 @@ def _me(api: Api) -> str:
 
 
 @get("/firms/{slug:str}/tasks/{task_id:uuid}", include_in_schema=False)
-async def task_page(api: Api, slug: str, task_id: FromPath[uuid.UUID]) -> Response[Any]:
+async def task_page(
+    api: NamedDependency[Api], slug: FromPath[str], task_id: FromPath[uuid.UUID]
+) -> Response[Any]:
     return await _task_page(api, slug, task_id)
 
 
@@ -156,7 +161,10 @@ ACTIONS = {"claim": "claimed", "release": "released", "comments": "commented",
 @post("/firms/{slug:str}/tasks/{task_id:uuid}/{action:str}", include_in_schema=False,
       status_code=303)  # fmt: skip
 async def task_action(
-    api: Api, slug: str, task_id: FromPath[uuid.UUID], action: str
+    api: NamedDependency[Api],
+    slug: FromPath[str],
+    task_id: FromPath[uuid.UUID],
+    action: FromPath[str],
 ) -> Response[Any]:
     if action not in ACTIONS:
         raise HTTPException(status_code=404, detail=f"no task action {action!r}")

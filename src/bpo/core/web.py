@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import CacheControlHeader
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.compression import CompressionMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -73,8 +76,16 @@ def template_config(directories: Sequence[Path], **filters: Any) -> TemplateConf
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
 
+def compressed() -> DefineMiddleware:
+    """gzip for pages and static files when the browser asks (a router's middleware: the
+    API's JSON answers are left to clients and proxies)."""
+    config = CompressionConfig(backend="gzip", gzip_compress_level=6)
+    return DefineMiddleware(CompressionMiddleware, config=config)
+
+
 def static_router() -> ControllerRouterHandler:
     return create_static_files_router(
+        middleware=[compressed()],
         path="/static",
         directories=[STATIC],
         include_in_schema=False,
