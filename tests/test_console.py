@@ -176,6 +176,28 @@ async def test_an_expired_access_token_is_refreshed_and_the_cookie_resealed(
     assert renewed.refresh_token != first_refresh  # rotated
 
 
+async def test_a_session_revoked_elsewhere_ends_at_the_next_page(
+    client: Client, db: Database
+) -> None:
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    await sign_in(client, "ada@acme.example")
+    session = Sealer(TEST_SECRET_KEY).open_session(client.cookies.get(SESSION_COOKIE))
+    assert session is not None and session.refresh_token
+    for token in (session.refresh_token, session.access_token):  # as an admin tool would
+        revoked = await client.post(
+            "/oauth/revoke", data={"token": token, "client_id": "demo-console"}
+        )
+        assert revoked.status_code == 200
+
+    page = await client.get("/console/firms/acme/users?x=1", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/console/login?next=/console/firms/acme/users%3Fx%3D1"
+    assert (
+        'bpo_console=""' in page.headers["set-cookie"] or "Max-Age=0" in page.headers["set-cookie"]
+    )
+
+
 async def test_another_firms_pages_are_not_found(client: Client, db: Database) -> None:
     acme = await make_tenant(db, "acme")
     globex = await make_tenant(db, "globex")

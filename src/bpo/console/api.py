@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Request
 
-from bpo.console.session import Session
+from bpo.console.session import PATH, Session
 from bpo.identity.guards import CONSOLE_CALL
 
 APP_ID = "demo-console"  # the sign-in app the console is (public: PKCE, no secret)
@@ -89,8 +89,9 @@ async def call_app(
         headers.append((b"content-length", str(len(body)).encode()))
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
-    request_id = request.headers.get("x-request-id")
-    if request_id:
+    # The page's request id (the access log then ties the page to the calls it made).
+    request_id = request.scope.get("state", {}).get("request_id")
+    if isinstance(request_id, str):
         headers.append((b"x-request-id", request_id.encode()))
     clean = {k: v for k, v in (query or {}).items() if v not in (None, "")}
     scope = {
@@ -147,6 +148,21 @@ def _decode(raw: bytes, headers: dict[str, str]) -> Any:
         return None
 
 
+def back_to(request: Request[Any, Any, Any]) -> str:
+    """Where signing in again returns: this page (a form's page is not known: the start)."""
+    if request.method != "GET":
+        return PATH
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+class SignInNeeded(Exception):
+    """No (valid) console session: the browser goes to the sign-in page and back."""
+
+    def __init__(self, back_to: str) -> None:
+        super().__init__(back_to)
+        self.back_to = back_to
+
+
 class Api:
     """The calls of one console request, as its signed-in person: the access token is
     refreshed (with the rotating refresh token) when it is about to expire or is refused
@@ -174,8 +190,9 @@ class Api:
             reply = await call_app(
                 self.request, method, path, token=self.session.access_token, **kwargs
             )
-        if reply.status == 401:
+        if reply.status == 401:  # the session is over (revoked, expired, user deactivated)
             self.signed_out = True
+            raise SignInNeeded(back_to(self.request))
         return reply
 
     async def refresh(self) -> bool:

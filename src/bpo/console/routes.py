@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, Router
 from litestar.di import Provide
@@ -16,8 +17,9 @@ from litestar.exceptions import HTTPException
 from litestar.template.config import TemplateConfig
 
 from bpo.console import admin, auth, books, staff
-from bpo.console.session import PATH
-from bpo.console.views import FILTERS, SignInNeeded, provide_api, standalone
+from bpo.console.api import SignInNeeded
+from bpo.console.session import PATH, SESSION_COOKIE
+from bpo.console.views import FILTERS, cleared, is_secure, provide_api, standalone
 from bpo.core.web import compressed, template_config
 from bpo.identity.guards import PUBLIC
 
@@ -31,10 +33,16 @@ def templates() -> TemplateConfig[Any]:
 
 
 def _sign_in(request: Request[Any, Any, Any], exc: SignInNeeded) -> Response[Any]:
-    target = f"{PATH}/login?next={exc.back_to}" if exc.back_to != PATH else f"{PATH}/login"
+    """To the sign-in page (and back after it), forgetting a session that no longer works."""
+    target = f"{PATH}/login?next={quote(exc.back_to)}" if exc.back_to != PATH else f"{PATH}/login"
     if request.headers.get("hx-request"):  # a live region refreshing: send the whole page
-        return Response("", status_code=204, headers={"HX-Redirect": target})
-    return Response("", status_code=303, headers={"Location": target, "Cache-Control": "no-store"})
+        response = Response("", status_code=204, headers={"HX-Redirect": target})
+    else:
+        headers = {"Location": target, "Cache-Control": "no-store"}
+        response = Response("", status_code=303, headers=headers)
+    if request.cookies.get(SESSION_COOKIE):
+        response.set_cookie(cleared(SESSION_COOKIE, is_secure(request)))
+    return response
 
 
 def _refused(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

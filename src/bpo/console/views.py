@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
-from bpo.console.api import Api, Reply
+from bpo.console.api import Api, Reply, SignInNeeded, back_to
 from bpo.console.session import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -48,14 +48,6 @@ NOTICES = {
 }
 
 
-class SignInNeeded(Exception):
-    """No (valid) console session: the browser goes to the sign-in page and back."""
-
-    def __init__(self, back_to: str) -> None:
-        super().__init__(back_to)
-        self.back_to = back_to
-
-
 class Refused(HTTPException):
     """An API refusal shown as a console page (404 stays 404: no firm is revealed)."""
 
@@ -75,8 +67,7 @@ async def provide_api(request: Request[Any, Any, Any]) -> Api:
     """The person's API, from the session cookie; unsafe methods must echo the CSRF token."""
     session = sealer_of(request).open_session(request.cookies.get(SESSION_COOKIE))
     if session is None:
-        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInNeeded(back if request.method == "GET" else PATH)
+        raise SignInNeeded(back_to(request))
     if request.method in UNSAFE:
         presented = request.headers.get(CSRF_HEADER)
         if presented is None:
