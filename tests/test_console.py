@@ -6,6 +6,7 @@ the vendored htmx being the npm release it claims to be."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 import time
@@ -29,7 +30,7 @@ from tests.conftest import TEST_SECRET_KEY, build_app
 from tests.support.auth import PASSWORD, admin_of, bearer, client_token, make_user
 from tests.support.bulk_work import seed_open_tasks
 from tests.support.console import register_console
-from tests.support.jobs import wait_for
+from tests.support.jobs import running_worker, wait_for
 from tests.support.tenants import make_tenant
 from tests.support.work import add_service, staff_member
 
@@ -336,3 +337,55 @@ async def test_static_files_are_versioned_and_cached(client: Client) -> None:
     api = await client.get("/.well-known/oauth-authorization-server",
                            headers={"Accept-Encoding": "gzip"})  # fmt: skip
     assert "content-encoding" not in api.headers
+
+
+async def test_an_admin_adds_a_webhook_endpoint_and_replays_a_delivery(
+    settings: Settings, db: Database
+) -> None:
+    await register_console(db, settings.issuer)
+    loopback = dataclasses.replace(settings, webhook_allowlist=("127.0.0.1",))
+    async with running_worker(loopback), AsyncTestClient(app=build_app(loopback)) as client:
+        await _add_endpoint_and_replay(client, db)
+
+
+async def _add_endpoint_and_replay(client: Client, db: Database) -> None:
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    await sign_in(client, "ada@acme.example")
+    token = _csrf((await client.get("/console/firms/acme/webhooks")).text)
+
+    bad = await client.post(
+        "/console/firms/acme/webhooks", data={"url": "ftp://x", "csrf_token": token}
+    )
+    assert bad.status_code in (400, 422) and 'id="new-endpoint-problem"' in bad.text
+    added = await client.post(
+        "/console/firms/acme/webhooks",
+        data={"url": "http://127.0.0.1:9/hook", "event_types": "*", "csrf_token": token},
+    )
+    assert added.status_code == 200, added.text
+    secret = re.search(r'<p class="secret" id="secret">([^<]+)</p>', added.text)
+    assert secret and secret.group(1).startswith("whsec_")
+
+    session = Sealer(TEST_SECRET_KEY).open_session(client.cookies.get(SESSION_COOKIE))
+    assert session is not None
+    as_admin = bearer(session.access_token)
+    endpoint = (await client.get("/v1/tenants/acme/webhooks/endpoints", headers=as_admin)).json()
+    ping = await client.post(
+        f"/v1/tenants/acme/webhooks/endpoints/{endpoint[0]['id']}/ping", headers=as_admin
+    )
+    assert ping.status_code in (200, 202), ping.text
+
+    async def delivered() -> bool:  # the worker fans the event out to the endpoint
+        listed = await client.get("/v1/tenants/acme/webhooks/deliveries", headers=as_admin)
+        return bool(listed.json()["items"])
+
+    await wait_for(delivered)
+    page = await client.get("/console/firms/acme/webhooks")
+    delivery = re.search(
+        r'action="(/console/firms/acme/webhooks/deliveries/[^"]+/replay)"', page.text
+    )
+    assert delivery, page.text[-2000:]
+    replayed = await client.post(delivery.group(1), data={"csrf_token": token},
+                                 follow_redirects=False)  # fmt: skip
+    assert replayed.status_code == 303, replayed.text
+    assert replayed.headers["location"].endswith("notice=replayed")
