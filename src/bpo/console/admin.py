@@ -104,7 +104,7 @@ async def invite(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any
 
 
 async def _clients(
-    api: NamedDependency[Api],
+    api: Api,
     slug: str,
     failed: Reply | None = None,
     values: dict[str, str] | None = None,
@@ -164,7 +164,7 @@ async def rotate_client(
 
 
 async def _webhooks(
-    api: NamedDependency[Api],
+    api: Api,
     slug: str,
     failed: Reply | None = None,
     values: dict[str, str] | None = None,

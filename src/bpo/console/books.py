@@ -84,9 +84,7 @@ async def upload(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any
     return redirect(api, target, "uploaded")
 
 
-def _upload_failed(
-    api: NamedDependency[Api], slug: FromPath[str], status: int, errors: dict[str, str]
-) -> Response[Any]:
+def _upload_failed(api: Api, slug: str, status: int, errors: dict[str, str]) -> Response[Any]:
     panels = [{"title": "Upload a bank statement", "form": _upload_form(slug)}]
     return render(api, "section.html", status=status, slug=slug, section="statements",
                   title="Statements", panels=panels, errors=errors, secret=None)  # fmt: skip

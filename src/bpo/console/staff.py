@@ -22,19 +22,17 @@ LEASE_MINUTES = 60
 SLA_FILTERS = {"breached": "Breached", "due_soon": "Due within 4 h", "on_track": "On track"}
 
 
-def _staff_only(api: NamedDependency[Api]) -> None:
+def _staff_only(api: Api) -> None:
     if api.session.kind != "staff":
         raise HTTPException(status_code=404, detail="no such page")
 
 
-def _inbox_query(api: NamedDependency[Api]) -> dict[str, str]:
+def _inbox_query(api: Api) -> dict[str, str]:
     params = api.request.query_params
     return {k: params.get(k, "") for k in ("firm", "service", "sla", "cursor")}
 
 
-async def _inbox_rows(
-    api: NamedDependency[Api], query: dict[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
+async def _inbox_rows(api: Api, query: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     reply = await api.get(
         "/v1/staff/inbox",
         tenant=query["firm"] or None,
@@ -89,7 +87,7 @@ def _task_path(slug: str, task_id: uuid.UUID) -> str:
 
 
 async def _task_page(
-    api: NamedDependency[Api],
+    api: Api,
     slug: str,
     task_id: uuid.UUID,
     failed: Reply | None = None,
@@ -111,7 +109,7 @@ async def _task_page(
     )  # fmt: skip
 
 
-def _me(api: NamedDependency[Api]) -> str:
+def _me(api: Api) -> str:
     """The signed-in person's user id (the access token's subject)."""
     payload = api.session.access_token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

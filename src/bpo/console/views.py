@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from iso4217 import Currency
 from litestar import Request, Response
 from litestar.datastructures import Cookie
-from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
@@ -101,7 +100,7 @@ def is_secure(request: Request[Any, Any, Any]) -> bool:
     return bool(settings.issuer.startswith("https://"))
 
 
-def _with_session(api: NamedDependency[Api], response: Response[Any]) -> Response[Any]:
+def _with_session(api: Api, response: Response[Any]) -> Response[Any]:
     """Reseal a refreshed token into the cookie, or drop a session the API no longer takes."""
     secure = is_secure(api.request)
     if api.signed_out:
@@ -111,9 +110,7 @@ def _with_session(api: NamedDependency[Api], response: Response[Any]) -> Respons
     return response
 
 
-def render(
-    api: NamedDependency[Api], name: str, status: int = 200, **context: Any
-) -> Response[Any]:
+def render(api: Api, name: str, status: int = 200, **context: Any) -> Response[Any]:
     if api.signed_out:
         raise SignInNeeded(PATH)
     context.setdefault("notice", NOTICES.get(api.request.query_params.get("notice", "")))
@@ -142,7 +139,7 @@ def standalone(name: str, status: int, **context: Any) -> Response[Any]:
     )
 
 
-def redirect(api: NamedDependency[Api], path: str, notice: str | None = None) -> Response[Any]:
+def redirect(api: Api, path: str, notice: str | None = None) -> Response[Any]:
     """After a successful form: see-other to the page to show (post/redirect/get)."""
     target = f"{path}?{urlencode({'notice': notice})}" if notice else path
     if api.request.headers.get("hx-request"):  # htmx follows this without a full page swap
@@ -159,7 +156,7 @@ def checked(reply: Reply) -> Any:
     return reply.body
 
 
-async def form_of(api: NamedDependency[Api]) -> dict[str, str]:
+async def form_of(api: Api) -> dict[str, str]:
     form = await api.request.form()
     return {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
 
