@@ -105,10 +105,14 @@ def test_serve_logs_json_lines_with_the_request_id(settings: Settings) -> None:
 
 def test_migrate_reports_the_schemas(settings: Settings, db: Database) -> None:  # db: clean-up
     assert settings.database_url
-    result = bpo("migrate", env=bpo_env(BPO_DATABASE_URL=settings.database_url))
+    public = "https://bpo.acme.example"
+    env = bpo_env(BPO_DATABASE_URL=settings.database_url, BPO_PUBLIC_URL=public)
+    result = bpo("migrate", env=env)
     assert result.returncode == 0, result.stderr
     assert "platform at head; tenant schemas: 0 registered" in result.stdout
-    env = bpo_env(BPO_DATABASE_URL=settings.database_url)
+    # The console signs in through the demo-console app, at this deployment's address.
+    listed = bpo("apps", "list", env=env)
+    assert f"demo-console\tpublic\t{public}/console/callback" in listed.stdout, listed.stdout
     made = bpo("tenants", "create", "drift-firm", "--name", "Drift Firm", env=env)
     assert made.returncode == 0, made.stderr
 

@@ -119,8 +119,24 @@ def migrate(
     with database_url_or_embedded(settings) as url:
         check_database(url, settings.db_connect_timeout)
         ok = print_drift(url) if check else run_with_progress(url, concurrency)
+        if ok and not check:
+            asyncio.run(_register_console(url, settings))
     if not ok:
         raise typer.Exit(1)
+
+
+async def _register_console(url: str, settings: Settings) -> None:
+    """The console's callback at this deployment's public URL (reference data the release
+    needs, like its migrations)."""
+    from bpo.console.auth import register_callback
+    from bpo.core.db import Database
+
+    db = Database(url)
+    try:
+        async with db.sessionmaker.begin() as session:
+            await register_callback(session, settings)
+    finally:
+        await db.dispose()
 
 
 @cli.command()

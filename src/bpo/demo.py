@@ -18,8 +18,9 @@ from bpo.core.security import (
     secret_matches,
     verify_password,
 )
-from bpo.identity.models import ApiClient, OAuthApp, User
-from bpo.identity.scopes import CLIENT_SCOPES, USER_SCOPES
+from bpo.identity.models import ApiClient, User
+from bpo.identity.scopes import CLIENT_SCOPES
+from bpo.identity.service import ensure_public_app
 from bpo.platform.models import Tenant
 from bpo.platform.tenants.service import create_tenant
 from bpo.work.starter import seed_catalog
@@ -104,18 +105,11 @@ async def seed_demo(
             session.add(client)
         client.secret_digest = secret_digest(secret_key, secret)
         changed = True
-    app = await session.get(OAuthApp, DEMO_APP_ID)
-    if app is None:
-        app = OAuthApp(
-            client_id=DEMO_APP_ID,
-            name="Demo console",
-            redirect_uris=[DEMO_APP_REDIRECT],
-            secret_digest=None,  # a public app: PKCE only (RFC 8252 loopback redirect)
-            scopes=sorted(USER_SCOPES),
-        )
-        session.add(app)
-    if console_callback and console_callback not in app.redirect_uris:
-        app.redirect_uris = [*app.redirect_uris, console_callback]
+    # A public app (PKCE only; RFC 8252 loopback redirect), also the console's sign-in app.
+    if await ensure_public_app(session, DEMO_APP_ID, "Demo console", DEMO_APP_REDIRECT):
+        changed = True
+    if console_callback:
+        await ensure_public_app(session, DEMO_APP_ID, "Demo console", console_callback)
     if await seed_catalog(session):
         changed = True
     await session.flush()

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.console.api import APP_ID, Api, call_app
 from bpo.console.session import (
@@ -37,6 +38,8 @@ from bpo.console.views import (
     standalone,
 )
 from bpo.identity.guards import PUBLIC
+from bpo.identity.service import ensure_public_app
+from bpo.settings import Settings
 
 Req = Request[Any, Any, Any]
 
@@ -151,6 +154,12 @@ async def home(api: NamedDependency[Api]) -> Response[Any]:
     if api.session.tenant:
         return redirect(api, f"{PATH}/firms/{api.session.tenant}")
     raise HTTPException(status_code=403, detail="this account has no firm to show")
+
+
+async def register_callback(session: AsyncSession, settings: Settings) -> bool:
+    """The console's sign-in app accepts this deployment's callback (`bpo migrate` and
+    `bpo up` call it: the console then works wherever bpo is served)."""
+    return await ensure_public_app(session, APP_ID, "bpo console", console_callback(settings))
 
 
 route_handlers = [login, callback, logout, signed_out, home]

@@ -29,7 +29,7 @@ from bpo.identity.models import (
     TokenEvent,
     User,
 )
-from bpo.identity.scopes import scopes_for_role
+from bpo.identity.scopes import USER_SCOPES, scopes_for_role
 from bpo.identity.server import REFRESH_LIFETIME_S
 from bpo.identity.tokens import InvalidToken, verify_access_token
 from bpo.platform.tenants import service as tenants
@@ -57,6 +57,22 @@ _API_CLIENTS = select(
 _APPS = select(
     _apps.c.client_id, _apps.c.scopes, _apps.c.secret_digest, _apps.c.redirect_uris
 ).where(_apps.c.client_id == any_(bindparam("client_ids")))
+
+
+async def ensure_public_app(
+    session: AsyncSession, client_id: str, name: str, redirect_uri: str
+) -> bool:
+    """The public sign-in app `client_id` exists and accepts `redirect_uri` (added beside the
+    ones it has); True when something changed."""
+    app = await session.get(OAuthApp, client_id)
+    if app is None:
+        session.add(OAuthApp(client_id=client_id, name=name, redirect_uris=[redirect_uri],
+                             secret_digest=None, scopes=sorted(USER_SCOPES)))  # fmt: skip
+        return True
+    if redirect_uri in app.redirect_uris:
+        return False
+    app.redirect_uris = [*app.redirect_uris, redirect_uri]
+    return True
 
 
 async def load_client(
