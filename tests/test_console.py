@@ -389,3 +389,44 @@ async def _add_endpoint_and_replay(client: Client, db: Database) -> None:
                                  follow_redirects=False)  # fmt: skip
     assert replayed.status_code == 303, replayed.text
     assert replayed.headers["location"].endswith("notice=replayed")
+    removed = await client.post(
+        f"/console/firms/acme/webhooks/endpoints/{endpoint[0]['id']}/delete",
+        data={"csrf_token": token}, follow_redirects=False,
+    )  # fmt: skip
+    assert removed.status_code == 303
+    left = await client.get("/v1/tenants/acme/webhooks/endpoints", headers=as_admin)
+    assert left.json() == []
+
+
+async def test_an_admin_changes_roles_deactivates_and_revokes_an_invite(
+    client: Client, db: Database
+) -> None:
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    bob = await make_user(db, "bob@acme.example", tenants={firm: "tenant_member"})
+    await sign_in(client, "ada@acme.example")
+    page = await client.get("/console/firms/acme/users")
+    token = _csrf(page.text)
+    assert f'action="/console/firms/acme/users/{bob}/make-admin"' in page.text
+
+    async def post(path: str) -> int:
+        answer = await client.post(path, data={"csrf_token": token}, follow_redirects=False)
+        return int(answer.status_code)
+
+    assert await post(f"/console/firms/acme/users/{bob}/make-admin") == 303
+    assert await post(f"/console/firms/acme/users/{bob}/deactivate") == 303
+    page = await client.get("/console/firms/acme/users")
+    assert f'action="/console/firms/acme/users/{bob}/reactivate"' in page.text
+    assert f'action="/console/firms/acme/users/{bob}/make-member"' in page.text
+    assert await post(f"/console/firms/acme/users/{bob}/promote") == 404
+
+    invited = await client.post("/console/firms/acme/users",
+                                data={"email": "cy@acme.example", "csrf_token": token},
+                                follow_redirects=False)  # fmt: skip
+    assert invited.status_code == 303
+    page = await client.get("/console/firms/acme/users")
+    revoke = re.search(r'action="(/console/firms/acme/users/invites/[^"]+/revoke)"', page.text)
+    assert revoke
+    assert await post(revoke.group(1)) == 303
+    page = await client.get("/console/firms/acme/users")
+    assert "/revoke" not in page.text  # revoked: no longer pending

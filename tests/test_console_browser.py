@@ -279,6 +279,9 @@ async def test_every_page_keeps_to_its_own_origin_under_the_csp(
     page = await browsing.page()
     loaded: list[str] = []
     page.on("request", lambda r: loaded.append(r.url))
+    await page.goto(f"{server}/console")
+    await page.wait_for_url(f"{server}/oauth/authorize?**")
+    assert await axe(page) == []  # the sign-in page, on the same templates
     await sign_in(page, server, "ada@acme.example")
     answer = await page.goto(f"{server}/console/firms/acme/users")
     assert answer is not None

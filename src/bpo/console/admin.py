@@ -5,11 +5,13 @@ days, and invoices. Each is one or more API calls made as the signed-in person."
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
 from litestar import Response, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 
 from bpo.console.api import Api, Reply
@@ -64,20 +66,46 @@ async def overview(api: NamedDependency[Api], slug: FromPath[str]) -> Response[A
 
 
 async def _users(
-    api: Api, slug: str, failed: Reply | None = None, values: dict[str, str] | None = None
+    api: Api,
+    slug: str,
+    failed: Reply | None = None,
+    values: dict[str, str] | None = None,
+    form_id: str = "invite",
 ) -> Response[Any]:
     users = checked(await api.get(f"{base(slug)}/users"))
+    for user in users:  # which of the row's buttons apply
+        user["member"], user["admin"] = (
+            user["role"] == "tenant_member",
+            user["role"] == "tenant_admin",
+        )
+        user["active"], user["inactive"] = user["status"] == "active", user["status"] != "active"
     invites = checked(await api.get(f"{base(slug)}/users/invites"))
-    errors, status = _failure(failed, "invite")
+    for pending in invites:
+        pending["pending"] = pending["status"] == "pending"
+    errors, status = _failure(failed, form_id)
     form = {"id": "invite", "title": "Invite someone", "action": f"/console/firms/{slug}/users",
             "submit": "Send invite", "fields": [
                 {"name": "email", "label": "Email", "type": "email", "required": True},
                 {"name": "role", "label": "Role", "type": "select", "options": ROLES}]}  # fmt: skip
+    change = f"/console/firms/{slug}/users/{{user_id}}/"
+    actions = [
+        {"name": "make-admin", "label": "Make admin", "key": "user_id", "when": "member",
+         "action": change + "make-admin"},
+        {"name": "make-member", "label": "Make member", "key": "user_id", "when": "admin",
+         "action": change + "make-member"},
+        {"name": "deactivate", "label": "Deactivate", "key": "user_id", "when": "active",
+         "action": change + "deactivate"},
+        {"name": "reactivate", "label": "Reactivate", "key": "user_id", "when": "inactive",
+         "action": change + "reactivate"},
+    ]  # fmt: skip
+    revoke = {"name": "revoke", "label": "Revoke", "when": "pending",
+              "action": f"/console/firms/{slug}/users/invites/{{id}}/revoke"}  # fmt: skip
     panels = [
-        {"title": "Users", "rows": users, "columns": [
-            col("Email", "email"), col("Name", "name"), col("Role", "role", "badge"),
-            col("Status", "status", "badge"), col("Joined", "joined_at", "when")]},
-        {"title": "Invites", "rows": invites, "form": form, "columns": [
+        {"title": "Users", "rows": users, "actions": actions, "error": errors.get("members"),
+         "note": "A deactivated person's tokens stop at once; a firm keeps one admin at least.",
+         "columns": [col("Email", "email"), col("Name", "name"), col("Role", "role", "badge"),
+                     col("Status", "status", "badge"), col("Joined", "joined_at", "when")]},
+        {"title": "Invites", "rows": invites, "form": form, "actions": [revoke], "columns": [
             col("Email", "email"), col("Role", "role", "badge"), col("Status", "status", "badge"),
             col("Expires", "expires_at", "when")]},
     ]  # fmt: skip
@@ -98,6 +126,37 @@ async def invite(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any
     if not reply.ok:
         return await _users(api, slug, reply, form)
     return redirect(api, f"/console/firms/{slug}/users", "invited")
+
+
+CHANGES = {"make-admin": {"role": "tenant_admin"}, "make-member": {"role": "tenant_member"},
+           "deactivate": {"status": "deactivated"}, "reactivate": {"status": "active"}}  # fmt: skip
+
+
+@post("/firms/{slug:str}/users/{user_id:uuid}/{change:str}", include_in_schema=False,
+      status_code=303)  # fmt: skip
+async def change_member(
+    api: NamedDependency[Api],
+    slug: FromPath[str],
+    user_id: FromPath[uuid.UUID],
+    change: FromPath[str],
+) -> Response[Any]:
+    if change not in CHANGES:
+        raise HTTPException(status_code=404, detail=f"no change {change!r}")
+    reply = await api.call("PATCH", f"{base(slug)}/users/{user_id}", json=CHANGES[change])
+    if not reply.ok:
+        return await _users(api, slug, reply, form_id="members")
+    return redirect(api, f"/console/firms/{slug}/users", "saved")
+
+
+@post("/firms/{slug:str}/users/invites/{invite_id:uuid}/revoke", include_in_schema=False,
+      status_code=303)  # fmt: skip
+async def revoke_invite(
+    api: NamedDependency[Api], slug: FromPath[str], invite_id: FromPath[uuid.UUID]
+) -> Response[Any]:
+    reply = await api.call("DELETE", f"{base(slug)}/users/invites/{invite_id}")
+    if not reply.ok:
+        return await _users(api, slug, reply, form_id="members")
+    return redirect(api, f"/console/firms/{slug}/users", "saved")
 
 
 # --- API clients ------------------------------------------------------------------------------
@@ -180,10 +239,12 @@ async def _webhooks(
                 {"name": "url", "label": "URL (https)", "type": "url", "required": True},
                 {"name": "event_types", "label": "Events", "type": "checkboxes",
                  "options": EVENTS}]}  # fmt: skip
+    remove = {"name": "delete", "label": "Delete",
+              "action": f"/console/firms/{slug}/webhooks/endpoints/{{id}}/delete"}  # fmt: skip
     replay = {"name": "replay", "label": "Replay",
               "action": f"/console/firms/{slug}/webhooks/deliveries/{{id}}/replay"}  # fmt: skip
     panels = [
-        {"title": "Endpoints", "rows": endpoints, "form": form, "columns": [
+        {"title": "Endpoints", "rows": endpoints, "form": form, "actions": [remove], "columns": [
             col("URL", "url"), col("Events", "event_types", "list"),
             col("Enabled", "enabled", "bool"), col("Disabled because", "disabled_reason"),
             col("Failing since", "failing_since", "when")]},
@@ -215,6 +276,17 @@ async def add_endpoint(api: NamedDependency[Api], slug: FromPath[str]) -> Respon
         return await _webhooks(api, slug, reply, {"url": url})
     secret = {"title": "Signing secret of the new endpoint", "value": reply.body.get("secret", "")}
     return await _webhooks(api, slug, secret=secret)
+
+
+@post("/firms/{slug:str}/webhooks/endpoints/{endpoint_id:uuid}/delete", include_in_schema=False,
+      status_code=303)  # fmt: skip
+async def delete_endpoint(
+    api: NamedDependency[Api], slug: FromPath[str], endpoint_id: FromPath[uuid.UUID]
+) -> Response[Any]:
+    reply = await api.call("DELETE", f"{base(slug)}/webhooks/endpoints/{endpoint_id}")
+    if not reply.ok:
+        return await _webhooks(api, slug, reply)
+    return redirect(api, f"/console/firms/{slug}/webhooks", "saved")
 
 
 @post("/firms/{slug:str}/webhooks/deliveries/{delivery_id:str}/replay", include_in_schema=False,
@@ -275,5 +347,7 @@ async def billing(
                   panels=panels, secret=None)  # fmt: skip
 
 
-route_handlers = [overview, users, invite, clients, create_client, rotate_client, webhooks,
-                  add_endpoint, replay, billing]  # fmt: skip
+route_handlers = [
+    overview, users, invite, change_member, revoke_invite, clients, create_client, rotate_client,
+    webhooks, add_endpoint, delete_endpoint, replay, billing,
+]  # fmt: skip
