@@ -9,9 +9,6 @@ no-store and a CSP that forbids framing.
 from __future__ import annotations
 
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,9 +23,8 @@ from playwright.async_api import Browser, Page, async_playwright
 from bpo.core.db import Database
 from bpo.identity.models import OAuthApp
 from bpo.settings import Settings
-from tests.conftest import TEST_SECRET_KEY
 from tests.support.auth import PASSWORD, make_user
-from tests.support.processes import spawn_serve
+from tests.support.console import serve
 from tests.support.tenants import make_tenant
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,22 +34,7 @@ EMAIL = "ana@firm.example"
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
-    process, base = spawn_serve(
-        settings.database_url,
-        settings.broker_url,
-        BPO_SECRET_KEY=TEST_SECRET_KEY,
-        BPO_BROKER_NAMESPACE=settings.broker_namespace,  # this session's sign-in counters
-    )
-    try:
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, log = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, log = process.communicate()
-        sys.stderr.write(log)  # shown by pytest when the test failed
+    yield from serve(settings)  # a real `bpo serve`, with this session's sign-in counters
 
 
 class _Callback(BaseHTTPRequestHandler):
