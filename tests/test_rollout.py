@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from litestar.testing import AsyncTestClient
 
 from bpo.core.db import Database
@@ -144,6 +145,7 @@ async def test_worker_sigterm_finishes_or_hands_back_every_message(
     async with tenant_session(db.engine, firm) as session:
         for key in keys:
             await enqueue(session, record_slowly, key, 0.05, tenant=firm)
+    earlier = set(_unacked(settings))  # other tests' workers'
     first = spawn_worker(settings)
     try:
         await wait_for(_done_at_least(db, firm, 20), timeout=60)
@@ -155,6 +157,10 @@ async def test_worker_sigterm_finishes_or_hands_back_every_message(
     assert code == 0
     left = len(keys) - len(await effect_counts(db.engine, firm))
     assert left > 0, "every job finished before SIGTERM: nothing was tested"
+    # Handed back means back in the queue: nothing may wait in the stopped worker's
+    # unacked set for a heartbeat timeout (its prefetched, not yet started messages too).
+    held = {key: n for key, n in _unacked(settings).items() if key not in earlier and n}
+    assert held == {}, f"held by the stopped worker: {held}"
     # What the first worker had not started is back in the queue now, not after a
     # heartbeat timeout: the second worker is told to wait a minute for dead workers.
     second = spawn_worker(settings, BPO_BROKER_HEARTBEAT_TIMEOUT_MS="60000")
@@ -194,6 +200,16 @@ async def test_a_killed_workers_messages_come_back_within_seconds_on_redis(
     counts = await effect_counts(db.engine, firm)
     assert held > 0
     assert set(counts) == set(keys) and set(counts.values()) == {1}
+
+
+def _unacked(settings: Settings) -> dict[bytes, int]:
+    """Messages held in each worker's unacked set (Dramatiq's `__acks__.<worker>.<queue>`)."""
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        keys = client.keys(f"{settings.broker_namespace}:__acks__.*")
+        return {key: int(client.scard(key)) for key in keys}
+    finally:
+        client.close()
 
 
 def _done_at_least(db: Database, firm: TenantContext, n: int):  # type: ignore[no-untyped-def]
