@@ -369,7 +369,8 @@ async def _add_endpoint_and_replay(client: Client, db: Database) -> None:
     session = Sealer(TEST_SECRET_KEY).open_session(client.cookies.get(SESSION_COOKIE))
     assert session is not None
     as_admin = bearer(session.access_token)
-    endpoint = (await client.get("/v1/tenants/acme/webhooks/endpoints", headers=as_admin)).json()
+    listed = await client.get("/v1/tenants/acme/webhooks/endpoints", headers=as_admin)
+    endpoint = listed.json()["items"]
     ping = await client.post(
         f"/v1/tenants/acme/webhooks/endpoints/{endpoint[0]['id']}/ping", headers=as_admin
     )
@@ -395,7 +396,7 @@ async def _add_endpoint_and_replay(client: Client, db: Database) -> None:
     )  # fmt: skip
     assert removed.status_code == 303
     left = await client.get("/v1/tenants/acme/webhooks/endpoints", headers=as_admin)
-    assert left.json() == []
+    assert left.json() == {"items": [], "next_cursor": None}
 
 
 async def test_an_admin_changes_roles_deactivates_and_revokes_an_invite(
@@ -430,3 +431,23 @@ async def test_an_admin_changes_roles_deactivates_and_revokes_an_invite(
     assert await post(revoke.group(1)) == 303
     page = await client.get("/console/firms/acme/users")
     assert "/revoke" not in page.text  # revoked: no longer pending
+
+
+async def test_long_lists_page_with_the_apis_cursors(client: Client, db: Database) -> None:
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    for n in range(59):  # 60 members with Ada: a page of 50, then 10
+        await make_user(db, f"m{n:02d}@acme.example", tenants={firm: "tenant_member"})
+    await sign_in(client, "ada@acme.example")
+    first = await client.get("/console/firms/acme/users")
+    shown = set(re.findall(r"\bm\d\d@acme\.example", first.text))
+    assert len(shown) == 49  # and Ada: 50 rows
+    link = re.search(r'<nav class="pager"[^>]*><a href="([^"]+)"', first.text)
+    assert link and "cursor=" in link.group(1), "no link to the next page"
+    second = await client.get(link.group(1).replace("&amp;", "&"))
+    assert second.status_code == 200
+    rest = set(re.findall(r"\bm\d\d@acme\.example", second.text))
+    assert len(rest) == 10 and not rest & shown
+    assert '<nav class="pager"' not in second.text  # the last page
+    forged = await client.get("/console/firms/acme/users?cursor=not-ours")
+    assert forged.status_code == 400 and "cursor" in forged.text

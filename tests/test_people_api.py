@@ -97,7 +97,7 @@ async def test_invite_accept_and_manage_a_member(
     invite = made.json()
     assert invite["email"] == "bo@acme.example" and invite["status"] == "pending"
     listed = await client.get(f"/v1/tenants/{tenant.slug}/users/invites", headers=as_admin)
-    assert "token" not in listed.json()[0]  # shown once only
+    assert "token" not in listed.json()["items"][0]  # shown once only
 
     short = await client.post(
         "/v1/invites/accept", json={"token": invite["token"], "password": "short"}
@@ -114,7 +114,7 @@ async def test_invite_accept_and_manage_a_member(
     assert again.status_code == 409  # one time only
 
     members = (await client.get(f"/v1/tenants/{tenant.slug}/users", headers=as_admin)).json()
-    bo = next(m for m in members if m["email"] == "bo@acme.example")
+    bo = next(m for m in members["items"] if m["email"] == "bo@acme.example")
     assert bo["role"] == "tenant_member" and bo["status"] == "active"
     promoted = await client.patch(
         f"/v1/tenants/{tenant.slug}/users/{bo['user_id']}",
@@ -182,7 +182,7 @@ async def test_api_clients_create_rotate_delete(
         return response.status_code
 
     assert await token(secret) == 200
-    listed = (await client.get(path, headers=as_admin)).json()
+    listed = (await client.get(path, headers=as_admin)).json()["items"]
     assert [c["client_id"] for c in listed] == [client_id] and "client_secret" not in listed[0]
     rotated = await client.post(
         f"{path}/{client_id}/rotate", json={"overlap_seconds": 3600}, headers=as_admin
@@ -230,7 +230,8 @@ async def test_another_tenants_admin_gets_404_everywhere_and_changes_nothing(
             f"/v1/tenants/{b.slug}/users/invites", json={"email": "x@b.example"}, headers=as_b
         )
     ).json()["id"]
-    b_member = (await client.get(f"/v1/tenants/{b.slug}/users", headers=as_b)).json()[0]["user_id"]
+    listed = (await client.get(f"/v1/tenants/{b.slug}/users", headers=as_b)).json()
+    b_member = listed["items"][0]["user_id"]
 
     async def state() -> tuple[int, int, int]:
         return await rows(db, ApiClient), await rows(db, Invite), await rows(db, Membership)

@@ -50,6 +50,7 @@ from bpo.billing.schemas import (
     WebhookAck,
 )
 from bpo.core.errors import Problem
+from bpo.core.pagination import PageCursor, PageLimit
 from bpo.core.tenancy import TenantContext
 from bpo.identity.guards import PUBLIC, STAFF_ADMIN, TENANT_BILLING, Principal
 from bpo.jobs.outbox import enqueue
@@ -357,19 +358,17 @@ def invoice_out(invoice: Invoice) -> InvoiceOut:
     "/v1/tenants/{slug:str}/billing/invoices",
     guards=[TENANT_BILLING],
     tags=["billing"],
-    summary="The firm's invoices, newest first (the last ten years at most)",
+    summary="The firm's invoices, newest period first",
     operation_id="listInvoices",
 )
 async def list_invoices(
-    tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
+    tenant: NamedDependency[TenantContext],
+    db_session: NamedDependency[AsyncSession],
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> InvoiceList:
-    invoices = await db_session.scalars(
-        select(Invoice)
-        .where(Invoice.tenant_id == tenant.tenant_id)
-        .order_by(Invoice.period_start.desc())
-        .limit(120)
-    )
-    return InvoiceList([invoice_out(i) for i in invoices])
+    rows, next_cursor = await service.list_invoices(db_session, tenant.tenant_id, limit, cursor)
+    return InvoiceList([invoice_out(i) for i in rows], next_cursor)
 
 
 @get(

@@ -144,6 +144,7 @@ class InvoiceOut(msgspec.Struct):
 
 class InvoiceList(msgspec.Struct):
     items: list[InvoiceOut]
+    next_cursor: str | None = None
 
 
 class PortalIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -18,10 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bpo.billing.models import Invoice, Meter
+from bpo.core.pagination import bad_cursor, key_cursor, key_cursor_parts
 from bpo.core.tenancy import TenantContext
 
 LEVELS = ("max", "last")  # aggregations whose quantity is a level, not an amount added
@@ -312,3 +313,23 @@ async def period_invoiced(conn: AsyncConnection, tenant_id: uuid.UUID, at: datet
         )
     )
     return found is not None
+
+
+async def list_invoices(
+    session: AsyncSession, tenant_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[Invoice], str | None]:
+    """Newest period first, `limit` at a time; the cursor is the last shown (period, id)."""
+    query = select(Invoice).where(Invoice.tenant_id == tenant_id)
+    if cursor is not None:
+        start, ident = key_cursor_parts(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(start), uuid.UUID(ident))
+        except ValueError:
+            raise bad_cursor() from None
+        query = query.where(tuple_(Invoice.period_start, Invoice.id) < after)
+    order = (Invoice.period_start.desc(), Invoice.id.desc())
+    rows = list(await session.scalars(query.order_by(*order).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], key_cursor(last.period_start.isoformat(), last.id)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
-from typing import Any
+from typing import Annotated, Any
+
+from litestar.params import Parameter
 
 from bpo.core.errors import Problem
+
+# How many rows a page of a list holds (50 unless asked), and the cursor of the next page.
+PageLimit = Annotated[int, Parameter(ge=1, le=200, description="rows per page")]
+PageCursor = Annotated[
+    str | None, Parameter(max_length=512, description="next_cursor of the page before")
+]
 
 
 def bad_cursor() -> Problem:
@@ -33,3 +42,22 @@ def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], str(rows[limit - 1].id)
+
+
+def key_cursor(*parts: object) -> str:
+    """An opaque cursor for a keyset of several columns (a sort key, then the id): the
+    caller learns nothing from it and cannot forge one that reads other rows."""
+    raw = "|".join(str(p) for p in parts).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def key_cursor_parts(cursor: str, n: int) -> list[str]:
+    """The `n` parts of a `key_cursor` (the first may hold "|"; the later ones never do)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_cursor() from None
+    parts = raw.rsplit("|", n - 1)
+    if len(parts) != n:
+        raise bad_cursor()
+    return parts

@@ -13,11 +13,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
+from bpo.core.pagination import key_cursor, key_cursor_parts, page_of, uuid_cursor
 from bpo.core.security import PasswordWork, new_client_secret, secret_digest
 from bpo.identity.models import ApiClient, Membership, StaffAssignment, User
 from bpo.identity.scopes import CLIENT_SCOPES
@@ -36,15 +37,23 @@ def _not_found(what: str, ident: object) -> Problem:
 
 
 async def list_members(
-    session: AsyncSession, tenant_id: uuid.UUID
-) -> list[tuple[Membership, User]]:
-    rows = await session.execute(
+    session: AsyncSession, tenant_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[tuple[Membership, User]], str | None]:
+    """By email, `limit` at a time; the cursor is the last shown (email, user id)."""
+    query = (
         select(Membership, User)
         .join(User, User.id == Membership.user_id)
         .where(Membership.tenant_id == tenant_id)
-        .order_by(User.email)
     )
-    return [(m, u) for m, u in rows]
+    if cursor is not None:
+        email, user_id = key_cursor_parts(cursor, 2)
+        query = query.where(tuple_(User.email, User.id) > (email, uuid_cursor(user_id)))
+    rows = [(m, u) for m, u in await session.execute(
+        query.order_by(User.email, User.id).limit(limit + 1))]  # fmt: skip
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1][1]
+    return rows[:limit], key_cursor(last.email, last.id)
 
 
 async def update_member(
@@ -169,11 +178,16 @@ def _check_scopes(scopes: list[str]) -> None:
         )
 
 
-async def list_clients(session: AsyncSession, tenant_id: uuid.UUID) -> list[ApiClient]:
-    rows = await session.scalars(
-        select(ApiClient).where(ApiClient.tenant_id == tenant_id).order_by(ApiClient.created_at)
-    )
-    return list(rows)
+async def list_clients(
+    session: AsyncSession, tenant_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[ApiClient], str | None]:
+    """Oldest first (ids are time-ordered), `limit` at a time."""
+    query = select(ApiClient).where(ApiClient.tenant_id == tenant_id)
+    after = uuid_cursor(cursor)
+    if after is not None:
+        query = query.where(ApiClient.id > after)
+    rows = list(await session.scalars(query.order_by(ApiClient.id).limit(limit + 1)))
+    return page_of(rows, limit)
 
 
 async def create_client(

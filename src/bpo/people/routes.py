@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.audit.service import PLATFORM_CHAIN
 from bpo.core.errors import Problem
+from bpo.core.pagination import PageCursor, PageLimit
 from bpo.core.ratelimit import FAILURE_WINDOW_S, Limit, RateLimiter, retry_after
 from bpo.core.tenancy import TenantContext
 from bpo.identity import accounts, totp
@@ -38,11 +39,14 @@ from bpo.people.schemas import (
     AcceptedOut,
     ClientCreate,
     ClientOut,
+    ClientPage,
     ClientRotate,
     InviteAccept,
     InviteCreate,
     InviteOut,
+    InvitePage,
     MemberOut,
+    MemberPage,
     MemberUpdate,
     MeOut,
     StaffInviteCreate,
@@ -107,11 +111,14 @@ class MembersController(Controller):
 
     @get("/", summary="The firm's members and their roles", operation_id="listMembers")
     async def list_(
-        self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
-    ) -> list[MemberOut]:
-        return [
-            member_out(m, u) for m, u in await accounts.list_members(db_session, tenant.tenant_id)
-        ]
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
+    ) -> MemberPage:
+        rows, next_cursor = await accounts.list_members(db_session, tenant.tenant_id, limit, cursor)
+        return MemberPage([member_out(m, u) for m, u in rows], next_cursor)
 
     @patch(
         "/{user_id:uuid}",
@@ -162,9 +169,14 @@ class MembersController(Controller):
 
     @get("/invites", summary="Invites of the firm, with their status", operation_id="listInvites")
     async def invites(
-        self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
-    ) -> list[InviteOut]:
-        return [invite_out(i) for i in await service.list_invites(db_session, tenant.tenant_id)]
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
+    ) -> InvitePage:
+        rows, next_cursor = await service.list_invites(db_session, tenant.tenant_id, limit, cursor)
+        return InvitePage([invite_out(i) for i in rows], next_cursor)
 
     @delete(
         "/invites/{invite_id:uuid}",
@@ -190,9 +202,14 @@ class ClientsController(Controller):
 
     @get("/", summary="The firm's API clients (never their secrets)", operation_id="listApiClients")
     async def list_(
-        self, tenant: NamedDependency[TenantContext], db_session: NamedDependency[AsyncSession]
-    ) -> list[ClientOut]:
-        return [client_out(c) for c in await accounts.list_clients(db_session, tenant.tenant_id)]
+        self,
+        tenant: NamedDependency[TenantContext],
+        db_session: NamedDependency[AsyncSession],
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
+    ) -> ClientPage:
+        rows, next_cursor = await accounts.list_clients(db_session, tenant.tenant_id, limit, cursor)
+        return ClientPage([client_out(c) for c in rows], next_cursor)
 
     @post(
         "/",

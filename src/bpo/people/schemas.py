@@ -35,6 +35,11 @@ class MemberOut(msgspec.Struct):
     joined_at: datetime
 
 
+class MemberPage(msgspec.Struct):
+    items: list[MemberOut]
+    next_cursor: str | None
+
+
 class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """Change a member's role, or deactivate them (their tokens stop at once)."""
 
@@ -63,6 +68,11 @@ class InviteOut(msgspec.Struct, omit_defaults=True):
     status: str  # pending, accepted, revoked, expired
     # Shown once, on creation, in development only; otherwise mailed to the invited address.
     token: str | None = None
+
+
+class InvitePage(msgspec.Struct):
+    items: list[InviteOut]
+    next_cursor: str | None
 
 
 class InviteAccept(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +107,11 @@ class ClientOut(msgspec.Struct, omit_defaults=True):
     created_at: datetime
     previous_secret_expires_at: datetime | None = None
     client_secret: str | None = None  # shown once: on creation and on rotation
+
+
+class ClientPage(msgspec.Struct):
+    items: list[ClientOut]
+    next_cursor: str | None
 
 
 class StaffOut(msgspec.Struct):

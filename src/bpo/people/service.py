@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
+from bpo.core.pagination import page_of, uuid_cursor
 from bpo.core.security import PasswordWork
 from bpo.core.security import token_digest as digest
 from bpo.identity import accounts
@@ -88,9 +89,17 @@ def invite_status(invite: Invite) -> str:
     return "expired" if invite.expires_at <= datetime.now(UTC) else "pending"
 
 
-async def list_invites(session: AsyncSession, tenant_id: uuid.UUID | None) -> list[Invite]:
+async def list_invites(
+    session: AsyncSession, tenant_id: uuid.UUID | None, limit: int, cursor: str | None
+) -> tuple[list[Invite], str | None]:
+    """Oldest first (ids are time-ordered), `limit` at a time."""
     target = Invite.tenant_id.is_(None) if tenant_id is None else Invite.tenant_id == tenant_id
-    return list(await session.scalars(select(Invite).where(target).order_by(Invite.created_at)))
+    query = select(Invite).where(target)
+    after = uuid_cursor(cursor)
+    if after is not None:
+        query = query.where(Invite.id > after)
+    rows = list(await session.scalars(query.order_by(Invite.id).limit(limit + 1)))
+    return page_of(rows, limit)
 
 
 async def revoke_invite(

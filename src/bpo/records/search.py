@@ -4,7 +4,6 @@ pages (newest first; by rank with `q=`)."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bpo.core.errors import Problem
-from bpo.core.pagination import bad_cursor, uuid_cursor
+from bpo.core.pagination import bad_cursor, key_cursor, key_cursor_parts, uuid_cursor
 from bpo.records.models import Document, RecordClass, Version
 
 CONFIG = "english"
@@ -130,15 +129,13 @@ async def find(
     ranks: list[float | None] = [float(r[1]) for r in rows]
     next_cursor = None
     if more:
-        raw = f"{rows[-1][1]!r}|{rows[-1][0].id}".encode()
-        next_cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        next_cursor = key_cursor(repr(rows[-1][1]), rows[-1][0].id)
     return docs, ranks, next_cursor
 
 
 def _rank_cursor(cursor: str) -> tuple[float, uuid.UUID]:
+    rank, ident = key_cursor_parts(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        rank, _, ident = raw.partition("|")
         return float(rank), uuid.UUID(ident)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise bad_cursor() from None

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bpo import audit
 from bpo.core.errors import Problem
 from bpo.core.etags import check_if_match, etag
-from bpo.core.pagination import uuid_cursor
+from bpo.core.pagination import PageCursor, PageLimit, uuid_cursor
 from bpo.core.ratelimit import Limit as RateLimit
 from bpo.core.ratelimit import RateLimiter
 from bpo.core.tenancy import TenantContext
@@ -30,6 +30,7 @@ from bpo.webhooks.schemas import (
     DeliveryStatus,
     EndpointCreate,
     EndpointOut,
+    EndpointPage,
     EndpointSecret,
     EndpointUpdate,
     EventQueued,
@@ -148,8 +149,14 @@ class EndpointsController(Controller):
         return endpoint_out(endpoint, secret)
 
     @get("/", summary="The firm's webhook endpoints", operation_id="listWebhookEndpoints")
-    async def list_(self, tenant_db: NamedDependency[AsyncSession]) -> list[EndpointOut]:
-        return [endpoint_out(e) for e in await service.list_endpoints(tenant_db)]
+    async def list_(
+        self,
+        tenant_db: NamedDependency[AsyncSession],
+        limit: PageLimit = 50,
+        cursor: PageCursor = None,
+    ) -> EndpointPage:
+        rows, next_cursor = await service.list_endpoints(tenant_db, limit, cursor)
+        return EndpointPage([endpoint_out(e) for e in rows], next_cursor)
 
     @get(
         "/{endpoint_id:uuid}",

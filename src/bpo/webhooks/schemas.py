@@ -44,6 +44,11 @@ class EndpointOut(msgspec.Struct, omit_defaults=True):
     secret: str | None = None
 
 
+class EndpointPage(msgspec.Struct):
+    items: list[EndpointOut]
+    next_cursor: str | None
+
+
 class EndpointSecret(msgspec.Struct):
     secret: str
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bpo.core.errors import Problem
 from bpo.core.ids import uuid7
+from bpo.core.pagination import page_of, uuid_cursor
 from bpo.core.security import seal, unseal
 from bpo.core.tenancy import TenantContext
 from bpo.jobs.outbox import enqueue, enqueue_many
@@ -177,8 +178,16 @@ async def get_endpoint(
     return endpoint
 
 
-async def list_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
-    return (await session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))).all()
+async def list_endpoints(
+    session: AsyncSession, limit: int, cursor: str | None
+) -> tuple[list[WebhookEndpoint], str | None]:
+    """Oldest first (ids are time-ordered), `limit` at a time."""
+    query = select(WebhookEndpoint)
+    after = uuid_cursor(cursor)
+    if after is not None:
+        query = query.where(WebhookEndpoint.id > after)
+    rows = list(await session.scalars(query.order_by(WebhookEndpoint.id).limit(limit + 1)))
+    return page_of(rows, limit)
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
