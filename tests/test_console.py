@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -451,3 +452,35 @@ async def test_long_lists_page_with_the_apis_cursors(client: Client, db: Databas
     assert '<nav class="pager"' not in second.text  # the last page
     forged = await client.get("/console/firms/acme/users?cursor=not-ours")
     assert forged.status_code == 400 and "cursor" in forged.text
+
+
+async def test_an_admin_changes_the_plan_and_sees_a_refusal_next_to_it(
+    client: Client, db: Database
+) -> None:
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    await sign_in(client, "ada@acme.example")
+    page = await client.get("/console/firms/acme/billing")
+    assert page.status_code == 200 and "none yet" in page.text
+    token = _csrf(page.text)
+
+    async def choose(plan: str) -> Any:
+        return await client.post("/console/firms/acme/billing/plan",
+                                 data={"plan": plan, "csrf_token": token},
+                                 follow_redirects=False)  # fmt: skip
+
+    assert (await choose("starter")).status_code == 303
+    switched = await choose("growth")
+    assert switched.status_code == 303
+    assert switched.headers["location"].endswith("notice=plan-changed")
+    page = await client.get(switched.headers["location"])
+    assert re.search(r'<option value="growth" selected>', page.text), "current plan not chosen"
+    session = Sealer(TEST_SECRET_KEY).open_session(client.cookies.get(SESSION_COOKIE))
+    assert session is not None
+    sub = await client.get("/v1/tenants/acme/billing/subscription",
+                           headers=bearer(session.access_token))  # fmt: skip
+    assert sub.json()["plan"]["key"] == "growth"
+    refused = await choose("no-such-plan")
+    assert refused.status_code == 422
+    assert 'id="plan-error"' in refused.text and "not an active plan" in refused.text
+    assert 'aria-describedby="plan-error"' in refused.text

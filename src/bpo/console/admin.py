@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 
 from bpo.console.api import Api, Reply
-from bpo.console.views import checked, form_of, redirect, render
+from bpo.console.views import checked, form_of, money, redirect, render
 
 CHART_DAYS = 30
 ROLES = [("tenant_member", "Member"), ("tenant_admin", "Admin")]
@@ -324,9 +324,39 @@ async def _daily(api: Api, slug: str, meter: str) -> list[tuple[str, float]]:
     return [(d["day"], float(Decimal(str(d["quantity"])))) for d in checked(reply)["days"]]
 
 
+def _plan_form(slug: str, plans: list[dict[str, Any]], stripe: bool) -> dict[str, Any]:
+    """Choose a plan: the API subscribes or switches (from the next hour); a subscription
+    run by Stripe changes in Stripe's portal, which the API's 409 says next to the form."""
+    options = [(p["key"], f"{p['name']}: {money(p['base_fee'], p['currency'])} a month")
+               for p in plans]  # fmt: skip
+    return {"id": "change-plan", "title": "Change plan", "submit": "Switch to this plan",
+            "action": f"/console/firms/{slug}/billing/plan",
+            "fields": [{"name": "plan", "label": "Plan", "type": "select", "options": options}],
+            "note": "Managed in Stripe: use the customer portal." if stripe else None}  # fmt: skip
+
+
 @get("/firms/{slug:str}/billing", include_in_schema=False)
 async def billing(
     api: NamedDependency[Api], slug: FromPath[str], meter: FromQuery[str | None] = None
+) -> Response[Any]:
+    return await _billing(api, slug, meter)
+
+
+@post("/firms/{slug:str}/billing/plan", include_in_schema=False, status_code=303)
+async def change_plan(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
+    form = await form_of(api)
+    reply = await api.post(f"{base(slug)}/billing/subscription", {"plan": form.get("plan", "")})
+    if not reply.ok:
+        return await _billing(api, slug, None, reply, form)
+    return redirect(api, f"/console/firms/{slug}/billing", "plan-changed")
+
+
+async def _billing(
+    api: Api,
+    slug: str,
+    meter: str | None,
+    failed: Reply | None = None,
+    values: dict[str, str] | None = None,
 ) -> Response[Any]:
     usage = checked(await api.get(f"{base(slug)}/billing/usage"))
     subscription = await api.get(f"{base(slug)}/billing/subscription")
@@ -338,8 +368,12 @@ async def billing(
     facts = ([("Plan", plan["plan"]["name"]), ("Status", plan["status"]),
               ("Period", f"{plan['period_start'][:10]} to {plan['period_end'][:10]}")]
              if plan else [("Plan", "none yet")])  # fmt: skip
+    plans = checked(await api.get(f"{base(slug)}/billing/plans"))
+    errors, status = _failure(failed, "change-plan")
+    chosen_plan = {"plan": plan["plan"]["key"]} if plan else {}
     panels: list[dict[str, Any]] = [
-        {"title": "Plan", "facts": facts},
+        {"title": "Plan", "facts": facts,
+         "form": _plan_form(slug, plans, bool(plan and plan["stripe_connected"]))},
         {"title": "Usage this period against the plan", "rows": meters, "columns": [
             col("Meter", "name"), col("Used", "quantity", num=True),
             col("Included", "included", num=True), col("Limit", "limit", num=True),
@@ -359,11 +393,12 @@ async def billing(
         col("Status", "status", "badge"), col("Total", "total", "money", currency="currency"),
         col("Due", "amount_due", "money", currency="currency"),
         col("Paid", "amount_paid", "money", currency="currency")]})  # fmt: skip
-    return render(api, "section.html", slug=slug, section="billing", title="Plan and usage",
-                  panels=panels, secret=None)  # fmt: skip
+    return render(api, "section.html", status=status, slug=slug, section="billing",
+                  title="Plan and usage", panels=panels, errors=errors,
+                  values=values or chosen_plan, secret=None)  # fmt: skip
 
 
 route_handlers = [
     overview, users, invite, change_member, revoke_invite, clients, create_client, rotate_client,
-    webhooks, add_endpoint, delete_endpoint, replay, billing,
+    webhooks, add_endpoint, delete_endpoint, replay, billing, change_plan,
 ]  # fmt: skip

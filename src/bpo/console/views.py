@@ -43,6 +43,7 @@ NOTICES = {
     "created": "Created.",
     "replayed": "The delivery is queued again.",
     "saved": "Saved.",
+    "plan-changed": "The plan is changed; it is priced from the next whole hour.",
     "uploaded": "The statement is uploaded; it is being read.",
 }
 
