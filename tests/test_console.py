@@ -372,10 +372,24 @@ async def _add_endpoint_and_replay(client: Client, db: Database) -> None:
     as_admin = bearer(session.access_token)
     listed = await client.get("/v1/tenants/acme/webhooks/endpoints", headers=as_admin)
     endpoint = listed.json()["items"]
-    ping = await client.post(
-        f"/v1/tenants/acme/webhooks/endpoints/{endpoint[0]['id']}/ping", headers=as_admin
-    )
-    assert ping.status_code in (200, 202), ping.text
+    act = f"/console/firms/acme/webhooks/endpoints/{endpoint[0]['id']}"
+
+    async def enabled() -> bool:
+        shown = await client.get(f"/v1/tenants/acme/webhooks/endpoints/{endpoint[0]['id']}",
+                                 headers=as_admin)  # fmt: skip
+        return bool(shown.json()["enabled"])
+
+    for change, after in (("disable", False), ("enable", True)):
+        changed = await client.post(f"{act}/{change}", data={"csrf_token": token},
+                                    follow_redirects=False)  # fmt: skip
+        assert changed.status_code == 303, changed.text
+        assert await enabled() is after
+    page = await client.get("/console/firms/acme/webhooks")
+    assert f'action="{act}/disable"' in page.text and f'action="{act}/enable"' not in page.text
+    nonsense = await client.post(f"{act}/explode", data={"csrf_token": token})
+    assert nonsense.status_code == 404
+    ping = await client.post(f"{act}/ping", data={"csrf_token": token}, follow_redirects=False)
+    assert ping.status_code == 303 and ping.headers["location"].endswith("notice=pinged")
 
     async def delivered() -> bool:  # the worker fans the event out to the endpoint
         listed = await client.get("/v1/tenants/acme/webhooks/deliveries", headers=as_admin)

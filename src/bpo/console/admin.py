@@ -255,13 +255,20 @@ async def _webhooks(
                 {"name": "url", "label": "URL (https)", "type": "url", "required": True},
                 {"name": "event_types", "label": "Events", "type": "checkboxes",
                  "options": EVENTS}]}  # fmt: skip
-    remove = {"name": "delete", "label": "Delete",
-              "action": f"/console/firms/{slug}/webhooks/endpoints/{{id}}/delete"}  # fmt: skip
+    for endpoint in endpoints["items"]:
+        endpoint["disabled"] = not endpoint["enabled"]
+    act = f"/console/firms/{slug}/webhooks/endpoints/{{id}}/"
+    remove = [
+        {"name": "ping", "label": "Send a test event", "when": "enabled", "action": act + "ping"},
+        {"name": "disable", "label": "Disable", "when": "enabled", "action": act + "disable"},
+        {"name": "enable", "label": "Enable", "when": "disabled", "action": act + "enable"},
+        {"name": "delete", "label": "Delete", "action": act + "delete"},
+    ]  # fmt: skip
     replay = {"name": "replay", "label": "Replay",
               "action": f"/console/firms/{slug}/webhooks/deliveries/{{id}}/replay"}  # fmt: skip
     panels = [
         {"title": "Endpoints", **_pager(endpoints, here, "endpoints_cursor"), "form": form,
-         "actions": [remove], "columns": [
+         "actions": remove, "columns": [
             col("URL", "url"), col("Events", "event_types", "list"),
             col("Enabled", "enabled", "bool"), col("Disabled because", "disabled_reason"),
             col("Failing since", "failing_since", "when")]},
@@ -293,15 +300,31 @@ async def add_endpoint(api: NamedDependency[Api], slug: FromPath[str]) -> Respon
     return await _webhooks(api, slug, secret=secret)
 
 
-@post("/firms/{slug:str}/webhooks/endpoints/{endpoint_id:uuid}/delete", include_in_schema=False,
-      status_code=303)  # fmt: skip
-async def delete_endpoint(
-    api: NamedDependency[Api], slug: FromPath[str], endpoint_id: FromPath[uuid.UUID]
+ENDPOINT_CHANGES = {"enable": {"enabled": True}, "disable": {"enabled": False}}
+
+
+@post("/firms/{slug:str}/webhooks/endpoints/{endpoint_id:uuid}/{change:str}",
+      include_in_schema=False, status_code=303)  # fmt: skip
+async def change_endpoint(
+    api: NamedDependency[Api],
+    slug: FromPath[str],
+    endpoint_id: FromPath[uuid.UUID],
+    change: FromPath[str],
 ) -> Response[Any]:
-    reply = await api.call("DELETE", f"{base(slug)}/webhooks/endpoints/{endpoint_id}")
+    """Send a test event, disable, enable (after fixing a receiver the API disabled), or
+    delete the endpoint."""
+    path = f"{base(slug)}/webhooks/endpoints/{endpoint_id}"
+    if change == "ping":
+        reply, notice = await api.post(f"{path}/ping"), "pinged"
+    elif change == "delete":
+        reply, notice = await api.call("DELETE", path), "saved"
+    elif change in ENDPOINT_CHANGES:
+        reply, notice = await api.call("PATCH", path, json=ENDPOINT_CHANGES[change]), "saved"
+    else:
+        raise HTTPException(status_code=404, detail=f"no change {change!r}")
     if not reply.ok:
         return await _webhooks(api, slug, reply)
-    return redirect(api, f"/console/firms/{slug}/webhooks", "saved")
+    return redirect(api, f"/console/firms/{slug}/webhooks", notice)
 
 
 @post("/firms/{slug:str}/webhooks/deliveries/{delivery_id:str}/replay", include_in_schema=False,
@@ -400,5 +423,6 @@ async def _billing(
 
 route_handlers = [
     overview, users, invite, change_member, revoke_invite, clients, create_client, rotate_client,
-    webhooks, add_endpoint, delete_endpoint, replay, billing, change_plan,
+    webhooks, add_endpoint, change_endpoint,
+    replay, billing, change_plan,
 ]  # fmt: skip

@@ -42,6 +42,7 @@ NOTICES = {
     "invited": "The invite is sent.",
     "created": "Created.",
     "replayed": "The delivery is queued again.",
+    "pinged": "A test event is on its way; its delivery is listed below.",
     "saved": "Saved.",
     "plan-changed": "The plan is changed; it is priced from the next whole hour.",
     "uploaded": "The statement is uploaded; it is being read.",
