@@ -178,6 +178,30 @@ async def test_an_expired_access_token_is_refreshed_and_the_cookie_resealed(
     assert renewed.refresh_token != first_refresh  # rotated
 
 
+async def test_concurrent_pages_of_one_session_refresh_it_once(
+    client: Client, db: Database
+) -> None:
+    """A poll, a click and a second tab carry the same cookie: if each refreshed, the second
+    use of the rotated refresh token would look like a replay and end the session."""
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    await sign_in(client, "ada@acme.example")
+    sealer = Sealer(TEST_SECRET_KEY)
+    session = sealer.open_session(client.cookies.get(SESSION_COOKIE))
+    assert session is not None
+    session.expires_at = int(time.time()) - 1
+    client.cookies.set(SESSION_COOKIE, sealer.seal(session), path="/console")
+
+    pages = await asyncio.gather(
+        *(client.get("/console/firms/acme/users", follow_redirects=False) for _ in range(6))
+    )
+    assert [p.status_code for p in pages] == [200] * 6
+    renewed = {sealer.open_session(p.cookies.get(SESSION_COOKIE)).refresh_token for p in pages}  # type: ignore[union-attr]
+    assert len(renewed) == 1 and session.refresh_token not in renewed  # rotated once
+    later = await client.get("/console/firms/acme/users", follow_redirects=False)
+    assert later.status_code == 200  # the family was not revoked as a replay
+
+
 async def test_a_session_revoked_elsewhere_ends_at_the_next_page(
     client: Client, db: Database
 ) -> None:

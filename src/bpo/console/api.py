@@ -12,7 +12,9 @@ console page views as API calls.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -197,20 +199,61 @@ class Api:
 
     async def refresh(self) -> bool:
         """A new access token from the refresh token; False when the session is over."""
-        if not self.session.refresh_token:
+        token = self.session.refresh_token
+        if not token:
             return False
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": self.session.refresh_token,
-            "client_id": APP_ID,
-        }
-        reply = await call_app(self.request, "POST", "/oauth/token", form=form)
-        if not reply.ok or not isinstance(reply.body, dict):
+        state = self.request.app.state
+        if not isinstance(state.get("console_refreshes"), Refreshes):
+            state.console_refreshes = Refreshes()
+        answer = await state.console_refreshes.once(token, self._exchange)
+        if answer is None:
             self.session.refresh_token = None
             self.signed_out = True
             return False
-        self.session.access_token = reply.body["access_token"]
-        self.session.refresh_token = reply.body.get("refresh_token", self.session.refresh_token)
-        self.session.expires_at = int(time.time()) + int(reply.body.get("expires_in", 300))
+        self.session.access_token = answer["access_token"]
+        self.session.refresh_token = answer.get("refresh_token", token)
+        self.session.expires_at = int(answer["expires_at"])
         self.changed = True
         return True
+
+    async def _exchange(self, token: str) -> dict[str, Any] | None:
+        form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": APP_ID}
+        reply = await call_app(self.request, "POST", "/oauth/token", form=form)
+        if not reply.ok or not isinstance(reply.body, dict):
+            return None
+        expires_at = int(time.time()) + int(reply.body.get("expires_in", 300))
+        return {**reply.body, "expires_at": expires_at}
+
+
+class Refreshes:
+    """One refresh per refresh token at a time in this process, its answer shared.
+
+    A poll, a click and a second tab of one session carry the same cookie, so the same
+    refresh token. The server rotates it on first use and takes a second use for a replay
+    that revokes the whole session (RFC 9700 4.14.2), so concurrent pages wait for the first
+    refresh and reuse its tokens (kept a minute, in memory only)."""
+
+    KEEP_S = 60.0
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def once(
+        self, token: str, exchange: Callable[[str], Awaitable[dict[str, Any] | None]]
+    ) -> dict[str, Any] | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                now = time.monotonic()
+                self._answers = {k: v for k, v in self._answers.items() if now - v[0] < self.KEEP_S}
+                if key in self._answers:
+                    return self._answers[key][1]
+                answer = await exchange(token)
+                if answer is not None:
+                    self._answers[key] = (now, answer)
+                return answer
+        finally:
+            if not lock.locked() and self._locks.get(key) is lock:
+                del self._locks[key]  # a later arrival makes a new lock; the answer is kept
