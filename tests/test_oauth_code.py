@@ -87,7 +87,7 @@ async def test_the_code_flow_gives_tokens_bound_to_the_tenant(
         f"/v1/tenants/{tenant.slug}/users", headers=bearer(tokens["access_token"])
     )
     assert members.status_code == 200, members.text
-    assert [m["email"] for m in members.json()] == ["ana@acme.example"]
+    assert [m["email"] for m in members.json()["items"]] == ["ana@acme.example"]
 
 
 async def test_a_member_gets_no_admin_scope(client: Client, db: Database) -> None:
