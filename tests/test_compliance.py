@@ -139,6 +139,45 @@ async def test_deadlines_roll_and_are_reminded_and_escalated_once(
     assert "comp-deadlines" not in [row["slug"] for row in hidden.json()["firms"]]
 
 
+async def test_deadlines_page_by_cursor_in_due_date_order(
+    api: Client, db: Database, settings: Settings
+) -> None:
+    f = await firm(api, db, settings, "comp-paged")
+    for regulator in ("IRS", "HMRC", "FCA"):  # the same due dates: regulator breaks the tie
+        body = {"regulator": regulator, "jurisdiction": "US", "form": "Q", "anchor": "2026-01-01",
+                "rrule": QUARTER_ENDS}  # fmt: skip
+        made = await api.post(f"{f['base']}/obligations", json=body, headers=f["maker"])
+        assert made.status_code == 201, made.text
+    url = f"{f['base']}/deadlines?from=2026-01-01&to=2027-12-31"
+    whole = (await api.get(f"{url}&limit=500", headers=f["maker"])).json()
+    assert whole["next_cursor"] is None and len(whole["items"]) >= 12
+    keys = [(d["due"], d["regulator"], d["id"]) for d in whole["items"]]
+    assert [k[:2] for k in keys] == sorted(k[:2] for k in keys)
+    paged: list[tuple[str, str, str]] = []
+    cursor = ""
+    while True:
+        page = await api.get(f"{url}&limit=5{cursor}", headers=f["maker"])
+        assert page.status_code == 200, page.text
+        paged += [(d["due"], d["regulator"], d["id"]) for d in page.json()["items"]]
+        if page.json()["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page.json()['next_cursor']}"
+    assert paged == keys  # each deadline once, in the same order, ties split across pages
+    other = await firm(api, db, settings, "comp-paged-other")
+    theirs = await api.post(f"{other['base']}/obligations", headers=other["maker"], json={
+        "regulator": "SEC", "jurisdiction": "US", "form": "Q", "anchor": "2026-01-01",
+        "rrule": QUARTER_ENDS})  # fmt: skip
+    their_id = (await api.get(f"{other['base']}/deadlines?from=2026-01-01&to=2027-12-31",
+                              headers=other["maker"])).json()["items"][0]["id"]  # fmt: skip
+    assert theirs.status_code == 201
+    for bad in ("not-a-cursor", str(uuid.uuid4()), their_id):
+        refused = await api.get(f"{url}&cursor={bad}", headers=f["maker"])
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["errors"][0]["parameter"] == "cursor"
+    too_many = await api.get(f"{url}&limit=0", headers=f["maker"])
+    assert too_many.status_code == 422 and "limit" in too_many.text
+
+
 async def test_obligations_and_deadline_queries_refuse_bad_input(
     api: Client, db: Database, settings: Settings
 ) -> None:

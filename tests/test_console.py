@@ -492,6 +492,35 @@ async def test_long_lists_page_with_the_apis_cursors(client: Client, db: Databas
     assert forged.status_code == 400 and "cursor" in forged.text
 
 
+async def test_upcoming_deadlines_page_apart_from_the_screening_hits(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    firm = await make_tenant(db, "acme")
+    await make_user(db, "ada@acme.example", tenants={firm: "tenant_admin"})
+    as_admin = await admin_of(db, settings, firm)
+    for n in range(12):  # 12 monthly duties: more than one page of 25 in the next 90 days
+        body = {"regulator": f"R{n:02d}", "jurisdiction": "US", "form": "M",
+                "anchor": "2026-01-01", "rrule": "FREQ=MONTHLY;BYMONTHDAY=-1"}  # fmt: skip
+        made = await client.post("/v1/tenants/acme/compliance/obligations", json=body,
+                                 headers=as_admin)  # fmt: skip
+        assert made.status_code == 201, made.text
+    await sign_in(client, "ada@acme.example")
+    rows = re.compile(r'<td data-label="Regulator">(R\d\d)</td>')
+    first = await client.get("/console/firms/acme/compliance")
+    assert first.status_code == 200 and len(rows.findall(first.text)) == 25
+    link = re.search(r'<a href="([^"]*deadlines_cursor=[^"]+)"', first.text)
+    assert link, "no link to the next page of deadlines"
+    second = await client.get(link.group(1).replace("&amp;", "&"))
+    assert second.status_code == 200
+    today = datetime.now(UTC).date()
+    every = await client.get("/v1/tenants/acme/compliance/deadlines", headers=as_admin, params={
+        "from": today.isoformat(), "to": (today + timedelta(days=90)).isoformat(),
+        "limit": 200})  # fmt: skip
+    expected = [d["regulator"] for d in every.json()["items"]]
+    assert len(expected) > 25
+    assert rows.findall(first.text) + rows.findall(second.text) == expected  # each once, in order
+
+
 async def test_an_admin_changes_the_plan_and_sees_a_refusal_next_to_it(
     client: Client, db: Database
 ) -> None:

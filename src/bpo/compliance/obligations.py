@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from bpo.compliance.schemas import (
 )
 from bpo.core.errors import Problem, invalid
 from bpo.core.ids import uuid7
+from bpo.core.pagination import bad_cursor, uuid_cursor
 from bpo.core.tenancy import TenantContext
 
 HORIZON_DAYS = 550  # deadlines kept ahead of today (18 months)
@@ -169,9 +170,7 @@ async def get(session: AsyncSession, obligation_id: str) -> Obligation:
     return found
 
 
-async def deadlines_between(
-    session: AsyncSession, start: date, end: date, status: str | None = None
-) -> list[DeadlineOut]:
+def _deadlines_query(start: date, end: date, status: str | None) -> Select[Deadline, Obligation]:
     if end < start:
         raise invalid("#/to", "`to` is before `from`")
     if (end - start).days > MAX_QUERY_DAYS:
@@ -181,9 +180,44 @@ async def deadlines_between(
         .join(Obligation, Obligation.id == Deadline.obligation_id)
         .where(Deadline.due >= start, Deadline.due <= end)
         .order_by(Deadline.due, Obligation.regulator, Deadline.id)
-        .limit(5_000)
     )
-    if status:
-        query = query.where(Deadline.status == status)
-    rows = await session.execute(query)
+    return query.where(Deadline.status == status) if status else query
+
+
+async def deadlines_between(
+    session: AsyncSession, start: date, end: date, status: str | None = None
+) -> list[DeadlineOut]:
+    """Every deadline due in the window (for summaries; the API pages with `deadline_page`)."""
+    rows = await session.execute(_deadlines_query(start, end, status).limit(5_000))
     return [deadline_out(d, o) for d, o in rows.all()]
+
+
+async def deadline_page(
+    session: AsyncSession,
+    start: date,
+    end: date,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[DeadlineOut], str | None]:
+    """One page in due-date order; the cursor is the last shown deadline's id, whose due date
+    and regulator are the keyset to continue after (so a cursor stays short)."""
+    query = _deadlines_query(start, end, status)
+    after = uuid_cursor(cursor)
+    if after is not None:
+        last = (
+            await session.execute(
+                select(Deadline.due, Obligation.regulator)
+                .join(Obligation, Obligation.id == Deadline.obligation_id)
+                .where(Deadline.id == after)
+            )
+        ).first()
+        if last is None:
+            raise bad_cursor()
+        key = tuple_(Deadline.due, Obligation.regulator, Deadline.id)
+        query = query.where(
+            key > tuple_(literal(last.due), literal(last.regulator), literal(after))
+        )
+    rows = (await session.execute(query.limit(limit + 1))).all()
+    more, rows = len(rows) > limit, rows[:limit]
+    return [deadline_out(d, o) for d, o in rows], str(rows[-1][0].id) if more else None

@@ -150,7 +150,7 @@ class ObligationsController(Controller):
         "/deadlines",
         guards=[READ],
         operation_id="listDeadlines",
-        summary="Deadlines due between two days (at most ~10 years at a time)",
+        summary="Deadlines due between two days (at most ~10 years at a time), by due date, paged",
     )
     async def deadlines(
         self,
@@ -161,12 +161,15 @@ class ObligationsController(Controller):
             Literal["upcoming", "due_soon", "overdue", "filed", "cancelled"] | None,
             QueryParameter(name="status"),
         ] = None,
+        limit: Page = 100,
+        cursor: Cursor = None,
     ) -> DeadlinePage:
         start = start or _today()
         end = end or start + timedelta(days=90)
-        return DeadlinePage(
-            await obligations.deadlines_between(tenant_db, start, end, deadline_status)
+        items, next_cursor = await obligations.deadline_page(
+            tenant_db, start, end, deadline_status, cursor, limit
         )
+        return DeadlinePage(items, next_cursor)
 
     @get("/settings", guards=[READ], operation_id="getComplianceSettings",
          summary="The firm's screening threshold")  # fmt: skip

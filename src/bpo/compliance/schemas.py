@@ -108,6 +108,7 @@ class DeadlineOut(msgspec.Struct):
 
 class DeadlinePage(msgspec.Struct):
     items: list[DeadlineOut]
+    next_cursor: str | None
 
 
 class FilingIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -36,7 +36,7 @@ def col(label: str, key: str, kind: str = "text", **more: Any) -> dict[str, Any]
     return {"label": label, "key": key, "kind": kind, **more}
 
 
-async def _page(api: Api, path: str, param: str = "cursor", **query: Any) -> dict[str, Any]:
+async def list_page(api: Api, path: str, param: str = "cursor", **query: Any) -> dict[str, Any]:
     """One page of an API list, from the cursor this console page was given in `param`."""
     page: dict[str, Any] = checked(
         await api.get(path, cursor=api.request.query_params.get(param), **query)
@@ -44,7 +44,7 @@ async def _page(api: Api, path: str, param: str = "cursor", **query: Any) -> dic
     return page
 
 
-def _pager(page: dict[str, Any], path: str, param: str = "cursor") -> dict[str, Any]:
+def pager(page: dict[str, Any], path: str, param: str = "cursor") -> dict[str, Any]:
     """A panel's link to the page after `page`, carrying its cursor in `param`."""
     return {"rows": page["items"], "next": page["next_cursor"], "next_path": path, "param": param}
 
@@ -85,14 +85,14 @@ async def _users(
     values: dict[str, str] | None = None,
     form_id: str = "invite",
 ) -> Response[Any]:
-    users = await _page(api, f"{base(slug)}/users")
+    users = await list_page(api, f"{base(slug)}/users")
     for user in users["items"]:  # which of the row's buttons apply
         user["member"], user["admin"] = (
             user["role"] == "tenant_member",
             user["role"] == "tenant_admin",
         )
         user["active"], user["inactive"] = user["status"] == "active", user["status"] != "active"
-    invites = await _page(api, f"{base(slug)}/users/invites", "invites_cursor")
+    invites = await list_page(api, f"{base(slug)}/users/invites", "invites_cursor")
     for pending in invites["items"]:
         pending["pending"] = pending["status"] == "pending"
     errors, status = _failure(failed, form_id)
@@ -115,12 +115,12 @@ async def _users(
     revoke = {"name": "revoke", "label": "Revoke", "when": "pending",
               "action": f"/console/firms/{slug}/users/invites/{{id}}/revoke"}  # fmt: skip
     panels = [
-        {"title": "Users", **_pager(users, here), "actions": actions,
+        {"title": "Users", **pager(users, here), "actions": actions,
          "error": errors.get("members"),
          "note": "A deactivated person's tokens stop at once; a firm keeps one admin at least.",
          "columns": [col("Email", "email"), col("Name", "name"), col("Role", "role", "badge"),
                      col("Status", "status", "badge"), col("Joined", "joined_at", "when")]},
-        {"title": "Invites", **_pager(invites, here, "invites_cursor"), "form": form,
+        {"title": "Invites", **pager(invites, here, "invites_cursor"), "form": form,
          "actions": [revoke], "columns": [
             col("Email", "email"), col("Role", "role", "badge"), col("Status", "status", "badge"),
             col("Expires", "expires_at", "when")]},
@@ -185,7 +185,7 @@ async def _clients(
     values: dict[str, str] | None = None,
     secret: dict[str, str] | None = None,
 ) -> Response[Any]:
-    rows = await _page(api, f"{base(slug)}/clients")
+    rows = await list_page(api, f"{base(slug)}/clients")
     errors, status = _failure(failed, "new-client")
     form = {"id": "new-client", "title": "New API client", "submit": "Create client",
             "action": f"/console/firms/{slug}/clients", "fields": [
@@ -194,7 +194,7 @@ async def _clients(
                  "options": CLIENT_SCOPES, "checked": ["work:read", "work:write"]}]}  # fmt: skip
     rotate = {"name": "rotate", "label": "Rotate secret", "key": "client_id",
               "action": f"/console/firms/{slug}/clients/{{client_id}}/rotate"}  # fmt: skip
-    panels = [{"title": "API clients", **_pager(rows, f"/console/firms/{slug}/clients"),
+    panels = [{"title": "API clients", **pager(rows, f"/console/firms/{slug}/clients"),
                "form": form, "actions": [rotate],
                "note": "After a rotation the old secret keeps working for a short overlap.",
                "columns": [col("Client id", "client_id"), col("Name", "name"),
@@ -247,8 +247,8 @@ async def _webhooks(
     secret: dict[str, str] | None = None,
 ) -> Response[Any]:
     here = f"/console/firms/{slug}/webhooks"
-    endpoints = await _page(api, f"{base(slug)}/webhooks/endpoints", "endpoints_cursor")
-    deliveries = await _page(api, f"{base(slug)}/webhooks/deliveries", limit=25)
+    endpoints = await list_page(api, f"{base(slug)}/webhooks/endpoints", "endpoints_cursor")
+    deliveries = await list_page(api, f"{base(slug)}/webhooks/deliveries", limit=25)
     errors, status = _failure(failed, "new-endpoint")
     form = {"id": "new-endpoint", "title": "New endpoint", "submit": "Add endpoint",
             "action": f"/console/firms/{slug}/webhooks", "fields": [
@@ -267,12 +267,12 @@ async def _webhooks(
     replay = {"name": "replay", "label": "Replay",
               "action": f"/console/firms/{slug}/webhooks/deliveries/{{id}}/replay"}  # fmt: skip
     panels = [
-        {"title": "Endpoints", **_pager(endpoints, here, "endpoints_cursor"), "form": form,
+        {"title": "Endpoints", **pager(endpoints, here, "endpoints_cursor"), "form": form,
          "actions": remove, "columns": [
             col("URL", "url"), col("Events", "event_types", "list"),
             col("Enabled", "enabled", "bool"), col("Disabled because", "disabled_reason"),
             col("Failing since", "failing_since", "when")]},
-        {"title": "Deliveries", **_pager(deliveries, here), "actions": [replay], "columns": [
+        {"title": "Deliveries", **pager(deliveries, here), "actions": [replay], "columns": [
             col("Event", "event_id"), col("Status", "status", "badge"),
             col("Attempts", "attempts", num=True), col("Next try", "next_attempt_at", "when"),
             col("Created", "created_at", "when")]},
@@ -383,7 +383,7 @@ async def _billing(
 ) -> Response[Any]:
     usage = checked(await api.get(f"{base(slug)}/billing/usage"))
     subscription = await api.get(f"{base(slug)}/billing/subscription")
-    invoices = await _page(api, f"{base(slug)}/billing/invoices", limit=24)
+    invoices = await list_page(api, f"{base(slug)}/billing/invoices", limit=24)
     meters = usage["meters"]
     chosen = meter if meter in {m["meter"] for m in meters} else (
         meters[0]["meter"] if meters else None)  # fmt: skip
@@ -411,7 +411,7 @@ async def _billing(
             "caption": f"Per UTC day; this period so far {chosen_row['quantity']} of "
                        f"{chosen_row.get('included') or 'no'} included."}})  # fmt: skip
     here = f"/console/firms/{slug}/billing" + (f"?meter={chosen}" if chosen else "")
-    panels.append({"title": "Invoices", **_pager(invoices, here), "columns": [
+    panels.append({"title": "Invoices", **pager(invoices, here), "columns": [
         col("Period", "period_start", "when"), col("Plan", "plan"),
         col("Status", "status", "badge"), col("Total", "total", "money", currency="currency"),
         col("Due", "amount_due", "money", currency="currency"),

@@ -13,7 +13,7 @@ from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from bpo.console.admin import base, col
+from bpo.console.admin import base, col, list_page, pager
 from bpo.console.api import Api
 from bpo.console.views import checked, redirect, render
 from bpo.settlements.imports import MAX_BYTES as STATEMENT_MAX_BYTES
@@ -144,17 +144,19 @@ async def records(
 ) -> Response[Any]:
     documents = checked(await api.get(f"{base(slug)}/records/documents", cursor=cursor,
                                       limit=25))  # fmt: skip
-    holds = checked(await api.get(f"{base(slug)}/records/holds", open_only=True, limit=25))
+    here = f"/console/firms/{slug}/records"
+    holds = await list_page(api, f"{base(slug)}/records/holds", "holds_cursor", open_only=True,
+                            limit=25)  # fmt: skip
     for doc in documents["items"]:
         doc["on_hold"] = bool(doc.get("held"))
     panels = [
         {"title": "Documents", "rows": documents["items"], "next": documents.get("next_cursor"),
-         "next_path": f"/console/firms/{slug}/records", "columns": [
+         "next_path": here, "columns": [
             col("Title", "title"), col("Class", "record_class"), col("Type", "type"),
             col("Counterparty", "counterparty"), col("Dated", "document_date"),
             col("Keep until", "retain_until"), col("On legal hold", "on_hold", "bool"),
             col("Status", "status", "badge")]},
-        {"title": "Legal holds in force", "rows": holds["items"], "columns": [
+        {"title": "Legal holds in force", **pager(holds, here, "holds_cursor"), "columns": [
             col("Name", "name"), col("Reason", "reason"), col("Placed", "placed_at", "when")]},
     ]  # fmt: skip
     return render(api, "section.html", slug=slug, section="records", title="Records",
@@ -167,16 +169,18 @@ async def compliance(
 ) -> Response[Any]:
     today = datetime.now(UTC).date()
     window = {"from": today.isoformat(), "to": (today + timedelta(days=DEADLINE_DAYS)).isoformat()}
-    deadlines = checked(await api.get(f"{base(slug)}/compliance/deadlines", **window))
+    here = f"/console/firms/{slug}/compliance"
+    deadlines = await list_page(api, f"{base(slug)}/compliance/deadlines", "deadlines_cursor",
+                                limit=25, **window)  # fmt: skip
     hits = checked(await api.get(f"{base(slug)}/compliance/hits", status="open", cursor=cursor,
                                  limit=25))  # fmt: skip
     panels = [
-        {"title": f"Deadlines in the next {DEADLINE_DAYS} days", "rows": deadlines["items"],
-         "columns": [col("Due", "due"), col("Obligation", "obligation"),
-                     col("Regulator", "regulator"), col("Form", "form"), col("Period", "period"),
-                     col("Status", "status", "badge")]},
+        {"title": f"Deadlines in the next {DEADLINE_DAYS} days",
+         **pager(deadlines, here, "deadlines_cursor"), "columns": [
+            col("Due", "due"), col("Obligation", "obligation"), col("Regulator", "regulator"),
+            col("Form", "form"), col("Period", "period"), col("Status", "status", "badge")]},
         {"title": "Open screening hits", "rows": hits["items"], "next": hits.get("next_cursor"),
-         "next_path": f"/console/firms/{slug}/compliance", "columns": [
+         "next_path": here, "columns": [
             col("Counterparty", "counterparty_name"), col("Listed as", "listed_name"),
             col("List", "source"), col("Score", "score", num=True),
             col("Found", "created_at", "when")]},
