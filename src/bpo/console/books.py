@@ -50,14 +50,10 @@ def _upload_form(slug: str) -> dict[str, Any]:
 
 
 @get("/firms/{slug:str}/statements", include_in_schema=False)
-async def statements(
-    api: NamedDependency[Api], slug: FromPath[str], cursor: FromQuery[str | None] = None
-) -> Response[Any]:
-    accounts = checked(await api.get(f"{base(slug)}/settlements/bank-accounts", cursor=cursor,
-                                     limit=25))  # fmt: skip
-    panels = [{"title": "Bank accounts", "rows": accounts["items"], "form": _upload_form(slug),
-               "next": accounts.get("next_cursor"),
-               "next_path": f"/console/firms/{slug}/statements", "columns": [
+async def statements(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
+    accounts = await list_page(api, f"{base(slug)}/settlements/bank-accounts", limit=25)
+    panels = [{"title": "Bank accounts", **pager(accounts, f"/console/firms/{slug}/statements"),
+               "form": _upload_form(slug), "columns": [
                    col("Name", "name"), col("IBAN", "iban"), col("Currency", "currency"),
                    col("Status", "status", "badge")]}]  # fmt: skip
     return render(api, "section.html", slug=slug, section="statements", title="Statements",
@@ -139,19 +135,15 @@ async def statement_import(
 
 
 @get("/firms/{slug:str}/records", include_in_schema=False)
-async def records(
-    api: NamedDependency[Api], slug: FromPath[str], cursor: FromQuery[str | None] = None
-) -> Response[Any]:
-    documents = checked(await api.get(f"{base(slug)}/records/documents", cursor=cursor,
-                                      limit=25))  # fmt: skip
+async def records(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     here = f"/console/firms/{slug}/records"
+    documents = await list_page(api, f"{base(slug)}/records/documents", limit=25)
     holds = await list_page(api, f"{base(slug)}/records/holds", "holds_cursor", open_only=True,
                             limit=25)  # fmt: skip
     for doc in documents["items"]:
         doc["on_hold"] = bool(doc.get("held"))
     panels = [
-        {"title": "Documents", "rows": documents["items"], "next": documents.get("next_cursor"),
-         "next_path": here, "columns": [
+        {"title": "Documents", **pager(documents, here), "columns": [
             col("Title", "title"), col("Class", "record_class"), col("Type", "type"),
             col("Counterparty", "counterparty"), col("Dated", "document_date"),
             col("Keep until", "retain_until"), col("On legal hold", "on_hold", "bool"),
@@ -164,23 +156,19 @@ async def records(
 
 
 @get("/firms/{slug:str}/compliance", include_in_schema=False)
-async def compliance(
-    api: NamedDependency[Api], slug: FromPath[str], cursor: FromQuery[str | None] = None
-) -> Response[Any]:
+async def compliance(api: NamedDependency[Api], slug: FromPath[str]) -> Response[Any]:
     today = datetime.now(UTC).date()
     window = {"from": today.isoformat(), "to": (today + timedelta(days=DEADLINE_DAYS)).isoformat()}
     here = f"/console/firms/{slug}/compliance"
     deadlines = await list_page(api, f"{base(slug)}/compliance/deadlines", "deadlines_cursor",
                                 limit=25, **window)  # fmt: skip
-    hits = checked(await api.get(f"{base(slug)}/compliance/hits", status="open", cursor=cursor,
-                                 limit=25))  # fmt: skip
+    hits = await list_page(api, f"{base(slug)}/compliance/hits", status="open", limit=25)
     panels = [
         {"title": f"Deadlines in the next {DEADLINE_DAYS} days",
          **pager(deadlines, here, "deadlines_cursor"), "columns": [
             col("Due", "due"), col("Obligation", "obligation"), col("Regulator", "regulator"),
             col("Form", "form"), col("Period", "period"), col("Status", "status", "badge")]},
-        {"title": "Open screening hits", "rows": hits["items"], "next": hits.get("next_cursor"),
-         "next_path": here, "columns": [
+        {"title": "Open screening hits", **pager(hits, here), "columns": [
             col("Counterparty", "counterparty_name"), col("Listed as", "listed_name"),
             col("List", "source"), col("Score", "score", num=True),
             col("Found", "created_at", "when")]},
